@@ -1,0 +1,204 @@
+"""The whole contract between the process side (``ptrace_raw``) and an
+instruction set.
+
+A porter reads this file and nothing else.  ``ptrace_raw`` never looks inside
+a plan and never names a register: it asks the arch by role (``ip``, ``sp``,
+``arg``) so that one tracer serves 64-bit and 32-bit tracees side by side.
+
+Registers (``regs``) are any object with the x86_64 ``user_regs_struct`` field
+names as integer attributes (``rax`` ... ``gs``): ptrace_raw's ctypes struct in
+a live tracer, a plain namespace in the unit tests.  On a 64-bit kernel
+PTRACE_GETREGS always returns that layout, even for a 32-bit tracee; the i386
+arch is a 32-bit view over the same fields.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, NamedTuple, Optional, Protocol
+
+
+class Memory(Protocol):
+    """Tracee memory as the arch sees it: reads and writes by address.
+
+    ``read`` and ``write`` raise ``OSError`` on an unmapped address; the arch
+    lets that propagate except where a method says otherwise.
+    """
+
+    def read(self, addr: int, size: int) -> bytes: ...
+
+    def write(self, addr: int, data: bytes) -> None: ...
+
+
+class UnsupportedInstruction(ValueError):
+    """An instruction no strategy can run safely away from its home address.
+
+    ``reason`` is a sentence a user can read (it ends up in an error message
+    naming the probe); ``text`` is the disassembly when there is one.
+    """
+
+    def __init__(self, reason: str, text: str = "", addr: Optional[int] = None):
+        self.reason = reason
+        self.text = text
+        self.addr = addr
+        where = f" at {addr:#x}" if addr is not None else ""
+        what = f" '{text}'" if text else ""
+        super().__init__(f"cannot probe instruction{what}{where}: {reason}")
+
+
+class Insn(NamedTuple):
+    """One decoded instruction, for boundary checks and listings."""
+
+    addr: int
+    length: int
+    text: str
+
+
+class XolPlan:
+    """How the instruction displaced by an ``int3`` runs, decided once at
+    analysis time so the hit path never decodes.
+
+    The tracer treats a plan as opaque and drives it through these methods.
+    A plan holds no per-thread state: what a step must remember between
+    ``pre_xol`` and ``post_xol`` is the token ``pre_xol`` returns.
+
+    Strategies, cheapest first:
+
+    * ``strategy == "emulate"``: ``emulate`` applies the instruction to the
+      registers (and the stack) in the tracer; one stop per hit, no slot.
+    * ``strategy == "boost"``: ``boost_code(addr, slot)`` is the instruction
+      followed by a jump back, written once into a slot of its own that is
+      never reused; the thread is pointed at it and continued: one stop.
+    * ``strategy == "step"``: the copy from ``step_code`` is single-stepped in
+      a per-thread slot between ``pre_xol`` and ``post_xol``: two stops.
+
+    Every plan can be stepped (``step_code``): it is the fallback when an
+    emulation cannot complete or no boost slot is in reach.
+    """
+
+    #: byte length of the original instruction
+    length: int
+    #: disassembly, for messages and listings
+    text: str
+    #: "emulate", "boost" or "step": the preferred strategy
+    strategy: str
+
+    def emulate(self, regs, mem: Memory) -> bool:
+        """Run the instruction on ``regs``/``mem`` as if executed at its home
+        address.  False (with ``regs`` untouched) when it cannot complete, e.g.
+        a stack access faults: the tracer then steps the copy instead, so
+        the fault happens for real."""
+        return False
+
+    def boost_code(self, addr: int, slot: int) -> Optional[bytes]:
+        """Bytes for an immutable slot at ``slot`` that runs the instruction
+        and returns to the code after it, or None when this plan cannot be
+        boosted from that slot address (out of rel32 reach, or never)."""
+        return None
+
+    def step_code(self, addr: int, slot: int) -> bytes:
+        """Bytes to single-step at ``slot`` (rewritten where needed, e.g. a
+        rip-relative operand moved to a scratch register)."""
+        raise NotImplementedError
+
+    def pre_xol(self, regs, addr: int, slot: int) -> object:
+        """Prepare ``regs`` for the step (ip := slot, scratch register
+        loaded); returns the token for ``post_xol``/``abort_xol``."""
+        raise NotImplementedError
+
+    def post_xol(self, regs, mem: Memory, addr: int, slot: int, token: object) -> bool:
+        """Fix ``regs`` (and the return address for calls) after one step.
+        False means the instruction is not finished (a rep-string iteration
+        left ip at the slot): step again without re-running handlers."""
+        raise NotImplementedError
+
+    def abort_xol(self, regs, addr: int, slot: int, token: object) -> None:
+        """Undo ``pre_xol`` after a fault inside the slot: ip := addr and the
+        scratch register restored, so the fault is the program's own."""
+        raise NotImplementedError
+
+
+class Arch:
+    """An instruction set and its ABI, as a frozen value (``X86_64``,
+    ``I386``).  Generic code calls these by role and never compares names.
+    """
+
+    name: str
+    bits: int
+    word_size: int
+    breakpoint_insn: bytes = b"\xcc"
+    max_insn_len: int = 15
+    #: bytes per XOL slot: the longest copy plus the longest jump back
+    xol_slot_size: int = 32
+    #: register names a handler may read and set through ``get_reg``/``set_reg``
+    reg_names: tuple = ()
+    #: bytes of the syscall instruction used for injection
+    syscall_insn: bytes = b""
+    #: register names by DWARF register number (CFI unwinding); the return
+    #: address column is named "ip"
+    dwarf_reg_names: tuple = ()
+
+    # -- registers by role -------------------------------------------------
+    def ip(self, regs) -> int: raise NotImplementedError
+    def set_ip(self, regs, value: int) -> None: raise NotImplementedError
+    def sp(self, regs) -> int: raise NotImplementedError
+    def set_sp(self, regs, value: int) -> None: raise NotImplementedError
+    def fp(self, regs) -> int:
+        """Frame pointer (rbp/ebp) for frame-pointer unwinding."""
+        raise NotImplementedError
+    def flags(self, regs) -> int: raise NotImplementedError
+    def get_reg(self, regs, name: str) -> int: raise NotImplementedError
+    def set_reg(self, regs, name: str, value: int) -> None: raise NotImplementedError
+
+    # -- ABI ---------------------------------------------------------------
+    def arg(self, regs, mem: Memory, n: int) -> int:
+        """n-th (0-based) integer argument at function entry, before the
+        prologue runs (the return address is at sp)."""
+        raise NotImplementedError
+    def retval(self, regs) -> int:
+        """Integer return value at the return site, as unsigned."""
+        raise NotImplementedError
+    def retval_wide(self, regs) -> int:
+        """A return value twice the word size where the ABI has one
+        (edx:eax on i386); same as ``retval`` on x86_64."""
+        raise NotImplementedError
+    def set_retval(self, regs, value: int) -> None: raise NotImplementedError
+    def read_word(self, mem: Memory, addr: int) -> int: raise NotImplementedError
+    def write_word(self, mem: Memory, addr: int, value: int) -> None: raise NotImplementedError
+    def to_signed(self, value: int) -> int:
+        """A register value as a signed word."""
+        raise NotImplementedError
+
+    # -- syscall injection -------------------------------------------------
+    def set_syscall(self, regs, nr: int, *args: int) -> None:
+        """Load a syscall number and arguments for ``syscall_insn``."""
+        raise NotImplementedError
+    def syscall_result(self, regs) -> int:
+        """The result of an injected syscall, sign-extended (-errno)."""
+        raise NotImplementedError
+    def set_mmap(self, regs, addr: int, length: int, prot: int, flags: int) -> None:
+        """Load an anonymous mmap (fd -1, offset 0) for ``syscall_insn``:
+        mmap on x86_64, mmap2 on i386."""
+        raise NotImplementedError
+
+    # -- instructions ------------------------------------------------------
+    def decode(self, code: bytes, addr: int) -> Iterator[Insn]:
+        """Instructions of ``code`` from its start, stopping at the first
+        byte that does not decode."""
+        raise NotImplementedError
+    def analyze(self, code: bytes, addr: int) -> XolPlan:
+        """Plan for the instruction at the start of ``code`` (the original
+        bytes, never memory holding an int3); raises UnsupportedInstruction."""
+        raise NotImplementedError
+    def encode_jump(self, at: int, target: int) -> bytes:
+        """A jump placed at ``at`` to ``target``: rel32 when in reach, else
+        an absolute indirect form."""
+        raise NotImplementedError
+    def in_rel32_reach(self, at: int, target: int) -> bool:
+        """Whether code at ``at`` can reach ``target`` with a rel32
+        displacement (always true on i386, where addresses wrap)."""
+        raise NotImplementedError
+
+
+#: code segment selectors of user mode on x86_64 Linux
+CS_64 = 0x33
+CS_32 = 0x23

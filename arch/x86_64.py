@@ -1,0 +1,93 @@
+"""x86_64: register roles over user_regs_struct, the SysV ABI and the
+``syscall`` instruction for injection."""
+
+from __future__ import annotations
+
+import struct
+
+from .x86 import X86
+
+_MASK = (1 << 64) - 1
+_ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
+_SYSCALL_ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+_REG_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+              "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+              "rip", "eflags", "cs", "ss", "ds", "es", "fs", "gs",
+              "fs_base", "gs_base", "orig_rax")
+_NR_MMAP = 9
+
+
+class X86_64Arch(X86):
+    name = "x86_64"
+    bits = 64
+    word_size = 8
+    reg_names = _REG_NAMES
+    syscall_insn = b"\x0f\x05"
+    dwarf_reg_names = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
+                       "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "ip")
+
+    def ip(self, regs):
+        return regs.rip
+
+    def set_ip(self, regs, value):
+        regs.rip = value & _MASK
+
+    def sp(self, regs):
+        return regs.rsp
+
+    def set_sp(self, regs, value):
+        regs.rsp = value & _MASK
+
+    def fp(self, regs):
+        return regs.rbp
+
+    def flags(self, regs):
+        return regs.eflags
+
+    def get_reg(self, regs, name):
+        if name not in _REG_NAMES:
+            raise KeyError(f"no register {name!r} on {self.name}")
+        return getattr(regs, name)
+
+    def set_reg(self, regs, name, value):
+        if name not in _REG_NAMES:
+            raise KeyError(f"no register {name!r} on {self.name}")
+        setattr(regs, name, value & _MASK)
+
+    def arg(self, regs, mem, n):
+        if n < len(_ARG_REGS):
+            return getattr(regs, _ARG_REGS[n])
+        return self.read_word(mem, regs.rsp + 8 * (n - len(_ARG_REGS) + 1))
+
+    def retval(self, regs):
+        return regs.rax
+
+    retval_wide = retval
+
+    def set_retval(self, regs, value):
+        regs.rax = value & _MASK
+
+    def read_word(self, mem, addr):
+        return struct.unpack("<Q", mem.read(addr, 8))[0]
+
+    def write_word(self, mem, addr, value):
+        mem.write(addr, struct.pack("<Q", value & _MASK))
+
+    def to_signed(self, value):
+        value &= _MASK
+        return value - (1 << 64) if value >> 63 else value
+
+    def set_syscall(self, regs, nr, *args):
+        regs.rax = nr
+        regs.orig_rax = _MASK
+        for name, value in zip(_SYSCALL_ARG_REGS, args):
+            setattr(regs, name, value & _MASK)
+
+    def syscall_result(self, regs):
+        return self.to_signed(regs.rax)
+
+    def set_mmap(self, regs, addr, length, prot, flags):
+        self.set_syscall(regs, _NR_MMAP, addr, length, prot, flags, _MASK, 0)
+
+
+X86_64 = X86_64Arch()
