@@ -86,7 +86,9 @@ class XolPlan:
         """Run the instruction on ``regs``/``mem`` as if executed at its home
         address.  False (with ``regs`` untouched) when it cannot complete, e.g.
         a stack access faults: the tracer then steps the copy instead, so
-        the fault happens for real."""
+        the fault happens for real.  Called with ip already rewound to the
+        probe address (past the int3 trap), which is where the instruction
+        counts from."""
         return False
 
     def boost_code(self, addr: int, slot: int) -> Optional[bytes]:
@@ -108,7 +110,8 @@ class XolPlan:
     def post_xol(self, regs, mem: Memory, addr: int, slot: int, token: object) -> bool:
         """Fix ``regs`` (and the return address for calls) after one step.
         False means the instruction is not finished (a rep-string iteration
-        left ip at the slot): step again without re-running handlers."""
+        left ip at the slot): step again without re-running handlers and
+        without another ``pre_xol``; the token stays valid."""
         raise NotImplementedError
 
     def abort_xol(self, regs, addr: int, slot: int, token: object) -> None:

@@ -1,0 +1,370 @@
+"""x86 plans: what happens to the displaced instruction on each probe hit.
+
+Everything is decided by the analyzers; these methods run on every hit and
+only do precomputed arithmetic on registers.  Emulation takes the probe
+address from ``ip``: the tracer has put ip back to the probe address before
+it calls ``emulate``, which keeps a plan independent of where its code is
+mapped.  Every plan also carries a step path (the contract's fallback): a
+plain copy with ``ip += V - S`` unless a subclass says otherwise.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple, Optional
+
+from .base import XolPlan
+
+_NOP = b"\x90"
+_INT3 = b"\xcc"
+_TF = 1 << 8
+_RF = 1 << 16
+_VM = 1 << 17
+_S32_MIN, _S32_END = -(1 << 31), 1 << 31
+
+
+class Mode(NamedTuple):
+    """Width facts shared by every plan of one mode."""
+
+    bits: int
+    mask: int
+    word: struct.Struct
+    slot_size: int
+
+
+def encode_jump(mode: Mode, at: int, target: int) -> bytes:
+    """``jmp target`` placed at ``at``: e9 rel32 when it reaches, else (64-bit
+    only) ``jmp *0(%rip)`` followed by the absolute target."""
+    rel = (target - (at + 5)) & mode.mask
+    if mode.bits == 32:
+        return b"\xe9" + rel.to_bytes(4, "little")
+    if rel >> 63:
+        rel -= 1 << 64
+    if _S32_MIN <= rel < _S32_END:
+        return b"\xe9" + rel.to_bytes(4, "little", signed=True)
+    return b"\xff\x25\x00\x00\x00\x00" + (target & mode.mask).to_bytes(8, "little")
+
+
+def _canonical(mode: Mode, value: int) -> bool:
+    """Whether ``value`` can be loaded into ip without a #GP; a far-off
+    target is left to a real step so the fault is the hardware's."""
+    return mode.bits == 32 or (value + (1 << 47)) >> 48 == 0
+
+
+class X86Plan(XolPlan):
+    """Common state and the plain-copy step path."""
+
+    strategy = "step"
+
+    def __init__(self, mode: Mode, code: bytes, text: str, step: Optional[bytes] = None):
+        self.length = len(code)
+        self.text = text
+        self._mode = mode
+        self._mask = mode.mask
+        self._step = (code if step is None else step).ljust(mode.slot_size, _INT3)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.strategy} '{self.text}' len={self.length}>"
+
+    def step_code(self, addr, slot):
+        return self._step
+
+    def pre_xol(self, regs, addr, slot):
+        regs.rip = slot
+        return None
+
+    def post_xol(self, regs, mem, addr, slot, token):
+        regs.rip = (regs.rip + addr - slot) & self._mask
+        return True
+
+    def abort_xol(self, regs, addr, slot, token):
+        regs.rip = addr
+
+    def _push(self, regs, mem, value) -> bool:
+        """Store ``value`` as the instruction's own push would, through
+        ``mem`` (which grows the stack); False, regs untouched, on a fault."""
+        sp = (regs.rsp - self._mode.word.size) & self._mask
+        try:
+            mem.write(sp, self._mode.word.pack(value & self._mask))
+        except OSError:
+            return False
+        regs.rsp = sp
+        return True
+
+
+class NopPlan(X86Plan):
+    """Architectural no-ops (the NOP family, endbr): skip them."""
+
+    strategy = "emulate"
+
+    def emulate(self, regs, mem):
+        regs.rip = (regs.rip + self.length) & self._mask
+        return True
+
+
+class PushPlan(X86Plan):
+    """push reg / pushf.  ``push %rsp`` stores the old value, which falls
+    out of reading the register before moving sp.  pushf stores the flags
+    without TF/RF/VM: a stepped pushf would leak the tracer's TF."""
+
+    strategy = "emulate"
+
+    def __init__(self, mode, code, text, field: str, value_mask: int):
+        super().__init__(mode, code, text)
+        self._field = field
+        self._value_mask = value_mask & mode.mask
+        self._clear_tf = value_mask != mode.mask
+
+    def emulate(self, regs, mem):
+        value = getattr(regs, self._field) & self._value_mask
+        if not self._push(regs, mem, value):
+            return False
+        regs.rip = (regs.rip + self.length) & self._mask
+        return True
+
+    def post_xol(self, regs, mem, addr, slot, token):
+        if self._clear_tf:
+            sp = regs.rsp & self._mask
+            word = self._mode.word
+            value = word.unpack(mem.read(sp, word.size))[0]
+            mem.write(sp, word.pack(value & self._value_mask))
+        return super().post_xol(regs, mem, addr, slot, token)
+
+
+class _BranchPlan(X86Plan):
+    """Relative branches.  Run from a slot, ``slot + L + rel`` may be
+    non-canonical (the slot sits far from the code), so even the step path
+    never executes the branch: it steps a nop and applies the branch in
+    ``post_xol`` from the home address."""
+
+    strategy = "emulate"
+
+    def __init__(self, mode, code, text, offset: int):
+        super().__init__(mode, code, text, step=_NOP)
+        self._offset = offset
+
+    def emulate(self, regs, mem):
+        self._go(regs, regs.rip & self._mask)
+        return True
+
+    def post_xol(self, regs, mem, addr, slot, token):
+        self._go(regs, addr)
+        return True
+
+    def _go(self, regs, ip):
+        raise NotImplementedError
+
+
+class JumpPlan(_BranchPlan):
+    """jmp rel8/rel32."""
+
+    def _go(self, regs, ip):
+        regs.rip = (ip + self._offset) & self._mask
+
+
+# taken-predicates of the even condition codes (70, 72, ... 7e); the odd
+# code right after each is its negation
+_OF, _CF, _ZF, _SF, _PF = 1 << 11, 1, 1 << 6, 1 << 7, 1 << 2
+_CONDITIONS = (
+    lambda f: f & _OF,                                     # o
+    lambda f: f & _CF,                                     # b
+    lambda f: f & _ZF,                                     # e
+    lambda f: f & (_CF | _ZF),                             # be
+    lambda f: f & _SF,                                     # s
+    lambda f: f & _PF,                                     # p
+    lambda f: bool(f & _SF) != bool(f & _OF),              # l
+    lambda f: f & _ZF or bool(f & _SF) != bool(f & _OF),   # le
+)
+
+
+class CondJumpPlan(_BranchPlan):
+    """jcc rel8/rel32, all sixteen conditions."""
+
+    def __init__(self, mode, code, text, offset, cc: int):
+        super().__init__(mode, code, text, offset)
+        self._test = _CONDITIONS[cc >> 1]
+        self._negate = bool(cc & 1)
+
+    def _go(self, regs, ip):
+        taken = bool(self._test(regs.eflags)) != self._negate
+        regs.rip = (ip + (self._offset if taken else self.length)) & self._mask
+
+
+class LoopPlan(_BranchPlan):
+    """loop/loope/loopne/jrcxz.  The counter is rcx, ecx or cx by address
+    size; loops decrement it first (flags untouched) and then test the new
+    value.  ``keep`` holds the bits of rcx a 16-bit counter leaves alone (a
+    32-bit counter in 64-bit mode zero-extends like any 32-bit write)."""
+
+    def __init__(self, mode, code, text, offset, kind: str, counter_mask: int, keep: int):
+        super().__init__(mode, code, text, offset)
+        self._kind = kind
+        self._cmask = counter_mask
+        self._keep = keep
+
+    def _go(self, regs, ip):
+        rcx = regs.rcx & self._mask
+        kind = self._kind
+        if kind == "jrcxz":
+            taken = not rcx & self._cmask
+        else:
+            count = (rcx - 1) & self._cmask
+            regs.rcx = (rcx & self._keep) | count
+            taken = count != 0
+            if kind == "loope":
+                taken = taken and bool(regs.eflags & _ZF)
+            elif kind == "loopne":
+                taken = taken and not regs.eflags & _ZF
+        regs.rip = (ip + (self._offset if taken else self.length)) & self._mask
+
+
+class CallPlan(_BranchPlan):
+    """call rel32.  When the push faults, the step path runs ``call +0`` in
+    the slot, so the hardware pushes (growing the stack or faulting for
+    real), and post_xol corrects the pushed word and the target."""
+
+    def __init__(self, mode, code, text, offset):
+        super().__init__(mode, code, text, offset)
+        self._step = b"\xe8\x00\x00\x00\x00".ljust(mode.slot_size, _INT3)
+
+    def emulate(self, regs, mem):
+        ip = regs.rip & self._mask
+        if not self._push(regs, mem, ip + self.length):
+            return False
+        regs.rip = (ip + self._offset) & self._mask
+        return True
+
+    def post_xol(self, regs, mem, addr, slot, token):
+        word = self._mode.word
+        mem.write(regs.rsp & self._mask, word.pack((addr + self.length) & self._mask))
+        regs.rip = (addr + self._offset) & self._mask
+        return True
+
+
+class RetPlan(X86Plan):
+    """ret / ret imm16 (any rep/bnd prefix).  A stack that cannot be read
+    leaves it to the stepped copy, which sets its own absolute ip."""
+
+    strategy = "emulate"
+
+    def __init__(self, mode, code, text, pop: int):
+        super().__init__(mode, code, text)
+        self._pop = mode.word.size + pop
+
+    def emulate(self, regs, mem):
+        sp = regs.rsp & self._mask
+        word = self._mode.word
+        try:
+            target = word.unpack(mem.read(sp, word.size))[0]
+        except OSError:
+            return False
+        if not _canonical(self._mode, target):
+            return False
+        regs.rip = target
+        regs.rsp = (sp + self._pop) & self._mask
+        return True
+
+    def post_xol(self, regs, mem, addr, slot, token):
+        return True
+
+
+class IndirectPlan(X86Plan):
+    """call/jmp through a register.  The step path runs the copy as is: the
+    target is absolute; a call then has its pushed word corrected."""
+
+    strategy = "emulate"
+
+    def __init__(self, mode, code, text, field: str, is_call: bool):
+        super().__init__(mode, code, text)
+        self._field = field
+        self._is_call = is_call
+
+    def emulate(self, regs, mem):
+        target = getattr(regs, self._field) & self._mask
+        if not _canonical(self._mode, target):
+            return False
+        if self._is_call and not self._push(regs, mem, regs.rip + self.length):
+            return False
+        regs.rip = target
+        return True
+
+    def post_xol(self, regs, mem, addr, slot, token):
+        if self._is_call:
+            word = self._mode.word
+            mem.write(regs.rsp & self._mask, word.pack((addr + self.length) & self._mask))
+        return True
+
+
+# how CopyPlan.post_xol repairs ip
+FIX_IP, FIX_NONE, FIX_CALL = "ip", "none", "call"
+
+
+class CopyPlan(X86Plan):
+    """Run a copy in a slot: stepped, or boosted (copy + jump back).
+
+    ``fix`` is FIX_IP (fall-through: ip += V - S), FIX_NONE (the copy set
+    an absolute ip: indirect jmp) or FIX_CALL (an indirect call: the pushed
+    word becomes V+L).  A rip-relative copy is stepped with its operand moved
+    to ``scratch`` (loaded with V+L, restored after), and boosted with its
+    displacement re-encoded for the slot instead, so a boosted slot holds no
+    thread state.  ``rep`` string copies leave ip at the slot after each
+    iteration; post_xol then asks for another step.
+    """
+
+    def __init__(self, mode, code, text, *, step: bytes, fix: str, scratch: Optional[str],
+                 disp_at: Optional[int], boost: bool, rep: bool):
+        super().__init__(mode, code, text, step=step)
+        self.strategy = "boost" if boost else "step"
+        self._code = code
+        self._fix = fix
+        self._scratch = scratch
+        self._disp_at = disp_at
+        self._disp = (int.from_bytes(code[disp_at:disp_at + 4], "little", signed=True)
+                      if disp_at is not None else 0)
+        self._rep = rep
+
+    def boost_code(self, addr, slot):
+        if self.strategy != "boost":
+            return None
+        code = self._code
+        at = self._disp_at
+        if at is not None:
+            disp = self._disp + addr - slot
+            if not _S32_MIN <= disp < _S32_END:
+                return None
+            code = code[:at] + disp.to_bytes(4, "little", signed=True) + code[at + 4:]
+        if self._fix == FIX_IP:
+            code += encode_jump(self._mode, slot + self.length, addr + self.length)
+        return code.ljust(self._mode.slot_size, _INT3)
+
+    def pre_xol(self, regs, addr, slot):
+        regs.rip = slot
+        scratch = self._scratch
+        if scratch is None:
+            return None
+        saved = getattr(regs, scratch)
+        setattr(regs, scratch, (addr + self.length) & self._mask)
+        return saved
+
+    def post_xol(self, regs, mem, addr, slot, token):
+        if self._rep and regs.rip & self._mask == slot:
+            return False
+        if self._scratch is not None:
+            setattr(regs, self._scratch, token)
+        fix = self._fix
+        if fix == FIX_IP:
+            regs.rip = (regs.rip + addr - slot) & self._mask
+        elif fix == FIX_CALL:
+            word = self._mode.word
+            mem.write(regs.rsp & self._mask, word.pack((addr + self.length) & self._mask))
+        return True
+
+    def abort_xol(self, regs, addr, slot, token):
+        regs.rip = addr
+        if self._scratch is not None:
+            setattr(regs, self._scratch, token)
+
+
+def value_mask_without_trap_flags(mask: int) -> int:
+    """What a pushf image keeps of the flags register."""
+    return mask & ~(_TF | _RF | _VM)

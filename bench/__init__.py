@@ -1,0 +1,1 @@
+"""Probe-hit latency benchmarks; a package so tests can import bench.harness."""

@@ -1,0 +1,456 @@
+"""The one blocking waitpid loop, serving every tracee and thread at once.
+
+All ptrace calls happen on the thread that runs this loop (ptrace binds a
+tracee to the thread that attached it).  Each stop is decoded once and
+dispatched; breakpoint traps and step completions go to the probe engine
+(``Engine``), everything else is handled here so that signals, group-stops,
+clones and exits behave exactly as without a tracer.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+import threading
+import time
+
+from . import binding
+from ._libc import get_errno
+from .consts import (
+    PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP,
+    PTRACE_EVENT_VFORK, WALL,
+)
+from .errors import PtraceError
+from .process import Process
+from .waitstatus import StopKind, WaitStatus
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_waitpid = _libc.waitpid
+_waitpid.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+_waitpid.restype = ctypes.c_int
+
+_SIGTRAP_STOP = (signal.SIGTRAP << 8) | 0x7F
+
+
+class _SigAction(ctypes.Structure):
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16),
+                ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
+
+
+#: the signal that wakes a loop blocked in waitpid when its timeout expires
+WAKE_SIGNAL = signal.SIGRTMAX - 3
+_wake_installed = False
+
+
+def _install_wake_handler() -> None:
+    """Give WAKE_SIGNAL a C handler that does nothing, installed without
+    SA_RESTART, so it interrupts waitpid on whichever thread runs the loop.
+    Python's own handlers cannot be installed from other threads, and
+    libc's getpid is a harmless, async-signal-safe function to point at."""
+    global _wake_installed
+    if not _wake_installed:
+        action = _SigAction()
+        action.handler = ctypes.cast(_libc.getpid, ctypes.c_void_p).value
+        _libc.sigaction(WAKE_SIGNAL, ctypes.byref(action), None)
+        _wake_installed = True
+
+
+class Engine:
+    """What the loop asks of the probe layer; this base does nothing, so a
+    tracer without probes is a plain, transparent tracer."""
+
+    def on_new_process(self, proc: Process) -> None:
+        """``proc`` is stopped (all threads) and traced: set its probes."""
+
+    def on_exec(self, proc: Process) -> None:
+        """The old image is gone; ``proc`` is stopped at its new entry."""
+
+    def on_trap(self, thread) -> bool:
+        """A SIGTRAP stop outside a step; True if it was ours and handled
+        (the engine resumes the thread or leaves it stopped)."""
+        return False
+
+    def on_step(self, thread) -> None:
+        """A single-step of ``thread.xol`` completed."""
+
+    def on_signal_in_step(self, thread, sig: int) -> None:
+        """A signal arrived while the thread was stepping a slot."""
+
+    def on_trap_detaching(self, thread) -> bool:
+        """A SIGTRAP stop met while detaching: if it is a probe hit, rewind
+        the thread to the probe address (the original instruction will run
+        once the int3 is gone) and return True."""
+        return False
+
+    def on_fork(self, parent: Process, child: Process, follow: bool) -> None:
+        """A fork/vfork child, stopped; unfollowed children must be left
+        exactly as if untraced before they are detached."""
+
+    def on_thread_gone(self, thread) -> None:
+        """A thread exited or was killed."""
+
+    def on_process_gone(self, proc: Process) -> None:
+        """The whole process is gone."""
+
+    def on_detach(self, proc: Process) -> None:
+        """Every thread of ``proc`` is stopped: undo every change made to it."""
+
+    def settle(self, thread) -> None:
+        """Called during detach for a thread stopped mid-hit (trap reported,
+        step in progress): bring it to an instruction boundary of the
+        original program."""
+
+
+class Loop:
+    def __init__(self, engine: Engine = None, follow_forks: bool = False):
+        self.engine = engine or Engine()
+        self.follow_forks = follow_forks
+        self.processes = {}
+        self.finished = []
+        self._threads = {}
+        self._early = {}
+        self._silent = set()
+        self._status = ctypes.c_int()
+        self._status_ref = ctypes.byref(self._status)
+        self._stop_signal = 0
+        self._owner = None
+        self.stops = 0
+
+    # -- registry ------------------------------------------------------------
+    def _adopt(self, proc: Process) -> Process:
+        self.processes[proc.pid] = proc
+        for tid, thread in proc.threads.items():
+            self._threads[tid] = thread
+        return proc
+
+    def thread(self, tid: int):
+        return self._threads.get(tid)
+
+    # -- the loop --------------------------------------------------------------
+    def _wait(self):
+        """One waitpid(-1, WALL); None when interrupted by a signal to us.
+        ctypes' waitpid returns EINTR to us (os.waitpid would retry), which is
+        how Ctrl-C and the timeout reach a loop blocked here."""
+        pid = _waitpid(-1, self._status_ref, WALL)
+        if pid < 0:
+            err = get_errno()
+            if err == errno.EINTR:
+                return None
+            if err == errno.ECHILD:
+                self._forget_all()
+                return None
+            raise OSError(err, "waitpid")
+        return pid
+
+    def run(self, timeout=None) -> None:
+        """Serve stops until every tracee is gone, ``timeout`` seconds pass,
+        or SIGINT/SIGTERM arrives (then every tracee is detached, or killed
+        if we spawned it, before returning)."""
+        self._owner = threading.get_ident()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        restore = self._install_signals()
+        timer = None
+        if timeout is not None:
+            _install_wake_handler()
+            timer = threading.Timer(timeout, signal.pthread_kill, (self._owner, WAKE_SIGNAL))
+            timer.daemon = True
+            timer.start()
+        try:
+            for proc in list(self.processes.values()):
+                for thread in list(proc.threads.values()):
+                    if thread.stopped and thread.xol is None:
+                        self._resume(thread)
+            while self.processes and not self._stop_signal:
+                pid = self._wait()
+                if pid is None:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+                    continue
+                self.stops += 1
+                self.dispatch(pid, self._status.value)
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        finally:
+            if timer is not None:
+                timer.cancel()
+            restore()
+        if self._stop_signal:
+            self.detach(kill_spawned=True)
+
+    def _install_signals(self):
+        """On the main thread, SIGINT and SIGTERM end the loop cleanly: the
+        handler only records the signal, the interrupted waitpid returns
+        EINTR, and the loop detaches between two stops, never mid-hit."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_signal(signum, frame):
+            self._stop_signal = signum
+
+        old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore():
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        return restore
+
+    def dispatch(self, tid: int, raw: int) -> None:
+        thread = self._threads.get(tid)
+        if thread is None:
+            self._early[tid] = raw
+            return
+        if raw == _SIGTRAP_STOP:
+            thread.stopped = True
+            thread.regs_fresh = False
+            engine = self.engine
+            if thread.xol is not None:
+                engine.on_step(thread)
+            elif not engine.on_trap(thread):
+                thread.pending_sig = signal.SIGTRAP
+                self._resume(thread)
+            return
+        status = WaitStatus(raw)
+        kind = status.kind
+        if kind is StopKind.EXITED or kind is StopKind.KILLED:
+            self._thread_gone(thread, status)
+            return
+        thread.stopped = True
+        thread.regs_fresh = False
+        if kind is StopKind.SIGNAL:
+            if thread.xol is not None:
+                self.engine.on_signal_in_step(thread, status.sig)
+                return
+            thread.pending_sig = status.sig
+            self._resume(thread)
+        elif kind is StopKind.GROUP_STOP:
+            thread.group_stopped = True
+            self._resume(thread)
+        elif kind is StopKind.EVENT:
+            self._event(thread, status.event)
+        else:
+            self._resume(thread)
+
+    def _resume(self, thread) -> None:
+        try:
+            thread.resume()
+        except PtraceError as exc:
+            if not exc.gone:
+                raise
+
+    def _event(self, thread, event: int) -> None:
+        if event == PTRACE_EVENT_CLONE:
+            new_tid = binding.geteventmsg(thread.tid)
+            new = thread.process.add_thread(new_tid)
+            self._threads[new_tid] = new
+            self._start_child(new_tid)
+            if new.stopped:
+                self._resume(new)
+        elif event in (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK):
+            self._fork(thread, binding.geteventmsg(thread.tid), event == PTRACE_EVENT_VFORK)
+        elif event == PTRACE_EVENT_EXEC:
+            self._exec(thread)
+            return
+        self._resume(thread)
+
+    def _start_child(self, tid: int) -> None:
+        """A new thread or process starts in a stop of its own, which may
+        have been reported before its parent's event; collect it, then run."""
+        raw = self._early.pop(tid, None)
+        if raw is None:
+            while True:
+                got = _waitpid(tid, self._status_ref, WALL)
+                if got == tid or get_errno() != errno.EINTR:
+                    break
+            raw = self._status.value if got == tid else None
+        child = self._threads[tid]
+        if raw is None:
+            self._thread_gone(child, None)
+            return
+        status = WaitStatus(raw)
+        if not status.is_stop:
+            self._thread_gone(child, status)
+            return
+        child.stopped = True
+        if status.kind is StopKind.SIGNAL and status.sig != signal.SIGSTOP:
+            child.pending_sig = status.sig
+        if not (status.kind is StopKind.EVENT and status.event == PTRACE_EVENT_STOP) \
+                and status.kind is not StopKind.SIGNAL:
+            child.pending_sig = 0
+
+    def _fork(self, parent_thread, child_pid: int, vfork: bool) -> None:
+        parent = parent_thread.process
+        child = Process(child_pid, spawned=parent.spawned)
+        child.argv0 = parent.argv0
+        thread = child.add_thread(child_pid)
+        self._threads[child_pid] = thread
+        self.processes[child_pid] = child
+        self._start_child(child_pid)
+        if child_pid not in self._threads:
+            return
+        follow = self.follow_forks
+        self.engine.on_fork(parent, child, follow or vfork)
+        if follow:
+            self._resume(thread)
+        elif vfork:
+            # The child borrows the parent's memory, int3s included, until it
+            # execs or exits: trace it silently for that window.
+            self._silent.add(child_pid)
+            self._resume(thread)
+        else:
+            self._release(child)
+
+    def _exec(self, thread) -> None:
+        proc = thread.process
+        # Whichever thread called execve now carries the leader's tid; every
+        # other thread is gone.
+        for tid in list(proc.threads):
+            if tid != proc.pid:
+                self._threads.pop(tid, None)
+                del proc.threads[tid]
+        leader = proc.add_thread(proc.pid)
+        self._threads[proc.pid] = leader
+        leader.stopped = True
+        leader.regs_fresh = False
+        proc.memory.reopen()
+        if proc.pid in self._silent:
+            self._silent.discard(proc.pid)
+            self._release(proc)
+            return
+        self.engine.on_exec(proc)
+        self._resume(leader)
+
+    def _release(self, proc: Process) -> None:
+        """Detach a stopped process we do not follow."""
+        for thread in list(proc.threads.values()):
+            try:
+                binding.detach(thread.tid, thread.pending_sig)
+            except PtraceError as exc:
+                if not exc.gone:
+                    raise
+            self._threads.pop(thread.tid, None)
+        proc.memory.close()
+        self.processes.pop(proc.pid, None)
+
+    def _thread_gone(self, thread, status) -> None:
+        proc = thread.process
+        self._threads.pop(thread.tid, None)
+        proc.threads.pop(thread.tid, None)
+        self.engine.on_thread_gone(thread)
+        if thread.tid == proc.pid:
+            if status is not None and status.kind is StopKind.EXITED:
+                proc.exit_code = status.code
+            elif status is not None:
+                proc.exit_signal = status.sig
+            else:
+                proc.exit_code = -1
+            for tid in list(proc.threads):
+                self._threads.pop(tid, None)
+            proc.threads.clear()
+            proc.memory.close()
+            self.processes.pop(proc.pid, None)
+            self._silent.discard(proc.pid)
+            self.finished.append(proc)
+            self.engine.on_process_gone(proc)
+
+    def _forget_all(self) -> None:
+        for proc in list(self.processes.values()):
+            for thread in list(proc.threads.values()):
+                self._thread_gone(thread, None)
+
+    # -- stopping and detaching ----------------------------------------------------
+    def stop_all(self, proc: Process) -> None:
+        """Bring every thread of ``proc`` into a ptrace-stop at an
+        instruction boundary of the original program, serving whatever
+        stops arrive meanwhile."""
+        for thread in list(proc.threads.values()):
+            if not thread.stopped:
+                try:
+                    binding.interrupt(thread.tid)
+                except PtraceError as exc:
+                    if not exc.gone:
+                        raise
+        while True:
+            waiting = [t for t in proc.threads.values() if not t.stopped or t.xol is not None]
+            if not waiting:
+                return
+            for thread in waiting:
+                if thread.stopped and thread.xol is not None:
+                    self.engine.settle(thread)
+            waiting = [t for t in proc.threads.values() if not t.stopped]
+            if not waiting:
+                continue
+            thread = waiting[0]
+            got = _waitpid(thread.tid, self._status_ref, WALL)
+            if got != thread.tid:
+                if get_errno() == errno.EINTR:
+                    continue
+                self._thread_gone(thread, None)
+                continue
+            self._settle_stop(thread, self._status.value)
+            if proc.pid not in self.processes:
+                return
+
+    def _settle_stop(self, thread, raw: int) -> None:
+        status = WaitStatus(raw)
+        if not status.is_stop:
+            self._thread_gone(thread, status)
+            return
+        thread.stopped = True
+        thread.regs_fresh = False
+        if status.kind is StopKind.SIGNAL:
+            if thread.xol is not None:
+                self.engine.on_signal_in_step(thread, status.sig)
+            elif status.sig == signal.SIGTRAP and self.engine.on_trap_detaching(thread):
+                pass
+            else:
+                thread.pending_sig = status.sig
+        elif status.kind is StopKind.GROUP_STOP:
+            thread.group_stopped = True
+        elif status.kind is StopKind.EVENT and status.event not in (PTRACE_EVENT_STOP,):
+            thread.stopped = False
+            if status.event == PTRACE_EVENT_CLONE:
+                new_tid = binding.geteventmsg(thread.tid)
+                new = thread.process.add_thread(new_tid)
+                self._threads[new_tid] = new
+                self._start_child(new_tid)
+            elif status.event in (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK):
+                self._fork(thread, binding.geteventmsg(thread.tid), status.event == PTRACE_EVENT_VFORK)
+            elif status.event == PTRACE_EVENT_EXEC:
+                self._exec(thread)
+                return
+            thread.stopped = True
+            thread.regs_fresh = False
+
+    def detach(self, kill_spawned: bool = False) -> None:
+        """Leave every tracee running untraced, exactly where it was, with
+        pending signals delivered (or kill the ones we spawned)."""
+        for proc in list(self.processes.values()):
+            if kill_spawned and proc.spawned:
+                self._kill(proc)
+                continue
+            self.detach_process(proc)
+
+    def detach_process(self, proc: Process) -> None:
+        self.stop_all(proc)
+        if proc.pid not in self.processes:
+            return
+        self.engine.on_detach(proc)
+        self._release(proc)
+
+    def _kill(self, proc: Process) -> None:
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        while proc.pid in self.processes:
+            pid = self._wait()
+            if pid is not None:
+                thread = self._threads.get(pid)
+                if thread is not None and thread.process is proc:
+                    status = WaitStatus(self._status.value)
+                    if not status.is_stop:
+                        self._thread_gone(thread, status)
+                else:
+                    self.dispatch(pid, self._status.value)

@@ -1,0 +1,309 @@
+"""One traced process: how it is started or attached, its threads, memory
+and maps, and syscall injection."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import signal
+import subprocess
+
+from . import binding
+from .consts import (
+    PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP, PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE,
+    PTRACE_O_TRACEEXEC, PTRACE_O_TRACEFORK, PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACEVFORK, WALL,
+)
+from .errors import AttachError, PtraceError
+from .maps import read_maps
+from .memory import Memory
+from .thread import Thread
+from .waitstatus import StopKind, WaitStatus
+
+BASE_OPTIONS = (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD
+                | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK)
+
+
+class Process:
+    """A traced thread group.
+
+    ``exit_code``/``exit_signal`` are set when the thread group leader's
+    final status arrives, which the kernel reports after every other thread
+    has gone.
+    """
+
+    def __init__(self, pid: int, spawned: bool):
+        self.pid = pid
+        self.spawned = spawned
+        self.threads = {}
+        self.memory = Memory(pid)
+        self.exit_code = None
+        self.exit_signal = None
+        #: the probe engine's per-process state
+        self.probe_state = None
+        self.argv0 = _comm(pid)
+
+    @property
+    def alive(self) -> bool:
+        return self.exit_code is None and self.exit_signal is None
+
+    @property
+    def leader(self) -> Thread:
+        return self.threads.get(self.pid) or next(iter(self.threads.values()))
+
+    def add_thread(self, tid: int) -> Thread:
+        thread = self.threads.get(tid)
+        if thread is None:
+            thread = self.threads[tid] = Thread(tid, self)
+        return thread
+
+    def maps(self):
+        return read_maps(self.pid)
+
+    def exe(self) -> str:
+        return os.readlink(f"/proc/{self.pid}/exe")
+
+    def read(self, addr: int, size: int) -> bytes:
+        return self.memory.read(addr, size)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.memory.write(addr, data)
+
+    def read_cstring(self, addr: int, max_len: int = 256) -> bytes:
+        return self.memory.read_cstring(addr, max_len)
+
+    def inject_syscall(self, thread: Thread, insn_addr: int, setup) -> int:
+        """Run one syscall in the stopped ``thread`` and return its result.
+
+        ``insn_addr`` must hold the arch's syscall instruction (the caller
+        owns that memory); ``setup(arch, regs)`` loads number and arguments.
+        Registers are restored afterwards, so a syscall the thread was
+        interrupted in restarts as if nothing happened.
+        """
+        arch = thread.arch
+        saved = thread.get_regs().copy()
+        regs = thread.regs
+        setup(arch, regs)
+        arch.set_ip(regs, insn_addr)
+        thread.mark_regs_dirty()
+        thread.singlestep()
+        while True:
+            _, raw = os.waitpid(thread.tid, WALL)
+            status = WaitStatus(raw)
+            if not status.is_stop:
+                raise AttachError(f"process {self.pid} died during an injected syscall")
+            if status.kind is StopKind.SIGNAL and status.sig == signal.SIGTRAP:
+                break
+            if status.kind is StopKind.SIGNAL:
+                thread.held_signals.append(status.sig)
+            binding.singlestep(thread.tid, 0)
+        thread.stopped = True
+        thread.regs_fresh = False
+        result = arch.syscall_result(thread.get_regs())
+        ctypes.memmove(ctypes.addressof(regs), ctypes.addressof(saved), ctypes.sizeof(regs))
+        thread.mark_regs_dirty()
+        return result
+
+    def __repr__(self):
+        return f"<Process {self.pid} {self.argv0}>"
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def _fileno(fd) -> int:
+    if fd == subprocess.DEVNULL:
+        return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    return fd if isinstance(fd, int) else fd.fileno()
+
+
+def _resolve_program(argv0: str, env) -> str:
+    if "/" in argv0:
+        path = argv0
+    else:
+        search = (env or os.environ).get("PATH", os.defpath)
+        path = shutil.which(argv0, path=search)
+        if path is None:
+            raise AttachError(f"cannot run '{argv0}': command not found")
+    if not os.path.exists(path):
+        raise AttachError(f"cannot run '{argv0}': no such file")
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        raise AttachError(f"cannot run '{argv0}': not an executable file")
+    return path
+
+
+def spawn(argv, env=None, cwd=None, stdin=None, stdout=None, stderr=None) -> Process:
+    """Start ``argv`` traced, stopped at the exec stop: before the first
+    instruction of the new image (the loader's), so probes can be set before
+    any of its code runs.
+
+    The child waits on a pipe until PTRACE_SEIZE is done, so the exec is
+    always traced; a second, close-on-exec pipe carries an exec failure back.
+    """
+    if not argv:
+        raise AttachError("nothing to run: empty command")
+    argv = [os.fspath(a) for a in argv]
+    path = _resolve_program(argv[0], env)
+    if cwd is not None and not os.path.isdir(cwd):
+        raise AttachError(f"cannot run '{argv[0]}': working directory '{cwd}' does not exist")
+    redirects = [(_fileno(fd), target) for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2))
+                 if fd is not None]
+    go_r, go_w = os.pipe()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    envp = dict(os.environ if env is None else env)
+    pid = os.fork()
+    if pid == 0:  # child: async-signal-safe work only until exec
+        try:
+            os.close(go_w)
+            os.close(err_r)
+            os.read(go_r, 1)
+            for fd, target in redirects:
+                os.dup2(fd, target)
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
+            if cwd is not None:
+                os.chdir(cwd)
+            os.execve(path, argv, envp)
+        except OSError as exc:
+            os.write(err_w, str(exc.errno or errno.EINVAL).encode())
+        finally:
+            os._exit(127)
+    os.close(go_r)
+    os.close(err_w)
+    try:
+        binding.seize(pid, BASE_OPTIONS | PTRACE_O_EXITKILL)
+    except PtraceError as exc:
+        os.close(go_w)
+        os.close(err_r)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AttachError(f"cannot trace '{argv[0]}': {exc}") from None
+    os.write(go_w, b"x")
+    os.close(go_w)
+    proc = Process(pid, spawned=True)
+    thread = proc.add_thread(pid)
+    while True:
+        _, raw = os.waitpid(pid, WALL)
+        status = WaitStatus(raw)
+        if not status.is_stop:
+            failure = os.read(err_r, 64)
+            os.close(err_r)
+            reason = os.strerror(int(failure)) if failure else f"exited with status {raw:#x} before exec"
+            raise AttachError(f"cannot run '{argv[0]}': {reason}")
+        if status.kind is StopKind.EVENT and status.event == PTRACE_EVENT_EXEC:
+            break
+        if status.kind is StopKind.SIGNAL:
+            binding.cont(pid, status.sig)
+        elif status.kind is StopKind.GROUP_STOP:
+            binding.listen(pid)
+        else:
+            binding.cont(pid, 0)
+    os.close(err_r)
+    thread.stopped = True
+    proc.argv0 = os.path.basename(path)
+    return proc
+
+
+def _tids(pid: int):
+    try:
+        return {int(t) for t in os.listdir(f"/proc/{pid}/task")}
+    except FileNotFoundError:
+        return set()
+
+
+def _tracer_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def attach(pid: int) -> Process:
+    """PTRACE_SEIZE and PTRACE_INTERRUPT every thread of ``pid``, again and
+    again until no new thread appears, and wait until each is stopped.
+
+    On any failure every thread already seized is detached again, so a
+    failed attach leaves the process as it was.
+    """
+    if not isinstance(pid, int) or pid <= 0:
+        raise AttachError(f"cannot attach to pid {pid!r}: not a process id")
+    if pid == os.getpid():
+        raise AttachError(f"cannot attach to pid {pid}: that is the tracer itself")
+    if not os.path.exists(f"/proc/{pid}"):
+        raise AttachError(f"cannot attach to pid {pid}: no such process")
+    tracer = _tracer_of(pid)
+    if tracer:
+        raise AttachError(f"cannot attach to pid {pid}: already traced by pid {tracer}")
+    proc = Process(pid, spawned=False)
+    try:
+        while True:
+            new = _tids(pid) - set(proc.threads)
+            if not new:
+                break
+            for tid in sorted(new):
+                try:
+                    binding.seize(tid, BASE_OPTIONS)
+                except PtraceError as exc:
+                    if exc.errno == errno.ESRCH and tid != pid:
+                        continue  # the thread exited meanwhile
+                    raise
+                proc.add_thread(tid)
+                binding.interrupt(tid)
+        if not proc.threads:
+            raise AttachError(f"cannot attach to pid {pid}: no such process")
+        for thread in list(proc.threads.values()):
+            _wait_attached(proc, thread)
+    except PtraceError as exc:
+        _undo_attach(proc)
+        if exc.errno == errno.ESRCH:
+            raise AttachError(f"cannot attach to pid {pid}: no such process") from None
+        if exc.errno == errno.EPERM:
+            why = ("already traced" if _tracer_of(pid) else
+                   "operation not permitted (another user's process, or kernel.yama.ptrace_scope)")
+            raise AttachError(f"cannot attach to pid {pid}: {why}") from None
+        raise AttachError(f"cannot attach to pid {pid}: {exc}") from None
+    except BaseException:
+        _undo_attach(proc)
+        raise
+    proc.argv0 = _comm(pid)
+    return proc
+
+
+def _wait_attached(proc: Process, thread: Thread) -> None:
+    while not thread.stopped:
+        _, raw = os.waitpid(thread.tid, WALL)
+        status = WaitStatus(raw)
+        if not status.is_stop:
+            del proc.threads[thread.tid]
+            if thread.tid == proc.pid:
+                raise PtraceError(errno.ESRCH, "PTRACE_INTERRUPT", proc.pid)
+            return
+        if status.kind is StopKind.SIGNAL:
+            thread.pending_sig = status.sig
+        elif status.kind is StopKind.GROUP_STOP:
+            thread.group_stopped = True
+        elif status.kind is StopKind.EVENT and status.event != PTRACE_EVENT_STOP:
+            binding.cont(thread.tid, 0)
+            continue
+        thread.stopped = True
+
+
+def _undo_attach(proc: Process) -> None:
+    for thread in list(proc.threads.values()):
+        try:
+            if not thread.stopped:
+                binding.interrupt(thread.tid)
+                _wait_attached(proc, thread)
+            binding.detach(thread.tid, thread.pending_sig)
+        except (PtraceError, OSError):
+            pass

@@ -1,0 +1,79 @@
+"""One traced thread: its registers for the current stop and how it resumes.
+
+Registers are fetched at most once per stop into a struct allocated once per
+thread, and written back only if someone changed them: GETREGS and SETREGS
+are each a syscall on the hit path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import arch as _arch
+
+from . import binding
+from .structs import UserRegs
+
+
+class Thread:
+    __slots__ = ("tid", "process", "regs", "_regs_ref", "regs_fresh", "regs_dirty",
+                 "stopped", "group_stopped", "pending_sig", "xol", "held_signals",
+                 "returns", "__weakref__")
+
+    def __init__(self, tid: int, process):
+        self.tid = tid
+        self.process = process
+        self.regs = UserRegs()
+        self._regs_ref = ctypes.byref(self.regs)
+        self.regs_fresh = False
+        self.regs_dirty = False
+        #: in a ptrace-stop we have not resumed from yet
+        self.stopped = False
+        #: stopped in a group-stop: resume with LISTEN, not CONT
+        self.group_stopped = False
+        #: signal to deliver when the thread resumes
+        self.pending_sig = 0
+        #: the probe engine's per-thread step state (None when not stepping)
+        self.xol = None
+        #: signals that arrived while stepping, delivered after the step
+        self.held_signals = []
+        #: return-probe instances, innermost last
+        self.returns = []
+
+    def get_regs(self) -> UserRegs:
+        if not self.regs_fresh:
+            binding.getregs(self.tid, self._regs_ref)
+            self.regs_fresh = True
+        return self.regs
+
+    def mark_regs_dirty(self) -> None:
+        self.regs_dirty = True
+
+    @property
+    def arch(self) -> _arch.Arch:
+        """Decided per stop from the code segment: a far jump can switch it."""
+        return _arch.for_regs(self.get_regs())
+
+    def _flush(self) -> None:
+        if self.regs_dirty:
+            binding.setregs(self.tid, self._regs_ref)
+            self.regs_dirty = False
+        self.regs_fresh = False
+        self.stopped = False
+
+    def resume(self) -> None:
+        """Continue from the current stop, delivering any pending signal."""
+        self._flush()
+        if self.group_stopped:
+            self.group_stopped = False
+            binding.listen(self.tid)
+            return
+        sig, self.pending_sig = self.pending_sig, 0
+        binding.cont(self.tid, sig)
+
+    def singlestep(self) -> None:
+        self._flush()
+        binding.singlestep(self.tid, 0)
+
+    def __repr__(self):
+        return f"<Thread {self.tid} of {self.process.pid}>"

@@ -1,0 +1,85 @@
+"""The public entry point: ``Tracer`` owns the loop, its tracees and probes.
+
+    with Tracer() as t:
+        proc = t.spawn(["./app"])
+        @t.probe("uprobe:./app:compute")
+        def on_compute(hit):
+            print(hit.tid, hit.arg(0))
+        t.run()
+
+Leaving the ``with`` block (normally, by an exception or Ctrl-C) detaches
+from every tracee still alive, or kills the ones it spawned when the exit is
+an interruption, so no process is ever left stopped or patched.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from . import process as _process
+from .loop import Engine, Loop
+
+
+class Tracer(Loop):
+    """One tracer: one loop on the calling thread, any number of tracees.
+
+    ``follow_forks``: trace children of fork/vfork/clone-without-CLONE_VM
+    (like ``strace -f``); off by default, as in strace, and then a forked
+    child is cleaned of every probe and detached before it runs.
+    ``fatal_errors``: a handler's exception stops tracing instead of being
+    reported and ignored.
+    """
+
+    def __init__(self, follow_forks: bool = False, fatal_errors: bool = False,
+                 engine: Optional[Engine] = None):
+        if engine is None:
+            from .probes import ProbeEngine
+            engine = ProbeEngine(self, fatal_errors=fatal_errors)
+        super().__init__(engine, follow_forks)
+
+    # -- tracees ---------------------------------------------------------------
+    def spawn(self, argv, env=None, cwd=None, stdin=None, stdout=None, stderr=None):
+        """Start ``argv`` traced; it is stopped before its first instruction
+        until ``run``.  stdin/stdout/stderr pass through unless given (a file
+        object or descriptor)."""
+        proc = self._adopt(_process.spawn(argv, env, cwd, stdin, stdout, stderr))
+        self.engine.on_new_process(proc)
+        return proc
+
+    def attach(self, pid: int):
+        """Trace a running process (every thread, and threads it creates);
+        it is stopped until ``run``."""
+        proc = self._adopt(_process.attach(pid))
+        self.engine.on_new_process(proc)
+        return proc
+
+    # -- probes ----------------------------------------------------------------
+    def probe(self, spec: str, **options):
+        """Decorator form of ``add_probe``."""
+        def register(handler):
+            self.add_probe(spec, handler, **options)
+            return handler
+        return register
+
+    def add_probe(self, spec: str, handler=None, **options):
+        """Set a probe in every tracee it applies to (now and later); returns
+        the probe.  Call before ``run`` or from a handler."""
+        return self.engine.add_probe(spec, handler, **options)
+
+    def remove_probe(self, probe) -> None:
+        self.engine.remove_probe(probe)
+
+    @property
+    def probes(self):
+        return list(self.engine.probes)
+
+    # -- lifetime --------------------------------------------------------------
+    def close(self, kill_spawned: bool = False) -> None:
+        self.detach(kill_spawned=kill_spawned)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(kill_spawned=exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
+        return False

@@ -1,0 +1,63 @@
+"""The ctypes layer against the kernel's own layouts and the wait status
+decoder against statuses produced by real processes."""
+
+import ctypes
+import os
+import signal
+import subprocess
+
+import pytest
+
+from ptrace_raw.structs import SigInfo, UserFpRegs, UserRegs
+from ptrace_raw.waitstatus import StopKind, WaitStatus
+from tests.conftest import build_c
+
+
+def _c_layout():
+    out = subprocess.run([str(build_c("layout.c", 64))], capture_output=True, text=True, check=True)
+    return {k: int(v) for k, v in (line.split() for line in out.stdout.splitlines())}
+
+
+def test_struct_layouts_match_the_kernel():
+    c = _c_layout()
+    assert ctypes.sizeof(UserRegs) == c["user_regs_struct"] == 216
+    for field in ("r15", "rax", "orig_rax", "rip", "cs", "eflags", "rsp", "fs_base", "gs"):
+        assert getattr(UserRegs, field).offset == c[field], field
+    assert ctypes.sizeof(UserFpRegs) == c["user_fpregs_struct"] == 512
+    for field in ("mxcsr", "st_space", "xmm_space"):
+        assert getattr(UserFpRegs, field).offset == c[field], field
+    assert ctypes.sizeof(SigInfo) == c["siginfo_t"] == 128
+    assert SigInfo.si_signo.offset == c["si_signo"]
+    assert SigInfo.si_code.offset == c["si_code"]
+    assert SigInfo.fields.offset == c["si_pid"] == c["si_addr"]
+    assert SigInfo.fields.offset + 8 == c["si_status"]
+
+
+def test_wait_status_decodes_exit_and_signal_death():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(7)
+    _, raw = os.waitpid(pid, 0)
+    st = WaitStatus(raw)
+    assert (st.kind, st.code, st.is_stop) == (StopKind.EXITED, 7, False)
+    pid = os.fork()
+    if pid == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    _, raw = os.waitpid(pid, 0)
+    st = WaitStatus(raw)
+    assert (st.kind, st.sig) == (StopKind.KILLED, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("raw, kind, sig, event", [
+    (0x057F, StopKind.SIGNAL, signal.SIGTRAP, 0),
+    (0x0B7F, StopKind.SIGNAL, signal.SIGSEGV, 0),
+    (0x857F, StopKind.SYSCALL, signal.SIGTRAP, 0),
+    (0x3057F, StopKind.EVENT, signal.SIGTRAP, 3),
+    (0x4057F, StopKind.EVENT, signal.SIGTRAP, 4),
+    (0x80057F, StopKind.EVENT, signal.SIGTRAP, 128),
+    (0x80137F, StopKind.GROUP_STOP, signal.SIGSTOP, 0),
+    (0x80147F, StopKind.GROUP_STOP, signal.SIGTSTP, 0),
+])
+def test_wait_status_table(raw, kind, sig, event):
+    st = WaitStatus(raw)
+    assert (st.kind, st.sig, st.event) == (kind, sig, event)

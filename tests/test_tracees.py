@@ -1,0 +1,231 @@
+"""Spawning, attaching, detaching and the loop's transparency, on real
+64-bit and 32-bit tracees."""
+
+import os
+import signal
+import subprocess
+import threading
+
+import pytest
+
+import arch
+from ptrace_raw.errors import AttachError
+from tests.tracing import (TracerThread, ask, pipe_pair, plain_tracer, proc_state,
+                           start_service, tracer_pid)
+
+
+def test_spawn_runs_to_exit_with_code_and_output_unchanged(build):
+    exe = build("hello.c")
+    r, w = pipe_pair()
+    with plain_tracer() as t:
+        proc = t.spawn([exe, "3", "two words"], stdout=w)
+        os.close(w)
+        t.run()
+    assert r.read() == "arg1=3\narg2=two words\n"
+    assert proc.exit_code == 3 and proc.exit_signal is None
+
+
+def test_spawn_stops_before_the_first_instruction(build, bits):
+    exe = build("hello.c")
+    with plain_tracer() as t:
+        proc = t.spawn([exe], stdout=subprocess.DEVNULL)
+        thread = proc.leader
+        regs = thread.get_regs()
+        assert thread.arch is (arch.X86_64 if bits == 64 else arch.I386)
+        ip = thread.arch.ip(regs)
+        loader = [m for m in proc.maps() if ip in m]
+        assert loader and "ld-linux" in loader[0].path
+        t.run()
+    assert proc.exit_code == 0
+
+
+def test_memory_and_register_round_trips(build, bits):
+    exe = build("hello.c")
+    with plain_tracer() as t:
+        proc = t.spawn([exe, "5"], stdout=subprocess.DEVNULL)
+        thread = proc.leader
+        a = thread.arch
+        regs = thread.get_regs()
+        sp = a.sp(regs)
+        original = proc.read(sp - 64, 64)
+        proc.write(sp - 64, bytes(range(64)))
+        assert proc.read(sp - 64, 64) == bytes(range(64))
+        proc.write(sp - 64, original)
+        text = [m for m in proc.maps() if m.is_exec and "ld-linux" in m.path][0]
+        before = proc.read(text.start, 16)
+        proc.write(text.start, b"\xcc" * 16)  # read-only text is writable
+        assert proc.read(text.start, 16) == b"\xcc" * 16
+        proc.write(text.start, before)
+        saved = a.get_reg(regs, "rbx" if bits == 64 else "ebx")
+        a.set_reg(regs, "rbx" if bits == 64 else "ebx", 0x1234)
+        thread.mark_regs_dirty()
+        assert proc.read(sp - 64, 64) == original
+        thread.get_regs()
+        assert a.get_reg(regs, "rbx" if bits == 64 else "ebx") == 0x1234
+        a.set_reg(regs, "rbx" if bits == 64 else "ebx", saved)
+        t.run()
+    assert proc.exit_code == 5
+
+
+def test_read_cstring_caps_length(build):
+    exe = build("hello.c")
+    with plain_tracer() as t:
+        proc = t.spawn([exe, "0", "hello-world"], stdout=subprocess.DEVNULL)
+        a = proc.leader.arch
+        regs = proc.leader.get_regs()
+        argv = a.sp(regs) + a.word_size
+        argv2 = a.read_word(proc.memory, argv + 2 * a.word_size)
+        assert proc.read_cstring(argv2) == b"hello-world"
+        assert proc.read_cstring(argv2, 5) == b"hello"
+        t.run()
+
+
+def test_signals_reach_the_tracee_exactly_once(build):
+    exe = build("signals.c")
+    r, w = pipe_pair()
+    with plain_tracer() as t:
+        proc = t.spawn([exe, "200"], stdout=w)
+        os.close(w)
+        t.run()
+    assert r.read() == "usr1=200 alrm_at_least=1\n"
+    assert proc.exit_code == 0
+
+
+def test_attach_multithreaded_then_detach_keeps_it_correct(build):
+    exe = build("workers.c", flags=("-O0", "-pthread"))
+    svc = start_service(exe, 3)
+    try:
+        assert svc.stdout.readline().strip() == "ready 3"
+        assert ask(svc, "7") == "49 3"
+
+        def body(t):
+            proc = t.attach(svc.pid)
+            seen = set(proc.threads)
+            assert all(th.stopped for th in proc.threads.values())
+            assert tracer_pid(svc.pid) == threading.get_native_id()
+            t.detach()
+            return seen
+
+        tt = TracerThread(body, plain=True)
+        tt.start()
+        seen = tt.join_checked()
+        assert len(seen) == 4
+        assert tracer_pid(svc.pid) == 0
+        assert ask(svc, "12") == "144 3"
+    finally:
+        svc.kill()
+        svc.wait()
+
+
+def test_threads_created_while_traced_are_seen(build):
+    exe = build("workers.c", flags=("-O0", "-pthread"))
+    svc = start_service(exe, 1)
+    try:
+        assert svc.stdout.readline().strip() == "ready 1"
+        state = {}
+
+        def body(t):
+            proc = t.attach(svc.pid)
+            state["before"] = len(proc.threads)
+            return proc
+
+        def reply_then_stop():
+            assert ask(svc, "spawn") == "workers 2"
+            assert ask(svc, "spawn") == "workers 3"
+            state["done"] = True
+
+        helper = threading.Thread(target=reply_then_stop)
+
+        def traced(t):
+            proc = body(t)
+            helper.start()
+            while not state.get("done") or len(proc.threads) < 4:
+                t.run(timeout=0.05)
+            state["after"] = len(proc.threads)
+            t.detach()
+
+        tt = TracerThread(traced, plain=True)
+        tt.start()
+        tt.join_checked()
+        helper.join()
+        assert (state["before"], state["after"]) == (2, 4)
+        assert ask(svc, "3") == "9 3"
+    finally:
+        svc.kill()
+        svc.wait()
+
+
+def test_sigstop_and_sigcont_from_outside_behave_as_untraced(build):
+    exe = build("stopme.c")
+    svc = start_service(exe)
+    try:
+        assert svc.stdout.readline().strip() == "ready"
+        events = {}
+
+        def traced(t):
+            t.attach(svc.pid)
+            os.kill(svc.pid, signal.SIGSTOP)
+            while proc_state(svc.pid) not in "Tt":
+                t.run(timeout=0.05)
+            events["stopped"] = proc_state(svc.pid)
+            svc.stdin.write("abc\n")
+            svc.stdin.flush()
+            os.kill(svc.pid, signal.SIGCONT)
+            t.run(timeout=0.5)
+            t.detach()
+
+        tt = TracerThread(traced, plain=True)
+        tt.start()
+        tt.join_checked()
+        assert events["stopped"] in "Tt"
+        assert svc.stdout.readline().strip() == "4"
+        assert ask(svc, "hello") == "6"
+    finally:
+        svc.kill()
+        svc.wait()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["/nonexistent/prog"], "cannot run '/nonexistent/prog': no such file"),
+    (["no-such-command-xyz"], "cannot run 'no-such-command-xyz': command not found"),
+    (["/etc/passwd"], "cannot run '/etc/passwd': not an executable file"),
+    (["/tmp"], "cannot run '/tmp': not an executable file"),
+])
+def test_bad_programs_give_one_clear_line(argv, message):
+    with plain_tracer() as t:
+        with pytest.raises(AttachError) as err:
+            t.spawn(argv)
+    assert str(err.value) == message
+    assert "\n" not in str(err.value)
+
+
+def test_bad_pids_give_one_clear_line(build):
+    with plain_tracer() as t:
+        with pytest.raises(AttachError, match=r"cannot attach to pid 999999999: no such process"):
+            t.attach(999999999)
+        with pytest.raises(AttachError, match="that is the tracer itself"):
+            t.attach(os.getpid())
+        with pytest.raises(AttachError, match="not a process id"):
+            t.attach(-3)
+
+
+def test_second_tracer_is_refused_and_nothing_is_left_stopped(build):
+    exe = build("stopme.c")
+    svc = start_service(exe)
+    try:
+        assert svc.stdout.readline().strip() == "ready"
+        gdb = subprocess.Popen(["gdb", "-q", "-nx", "-batch", "-ex", f"attach {svc.pid}",
+                                "-ex", "shell read x", "-ex", "detach"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        while tracer_pid(svc.pid) == 0:
+            if gdb.poll() is not None:
+                pytest.skip("gdb could not attach here")
+        with plain_tracer() as t:
+            with pytest.raises(AttachError, match=f"cannot attach to pid {svc.pid}: already traced by pid"):
+                t.attach(svc.pid)
+        gdb.communicate("\n", timeout=30)
+        assert ask(svc, "xy") == "3"
+    finally:
+        svc.kill()
+        svc.wait()

@@ -1,0 +1,82 @@
+"""Test helpers for driving a tracee from the test while a tracer runs.
+
+ptrace binds a tracee to the thread that attached it, so a test that wants
+to talk to its tracee (pipes, signals) runs the whole tracer on a
+background thread and synchronises with the tracee through its pipes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+
+from ptrace_raw.loop import Engine
+from ptrace_raw.tracer import Tracer
+
+
+class TracerThread(threading.Thread):
+    """Runs ``body(tracer)`` on its own thread; ``join_checked`` re-raises
+    whatever it raised."""
+
+    def __init__(self, body, plain=False, **tracer_kw):
+        super().__init__(daemon=True)
+        self.body = body
+        self.make = (lambda: plain_tracer(**tracer_kw)) if plain else (lambda: Tracer(**tracer_kw))
+        self.error = None
+        self.result = None
+
+    def run(self):
+        try:
+            with self.make() as t:
+                self.result = self.body(t)
+        except BaseException as exc:  # handed to the test thread
+            self.error = exc
+
+    def join_checked(self, timeout=60):
+        self.join(timeout)
+        assert not self.is_alive(), "tracer thread did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def plain_tracer(**kw):
+    """A tracer with no probe engine: only the transparent loop."""
+    return Tracer(engine=Engine(), **kw)
+
+
+def start_service(path, *args):
+    """Start an untraced tracee with pipes on stdin/stdout."""
+    return subprocess.Popen([str(path), *map(str, args)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, bufsize=1)
+
+
+def ask(proc, line):
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+    return proc.stdout.readline().strip()
+
+
+def proc_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def tracer_pid(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return 0
+
+
+def text_bytes(pid, start, end):
+    with open(f"/proc/{pid}/mem", "rb") as f:
+        f.seek(start)
+        return f.read(end - start)
+
+
+def pipe_pair():
+    r, w = os.pipe()
+    return os.fdopen(r, "r"), w
