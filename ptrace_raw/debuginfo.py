@@ -50,6 +50,13 @@ class DebugFile:
             self.elf.get_dwarf_info() if self.elf.has_dwarf_info(strict=True) else None
         )
         self._range_lists = None
+        self._aranges = None
+
+    def aranges(self):
+        """The ``.debug_aranges`` table (address -> CU offset), or None."""
+        if self._aranges is None:
+            self._aranges = (self.dwarf.get_aranges() if self.dwarf is not None else None) or False
+        return self._aranges or None
 
     def die_ranges(self, die) -> list[tuple[int, int]]:
         """The [low, high) address ranges a DIE covers; [] for none."""

@@ -1,10 +1,13 @@
 """C++ symbol names made readable (Itanium ABI, as g++ and clang mangle).
 
-We call ``abi::__cxa_demangle`` in libstdc++ through ctypes, the same code
-``c++filt`` and gdb use, so every name the toolchain produces comes out as
-the toolchain spells it, with no package to install (``cxxfilt`` only wraps
-this call and is unmaintained; ``itanium_demangler`` is a partial Python
-reimplementation).  Without libstdc++ a name is returned unchanged.
+We call libstdc++'s ``__cxa_demangle`` through ctypes because it is the
+demangler g++, c++filt and gdb share, so names come out exactly as the
+toolchain spells them, and libstdc++ is already wherever C++ is built.  The
+PyPI options add a dependency for less: ``cxxfilt`` wraps this same call and
+has had no release since 2021, and ``itanium_demangler`` reimplements part
+of the grammar in Python.
+
+Without libstdc++ a name is returned unchanged.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from .errors import TracerError
 from .sdt import SdtProbe, parse_stapsdt_notes
 
 _PAGE = 0x1000
-_PF_X = 1
+_PF_X, _PF_W = 1, 2
 _DF_1_PIE = 0x08000000
 _SHN_UNDEF, _SHN_LORESERVE = 0, 0xFF00
 _KINDS = {1: "object", 2: "func", 10: "ifunc"}      # STT_OBJECT, STT_FUNC, STT_GNU_IFUNC
@@ -350,15 +350,17 @@ class ElfImage:
         two segments can share a file page (.rodata's and the RELRO data's
         do), and a read-only mapping of that page is then ambiguous: RELRO
         turns the data's first pages r--, like .rodata.  The file's
-        lowest-address mapping and its executable mappings are never
-        ambiguous; prefer them."""
+        lowest-address mapping, its executable mappings and its writable ones
+        are never ambiguous; prefer them."""
         def fits(seg: _Segment) -> bool:
             return seg.offset // _PAGE * _PAGE <= map_offset < seg.offset + seg.filesz
 
         candidates = [s for s in self._segments if fits(s)]
         if perms is not None:
-            executable = perms[2:3] == "x"
-            candidates = [s for s in candidates if bool(s.flags & _PF_X) == executable]
+            # x is exact; w only proves a writable segment (RELRO drops w).
+            executable, writable = perms[2:3] == "x", perms[1:2] == "w"
+            candidates = [s for s in candidates if bool(s.flags & _PF_X) == executable
+                          and (s.flags & _PF_W or not writable)]
         if not candidates:
             raise ElfError(f"no segment of {self.path} is mapped from offset {map_offset:#x}"
                            f"{f' with perms {perms}' if perms else ''}")

@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import bisect
 import os
+import struct
 from typing import Iterator, NamedTuple, Optional
+
+from elftools.dwarf.structs import DWARFStructs
 
 from ptrace_raw.debuginfo import DebugFile, debug_file, die_name
 from ptrace_raw.errors import TracerError
@@ -77,14 +80,51 @@ class _Row(NamedTuple):
     line: int
 
 
-class _CuLines:
-    """The line program of one CU, with its file names; rows on demand."""
+class _LineUnit:
+    """One line program of ``.debug_line``, its file names, and (looked up
+    only when needed) the CU that owns it; rows on demand."""
 
-    def __init__(self, debug: DebugFile, cu):
-        self.cu = cu
-        self.program = debug.dwarf.line_program_for_CU(cu)
-        self.paths = _file_paths(self.program, cu) if self.program else {}
+    def __init__(self, debug: DebugFile, offset: int, program):
+        self.debug = debug
+        self.offset = offset
+        self.program = program
+        header = program.header
+        self.version = header["version"]
+        self._dirs = [_text(d) for d in header["include_directory"]]
+        # File numbers are 1-based before DWARF 5; directory 0 is the CU's
+        # directory, named in the header only from DWARF 5 on.
+        first = 0 if self.version >= 5 else 1
+        self._files = {i + first: (_text(e.name), e.dir_index) for i, e in enumerate(header["file_entry"])}
+        self._paths: Optional[dict[int, str]] = None
+        self._cu = False
         self._rows: Optional[list[_Row]] = None
+
+    def could_name(self, wanted: str) -> bool:
+        """Whether a file of this unit may match ``wanted``, judged from
+        the header alone (a relative path may still gain a directory)."""
+        base = os.path.basename(wanted)
+        return any(name == base or name.endswith("/" + base) for name, _ in self._files.values())
+
+    def paths(self) -> dict[int, str]:
+        """File register value -> absolute (where known) source path."""
+        if self._paths is None:
+            dirs = list(self._dirs)
+            if self.version < 5:
+                dirs.insert(0, self._comp_dir())
+            root = dirs[0] if dirs else ""
+            self._paths = {}
+            for n, (name, d) in self._files.items():
+                where = dirs[d] if d < len(dirs) else ""
+                if where and not os.path.isabs(where) and root:
+                    where = os.path.join(root, where)
+                self._paths[n] = os.path.normpath(os.path.join(where, name))
+        return self._paths
+
+    def cu(self):
+        """The CU whose DW_AT_stmt_list names this unit, or None."""
+        if self._cu is False:
+            self._cu = self._find_cu()
+        return self._cu
 
     def rows(self) -> list[_Row]:
         """The statement rows gdb keeps, sorted by address."""
@@ -92,27 +132,54 @@ class _CuLines:
             self._rows = sorted(_kept_rows(self.program), key=lambda r: r.address)
         return self._rows
 
+    def _comp_dir(self) -> str:
+        cu = self.cu()
+        attr = cu.get_top_DIE().attributes.get("DW_AT_comp_dir") if cu is not None else None
+        return _text(attr.value) if attr else ""
 
-def _file_paths(program, cu) -> dict[int, str]:
-    """File register value -> path, as the line program names files."""
-    header = program.header
-    version = header["version"]
-    top = cu.get_top_DIE()
-    comp_dir = top.attributes.get("DW_AT_comp_dir")
-    comp_dir = comp_dir.value.decode(errors="replace") if comp_dir else ""
-    dirs = [d.decode(errors="replace") if isinstance(d, bytes) else d
-            for d in header["include_directory"]]
-    if version < 5:
-        dirs = [comp_dir] + dirs       # directory 0 is the CU's directory
-    first = 0 if version >= 5 else 1  # file numbers are 1-based before DWARF 5
-    paths = {}
-    for i, entry in enumerate(header["file_entry"]):
-        name = entry.name.decode(errors="replace") if isinstance(entry.name, bytes) else entry.name
-        d = dirs[entry.dir_index] if entry.dir_index < len(dirs) else ""
-        if d and not os.path.isabs(d) and comp_dir:
-            d = os.path.join(comp_dir, d)
-        paths[i + first] = os.path.normpath(os.path.join(d, name))
-    return paths
+    def _find_cu(self):
+        dwarf = self.debug.dwarf
+        aranges = self.debug.aranges()
+        rows = self.rows()
+        if aranges is not None and rows:
+            offset = aranges.cu_offset_at_addr(rows[0].address)
+            if offset is not None:
+                cu = dwarf.get_CU_at(offset)
+                if _stmt_list(cu) == self.offset:
+                    return cu
+        return next((cu for cu in dwarf.iter_CUs() if _stmt_list(cu) == self.offset), None)
+
+
+def _stmt_list(cu) -> Optional[int]:
+    attr = cu.get_top_DIE().attributes.get("DW_AT_stmt_list")
+    return attr.value if attr else None
+
+
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _line_units(debug: DebugFile) -> list[_LineUnit]:
+    """Every line program of ``.debug_line``, headers parsed, rows not."""
+    dwarf = debug.dwarf
+    section = dwarf.debug_line_sec if dwarf is not None else None
+    if section is None:
+        return []
+    units = []
+    order = "<" if debug.elf.little_endian else ">"
+    stream, offset = section.stream, 0
+    while offset + 6 <= section.size:
+        stream.seek(offset)
+        (length,) = struct.unpack(order + "I", stream.read(4))
+        dwarf_format = 64 if length == 0xFFFFFFFF else 32
+        if dwarf_format == 64:
+            (length,) = struct.unpack(order + "Q", stream.read(8))
+        (version,) = struct.unpack(order + "H", stream.read(2))
+        structs = DWARFStructs(little_endian=debug.elf.little_endian, dwarf_format=dwarf_format,
+                               address_size=debug.elf.elfclass // 8, dwarf_version=version)
+        units.append(_LineUnit(debug, offset, dwarf._parse_line_program_at_offset(offset, structs)))
+        offset += length + (12 if dwarf_format == 64 else 4)
+    return units
 
 
 def _kept_rows(program) -> Iterator[_Row]:
@@ -168,29 +235,15 @@ def _matches(path: str, wanted: str) -> bool:
     return path == wanted or path.endswith("/" + wanted.lstrip("/"))
 
 
-class _LineIndex:
-    """Per-file cache of CU line programs."""
-
-    def __init__(self, debug: DebugFile):
-        self.debug = debug
-        self._cus: Optional[list[_CuLines]] = None
-
-    def cus(self) -> list[_CuLines]:
-        if self._cus is None:
-            self._cus = [c for c in (_CuLines(self.debug, cu) for cu in self.debug.iter_cus())
-                         if c.program is not None]
-        return self._cus
+_UNITS: dict[str, tuple[DebugFile, list[_LineUnit]]] = {}
 
 
-_INDEXES: dict[str, _LineIndex] = {}
-
-
-def _index(path) -> _LineIndex:
+def _units(path) -> list[_LineUnit]:
     debug = debug_file(path)
-    idx = _INDEXES.get(debug.path)
-    if idx is None or idx.debug is not debug:
-        idx = _INDEXES[debug.path] = _LineIndex(debug)
-    return idx
+    cached = _UNITS.get(debug.path)
+    if cached is None or cached[0] is not debug:
+        cached = _UNITS[debug.path] = (debug, _line_units(debug))
+    return cached[1]
 
 
 def line_sites(path, file: str, line: int) -> list[LineSite]:
@@ -201,20 +254,17 @@ def line_sites(path, file: str, line: int) -> list[LineSite]:
     components.  Raises ``NoCodeAtLine`` naming the nearest lines with code
     when the line has none, and ``TracerError`` when no CU has the file.
     """
-    idx = _index(path)
-    candidates: list[tuple[_CuLines, _Row]] = []
+    candidates: list[tuple[_LineUnit, _Row]] = []
     lines_with_code: set[int] = set()
-    shown = None
-    for cu in idx.cus():
-        files = {n for n, p in cu.paths.items() if _matches(p, file)}
-        if not files:
+    for unit in _units(path):
+        if not unit.could_name(file):
             continue
-        for row in cu.rows():
+        files = {n for n, p in unit.paths().items() if _matches(p, file)}
+        for row in unit.rows() if files else ():
             if row.file in files:
                 lines_with_code.add(row.line)
                 if row.line == line:
-                    candidates.append((cu, row))
-                    shown = shown or cu.paths[row.file]
+                    candidates.append((unit, row))
     if not lines_with_code:
         raise TracerError(f"{os.fspath(path)} has no line information for {file}")
     if not candidates:
@@ -223,12 +273,13 @@ def line_sites(path, file: str, line: int) -> list[LineSite]:
         raise NoCodeAtLine(file, line, ordered[i - 1] if i else None,
                            ordered[i] if i < len(ordered) else None)
     sites: dict[tuple, LineSite] = {}
-    for cu, row in candidates:
-        scope, function = _scope_at(idx.debug, cu.cu, row.address)
+    for unit, row in candidates:
+        cu = unit.cu()
+        scope, function = _scope_at(unit.debug, cu, row.address) if cu is not None else (None, None)
         # A candidate no DIE covers is its own site, as in gdb.
-        key = (cu.cu.cu_offset, scope) if scope is not None else ("pc", row.address)
+        key = (unit.offset, scope) if scope is not None else ("pc", row.address)
         if key not in sites:
-            sites[key] = LineSite(row.address, cu.paths[row.file], line, function)
+            sites[key] = LineSite(row.address, unit.paths()[row.file], line, function)
     return sorted(set(sites.values()))
 
 
@@ -246,12 +297,19 @@ def _scope_at(debug: DebugFile, cu, address: int) -> tuple[Optional[int], Option
     return scope, function
 
 
-def iter_source_lines(path) -> Iterator[tuple[str, list[int]]]:
-    """(source file, sorted lines with code) for every file the line
-    programs of ``path`` name, sorted by file."""
+def iter_source_lines(path, file: Optional[str] = None) -> Iterator[tuple[str, list[int]]]:
+    """(source file, sorted lines with code) for the files the line
+    programs of ``path`` name, sorted by file; only files matching ``file``
+    (as in ``line_sites``) when it is given, which parses only their line
+    programs."""
     by_file: dict[str, set[int]] = {}
-    for cu in _index(path).cus():
-        for row in cu.rows():
-            by_file.setdefault(cu.paths.get(row.file, "?"), set()).add(row.line)
+    for unit in _units(path):
+        if file is not None and not unit.could_name(file):
+            continue
+        paths = unit.paths()
+        for row in unit.rows():
+            name = paths.get(row.file, "?")
+            if file is None or _matches(name, file):
+                by_file.setdefault(name, set()).add(row.line)
     for name in sorted(by_file):
         yield name, sorted(by_file[name])

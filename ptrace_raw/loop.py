@@ -72,8 +72,10 @@ class Engine:
         (the engine resumes the thread or leaves it stopped)."""
         return False
 
-    def on_step(self, thread) -> None:
-        """A single-step of ``thread.xol`` completed."""
+    def on_step(self, thread, resume: bool = True) -> None:
+        """A single-step of ``thread.xol`` completed; with ``resume`` False
+        (while detaching) the thread is left stopped once its instruction is
+        done."""
 
     def on_signal_in_step(self, thread, sig: int) -> None:
         """A signal arrived while the thread was stepping a slot."""
@@ -98,9 +100,9 @@ class Engine:
         """Every thread of ``proc`` is stopped: undo every change made to it."""
 
     def settle(self, thread) -> None:
-        """Called during detach for a thread stopped mid-hit (trap reported,
-        step in progress): bring it to an instruction boundary of the
-        original program."""
+        """During detach, a thread stopped by something else in the middle
+        of its step: finish the step."""
+        thread.singlestep()
 
 
 class Loop:
@@ -297,6 +299,7 @@ class Loop:
             # The child borrows the parent's memory, int3s included, until it
             # execs or exits: trace it silently for that window.
             self._silent.add(child_pid)
+            child.silent = True
             self._resume(thread)
         else:
             self._release(child)
@@ -364,13 +367,6 @@ class Loop:
         """Bring every thread of ``proc`` into a ptrace-stop at an
         instruction boundary of the original program, serving whatever
         stops arrive meanwhile."""
-        for thread in list(proc.threads.values()):
-            if not thread.stopped:
-                try:
-                    binding.interrupt(thread.tid)
-                except PtraceError as exc:
-                    if not exc.gone:
-                        raise
         while True:
             waiting = [t for t in proc.threads.values() if not t.stopped or t.xol is not None]
             if not waiting:
@@ -381,6 +377,15 @@ class Loop:
             waiting = [t for t in proc.threads.values() if not t.stopped]
             if not waiting:
                 continue
+            for thread in waiting:
+                if thread.xol is None:
+                    # Repeated interrupts coalesce; one may have been used
+                    # up by a stop that resumed the thread again.
+                    try:
+                        binding.interrupt(thread.tid)
+                    except PtraceError as exc:
+                        if not exc.gone:
+                            raise
             thread = waiting[0]
             got = _waitpid(thread.tid, self._status_ref, WALL)
             if got != thread.tid:
@@ -400,7 +405,9 @@ class Loop:
         thread.stopped = True
         thread.regs_fresh = False
         if status.kind is StopKind.SIGNAL:
-            if thread.xol is not None:
+            if thread.xol is not None and status.sig == signal.SIGTRAP:
+                self.engine.on_step(thread, resume=False)
+            elif thread.xol is not None:
                 self.engine.on_signal_in_step(thread, status.sig)
             elif status.sig == signal.SIGTRAP and self.engine.on_trap_detaching(thread):
                 pass

@@ -160,7 +160,6 @@ class _Functions:
     def __init__(self, debug: DebugFile):
         self.debug = debug
         self.cache: dict = {}
-        self._aranges = None
         self._symbols: Optional[dict[str, int]] = None
 
     def address_of(self, name: str) -> Optional[int]:
@@ -177,10 +176,9 @@ class _Functions:
 
     def cu_at(self, address: int):
         dwarf = self.debug.dwarf
-        if self._aranges is None:
-            self._aranges = dwarf.get_aranges() or False
-        if self._aranges:
-            offset = self._aranges.cu_offset_at_addr(address)
+        aranges = self.debug.aranges()
+        if aranges is not None:
+            offset = aranges.cu_offset_at_addr(address)
             if offset is not None:
                 return dwarf.get_CU_at(offset)
         for cu in dwarf.iter_CUs():

@@ -42,6 +42,9 @@ class Process:
         self.exit_signal = None
         #: the probe engine's per-process state
         self.probe_state = None
+        #: a vfork child we do not follow, traced only until it execs: its
+        #: probe hits run no handlers
+        self.silent = False
         self.argv0 = _comm(pid)
 
     @property
@@ -51,6 +54,14 @@ class Process:
     @property
     def leader(self) -> Thread:
         return self.threads.get(self.pid) or next(iter(self.threads.values()))
+
+    def stopped_thread(self) -> Thread:
+        """A thread in a ptrace-stop and not mid-step, to inject syscalls
+        through."""
+        for thread in self.threads.values():
+            if thread.stopped and thread.xol is None:
+                return thread
+        raise AttachError(f"no stopped thread in process {self.pid}")
 
     def add_thread(self, tid: int) -> Thread:
         thread = self.threads.get(tid)
@@ -84,9 +95,24 @@ class Process:
         arch = thread.arch
         saved = thread.get_regs().copy()
         regs = thread.regs
-        setup(arch, regs)
-        arch.set_ip(regs, insn_addr)
+        while True:
+            ctypes.memmove(ctypes.addressof(regs), ctypes.addressof(saved), ctypes.sizeof(regs))
+            setup(arch, regs)
+            arch.set_ip(regs, insn_addr)
+            thread.mark_regs_dirty()
+            self._step_one(thread)
+            # A thread stopped at a syscall exit (the exec stop, an
+            # interrupted syscall) reports the step before running any
+            # instruction, and the syscall's exit clobbers rax: load the
+            # registers again until the syscall has really run.
+            if arch.ip(thread.get_regs()) != insn_addr:
+                break
+        result = arch.syscall_result(thread.get_regs())
+        ctypes.memmove(ctypes.addressof(regs), ctypes.addressof(saved), ctypes.sizeof(regs))
         thread.mark_regs_dirty()
+        return result
+
+    def _step_one(self, thread: Thread) -> None:
         thread.singlestep()
         while True:
             _, raw = os.waitpid(thread.tid, WALL)
@@ -100,10 +126,6 @@ class Process:
             binding.singlestep(thread.tid, 0)
         thread.stopped = True
         thread.regs_fresh = False
-        result = arch.syscall_result(thread.get_regs())
-        ctypes.memmove(ctypes.addressof(regs), ctypes.addressof(saved), ctypes.sizeof(regs))
-        thread.mark_regs_dirty()
-        return result
 
     def __repr__(self):
         return f"<Process {self.pid} {self.argv0}>"

@@ -1,0 +1,71 @@
+"""Physical breakpoints: one int3 per address, however many probes share it.
+
+Logical probes (what a user asked for) point at sites; a site owns the saved
+byte, the plan for the displaced instruction and its boosted slot, so two
+probes at one address share one int3 and removing one cannot corrupt text.
+"""
+
+from __future__ import annotations
+
+
+class Site:
+    __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "entry", "returns",
+                 "internal")
+
+    def __init__(self, addr: int, saved: bytes, plan):
+        self.addr = addr
+        self.saved = saved
+        self.plan = plan
+        #: decided once: the hit path never asks the plan what it is
+        self.emulate = plan.strategy == "emulate"
+        self.boost_slot = None
+        #: entry probes and return probes set here
+        self.entry = []
+        self.returns = []
+        #: tracer-internal handlers (the loader hook), run before probes
+        self.internal = []
+
+    @property
+    def unused(self) -> bool:
+        return not (self.entry or self.returns or self.internal)
+
+
+class Breakpoints:
+    """The int3s of one address space."""
+
+    def __init__(self):
+        self.sites = {}
+        #: addresses whose int3 was removed while threads ran: a trap from
+        #: one of them may still be in flight and must be rewound, not
+        #: delivered
+        self.removed = set()
+
+    def get(self, addr: int):
+        return self.sites.get(addr)
+
+    def insert(self, proc, addr: int, plan, insn: bytes) -> Site:
+        site = self.sites.get(addr)
+        if site is None:
+            saved = proc.read(addr, len(insn))
+            proc.write(addr, insn)
+            site = self.sites[addr] = Site(addr, saved, plan)
+            self.removed.discard(addr)
+        return site
+
+    def remove(self, proc, site: Site) -> None:
+        if self.sites.get(site.addr) is site:
+            del self.sites[site.addr]
+            proc.write(site.addr, site.saved)
+            self.removed.add(site.addr)
+
+    def restore_all(self, proc) -> None:
+        for site in list(self.sites.values()):
+            try:
+                proc.write(site.addr, site.saved)
+            except OSError:
+                pass
+        self.sites.clear()
+
+    def forget_all(self) -> None:
+        self.sites.clear()
+        self.removed.clear()

@@ -1,0 +1,131 @@
+"""What a handler receives: one probe hit, read lazily.
+
+A Hit costs one small object per hit; every value that needs a syscall
+(registers beyond those the hit path already read, memory, the backtrace) is
+fetched only when the handler asks for it.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+class Regs:
+    """Registers by name (``hit.regs.rax``, ``hit.regs.eax`` on i386);
+    assigning one changes the tracee's register when it resumes."""
+
+    __slots__ = ("_thread", "_arch")
+
+    def __init__(self, thread, arch):
+        object.__setattr__(self, "_thread", thread)
+        object.__setattr__(self, "_arch", arch)
+
+    def __getattr__(self, name):
+        try:
+            return self._arch.get_reg(self._thread.get_regs(), name)
+        except KeyError as exc:
+            raise AttributeError(str(exc)) from None
+
+    def __setattr__(self, name, value):
+        try:
+            self._arch.set_reg(self._thread.get_regs(), name, value)
+        except KeyError as exc:
+            raise AttributeError(str(exc)) from None
+        self._thread.mark_regs_dirty()
+
+    def __getitem__(self, name):
+        return getattr(self, name)
+
+    def __setitem__(self, name, value):
+        setattr(self, name, value)
+
+    def as_dict(self):
+        regs = self._thread.get_regs()
+        return {n: self._arch.get_reg(regs, n) for n in self._arch.reg_names}
+
+    def __repr__(self):
+        return " ".join(f"{k}={v:#x}" for k, v in self.as_dict().items())
+
+
+class Hit:
+    """One probe hit, as seen by its handler.
+
+    ``arg(n)`` reads the n-th integer argument by the ABI of the thread's
+    arch; for a return probe ``retval`` is the return value and
+    ``entry_args`` the arguments saved at entry when the probe asked for
+    them (``keep_args=N``).
+    """
+
+    __slots__ = ("probe", "thread", "arch", "ip", "time_ns", "_entry", "_engine")
+
+    def __init__(self, probe, thread, arch, ip, engine, entry=None):
+        self.probe = probe
+        self.thread = thread
+        self.arch = arch
+        self.ip = ip
+        self.time_ns = time.monotonic_ns()
+        self._entry = entry
+        self._engine = engine
+
+    @property
+    def pid(self) -> int:
+        return self.thread.process.pid
+
+    @property
+    def tid(self) -> int:
+        return self.thread.tid
+
+    @property
+    def process(self):
+        return self.thread.process
+
+    @property
+    def sp(self) -> int:
+        return self.arch.sp(self.thread.get_regs())
+
+    @property
+    def regs(self) -> Regs:
+        return Regs(self.thread, self.arch)
+
+    def arg(self, n: int) -> int:
+        """The n-th integer argument at function entry (SysV on x86_64,
+        cdecl on i386); only meaningful at a function's first instruction."""
+        return self.arch.arg(self.thread.get_regs(), self.thread.process.memory, n)
+
+    def args_list(self, count: int):
+        return [self.arg(i) for i in range(count)]
+
+    @property
+    def retval(self) -> int:
+        return self.arch.retval(self.thread.get_regs())
+
+    @property
+    def retval_signed(self) -> int:
+        return self.arch.to_signed(self.retval)
+
+    @property
+    def entry_args(self):
+        return self._entry.args if self._entry is not None else None
+
+    @property
+    def entry_time_ns(self):
+        return self._entry.time_ns if self._entry is not None else None
+
+    @property
+    def usdt_args(self):
+        return self._engine.usdt_args(self)
+
+    def read(self, addr: int, size: int) -> bytes:
+        return self.thread.process.memory.read(addr, size)
+
+    def read_cstring(self, addr: int, max: int = 256) -> str:
+        return self.thread.process.memory.read_cstring(addr, max).decode("utf-8", "replace")
+
+    def backtrace(self, max_frames: int = 64):
+        """Frames from the probe site outwards, each with pc, module and
+        symbol+offset; return-probe trampolines show as the real return
+        address."""
+        return self._engine.backtrace(self, max_frames)
+
+    def __repr__(self):
+        return f"<Hit {self.probe.spec.text} pid={self.pid} tid={self.tid} ip={self.ip:#x}>"

@@ -1,0 +1,94 @@
+"""The ELF files a process has mapped, with their load biases: how runtime
+addresses become (file, symbol+offset) and back."""
+
+from __future__ import annotations
+
+import bisect
+import os
+from typing import NamedTuple, Optional
+
+from .elf import ElfError, ElfImage
+
+
+class Module(NamedTuple):
+    """One executable mapping of a file: [start, end) at ``bias`` from the
+    file's virtual addresses."""
+
+    start: int
+    end: int
+    path: str
+    inode: int
+    bias: int
+    image: ElfImage
+
+
+class Frame(NamedTuple):
+    pc: int
+    module: Optional[str]
+    symbol: Optional[str]
+    offset: int
+    file: Optional[str] = None
+    line: Optional[int] = None
+
+    def __str__(self):
+        where = f"{self.symbol}+{self.offset:#x}" if self.symbol else f"{self.pc:#x}"
+        mod = f" ({os.path.basename(self.module)})" if self.module else ""
+        src = f" at {self.file}:{self.line}" if self.file else ""
+        return f"{where}{mod}{src}"
+
+
+class ModuleMap:
+    """Rebuilt from /proc/PID/maps when the address space changes (exec,
+    dlopen, dlclose); lookups bisect a sorted table."""
+
+    def __init__(self):
+        self.modules = []
+        self._starts = []
+
+    def refresh(self, maps) -> None:
+        mods = []
+        for m in maps:
+            if not m.is_exec or not m.path.startswith("/") or m.inode == 0:
+                continue
+            try:
+                image = ElfImage.open(m.path)
+                bias = image.load_bias(m.start, m.offset, m.perms)
+            except ElfError:
+                continue
+            mods.append(Module(m.start, m.end, m.path, m.inode, bias, image))
+        mods.sort()
+        self.modules = mods
+        self._starts = [m.start for m in mods]
+
+    def find(self, addr: int) -> Optional[Module]:
+        i = bisect.bisect_right(self._starts, addr) - 1
+        if i >= 0 and addr < self.modules[i].end:
+            return self.modules[i]
+        return None
+
+    def of_file(self, path: str):
+        """Modules of the file ``path`` (compared by inode and device, so
+        /lib and /usr/lib spellings match)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return []
+        out = []
+        for mod in self.modules:
+            if mod.inode == st.st_ino:
+                try:
+                    if os.stat(mod.path).st_dev == st.st_dev:
+                        out.append(mod)
+                except OSError:
+                    continue
+        return out
+
+    def frame(self, pc: int) -> Frame:
+        mod = self.find(pc)
+        if mod is None:
+            return Frame(pc, None, None, 0)
+        found = mod.image.symbolize(pc - mod.bias)
+        if found is None:
+            return Frame(pc, mod.path, None, 0)
+        sym, off = found
+        return Frame(pc, mod.path, sym.name, off)

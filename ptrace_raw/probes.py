@@ -1,0 +1,550 @@
+"""Logical probes and the engine that runs them on every hit.
+
+One hit, per thread (design.md): the int3 traps, ip := V, the handlers of
+every probe at V run, return probes hijack the return address, then the
+displaced instruction runs by the plan chosen when the probe was set:
+emulated (one stop), boosted (one stop) or stepped in a per-thread slot
+(two stops).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+import traceback
+from typing import Callable, Optional
+
+import arch as _arch
+
+from . import binding
+from .breakpoints import Breakpoints
+from .elf import ElfError, ElfImage
+from .errors import ProbeError
+from .hit import Hit
+from .libraries import LibraryNotFound, resolve_binary
+from .loop import Engine
+from .modules import Frame, ModuleMap
+from .resolve import original_code, places
+from .specs import parse_spec
+from .xol import XolSpace
+
+_ARCH_BY_BITS = {64: _arch.X86_64, 32: _arch.I386}
+_FAULTS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
+MAX_RETURN_DEPTH = 64
+
+
+class Probe:
+    """What a user asked for: a spec and a handler.  ``hits`` counts every
+    hit in every process; ``keep_args`` makes a return probe save that many
+    entry arguments for ``hit.entry_args``."""
+
+    def __init__(self, spec, handler: Optional[Callable], keep_args: int = 0):
+        self.spec = spec
+        self.handler = handler
+        self.keep_args = keep_args
+        self.hits = 0
+        #: per pid: the addresses this probe is set at
+        self.sites = {}
+
+    @property
+    def is_return(self) -> bool:
+        return self.spec.is_return
+
+    def __repr__(self):
+        return f"<Probe {self.spec.text} hits={self.hits}>"
+
+
+class _Pending:
+    """A hijacked return: where the real return address was and what to
+    hand the return handler."""
+
+    __slots__ = ("probe", "orig", "sp", "args", "time_ns")
+
+    def __init__(self, probe, orig, sp, args, time_ns):
+        self.probe, self.orig, self.sp, self.args, self.time_ns = probe, orig, sp, args, time_ns
+
+
+class _ProcState:
+    def __init__(self, xol: XolSpace):
+        self.xol = xol
+        self.bps = Breakpoints()
+        self.modules = ModuleMap()
+        #: probes whose BIN is not mapped here yet (a library dlopen'ed later)
+        self.waiting = []
+        #: the bitness of the process's main image, for library lookups
+        self.bits = 64
+
+
+class ProbeEngine(Engine):
+    def __init__(self, tracer, fatal_errors: bool = False):
+        self.tracer = tracer
+        self.fatal_errors = fatal_errors
+        self.probes = []
+        self.errors = []
+        self._fatal = None
+
+    # -- probes ----------------------------------------------------------------
+    def add_probe(self, spec_text: str, handler=None, keep_args: int = 0) -> Probe:
+        probe = Probe(parse_spec(spec_text), handler, keep_args)
+        self._validate(probe)
+        stopped = [p for p in self.tracer.processes.values() if p.probe_state is not None]
+        done = []
+        try:
+            for proc in stopped:
+                with _stopped(self.tracer, proc):
+                    self._install(proc, probe)
+                done.append(proc)
+        except BaseException:
+            for proc in done:
+                with _stopped(self.tracer, proc):
+                    self._uninstall(proc, probe)
+            raise
+        self.probes.append(probe)
+        return probe
+
+    def remove_probe(self, probe: Probe) -> None:
+        if probe not in self.probes:
+            return
+        self.probes.remove(probe)
+        for proc in list(self.tracer.processes.values()):
+            if proc.probe_state is not None:
+                with _stopped(self.tracer, proc):
+                    self._uninstall(proc, probe)
+
+    def _validate(self, probe: Probe) -> None:
+        """Check a spec against its file before any process is touched, when
+        the file can be found without a process (a path, or a library in the
+        loader's cache)."""
+        spec = probe.spec
+        try:
+            path = resolve_binary(spec.binary)
+        except LibraryNotFound:
+            if "/" in spec.binary:
+                raise ProbeError(f"probe '{spec.text}': {spec.binary}: no such file") from None
+            return
+        try:
+            image = ElfImage.open(path)
+        except ElfError as exc:
+            raise ProbeError(f"probe '{spec.text}': {exc}") from None
+        self._plans(probe, image, 0)
+
+    def _plans(self, probe: Probe, image, bias: int):
+        """(runtime address, plan) for every site of ``probe`` in ``image``
+        mapped at ``bias``; refused instructions are errors, except under
+        ``FUNC+*`` where they are skipped with one warning."""
+        arch = _ARCH_BY_BITS[image.bits]
+        spec = probe.spec
+        out, refused = [], []
+        for place in places(spec, image, arch):
+            code = original_code(image, place.vaddr, arch.max_insn_len)
+            try:
+                out.append((place.vaddr + bias, arch.analyze(code, place.vaddr + bias)))
+            except _arch.UnsupportedInstruction as exc:
+                if spec.offset != "*":
+                    raise ProbeError(f"probe '{spec.text}' at {place.label}: {exc.reason} "
+                                     f"('{exc.text}')") from None
+                refused.append(f"{place.label} ({exc.text}: {exc.reason})")
+        if refused and bias:
+            print(f"ptrace-raw: probe '{spec.text}': skipped {len(refused)} instruction(s) "
+                  f"that cannot be probed: {'; '.join(refused[:3])}", file=sys.stderr)
+        return out
+
+    # -- processes ---------------------------------------------------------------
+    def on_new_process(self, proc) -> None:
+        self._setup(proc)
+
+    def on_exec(self, proc) -> None:
+        self._setup(proc)
+
+    def _setup(self, proc) -> None:
+        thread = proc.leader
+        maps = proc.maps()
+        exe = next((m for m in maps if m.is_exec and m.path.startswith("/")), None)
+        ps = _ProcState(XolSpace.create(proc, thread, exe.start if exe else 0))
+        ps.bits = thread.arch.bits
+        proc.probe_state = ps
+        ps.modules.refresh(maps)
+        self._hook_loader(proc, ps)
+        ps.waiting = list(self.probes)
+        self._install_waiting(proc, ps)
+
+    def _hook_loader(self, proc, ps) -> None:
+        """A breakpoint on the dynamic loader's ``_dl_debug_state``, which
+        it calls after every change to the list of loaded objects (the
+        r_debug rendezvous gdb uses): probes on libraries become active when
+        the library is mapped, dlopen included, before its code runs."""
+        for mod in ps.modules.modules:
+            if mod.image.has_function("_dl_debug_state"):
+                sym = mod.image.get_function("_dl_debug_state")
+                arch = _ARCH_BY_BITS[mod.image.bits]
+                addr = sym.value + mod.bias
+                code = original_code(mod.image, sym.value, arch.max_insn_len)
+                site = self._site(proc, ps, addr, arch.analyze(code, addr), arch)
+                site.internal.append(self._on_loader_change)
+                return
+
+    def _on_loader_change(self, thread) -> None:
+        proc = thread.process
+        ps = proc.probe_state
+        ps.modules.refresh(proc.maps())
+        self._install_waiting(proc, ps)
+
+    def _install_waiting(self, proc, ps) -> None:
+        still = []
+        for probe in ps.waiting:
+            if not self._install(proc, probe):
+                still.append(probe)
+        ps.waiting = still
+
+    def _install(self, proc, probe: Probe) -> bool:
+        """Set ``probe`` in ``proc``; False when its BIN is not mapped yet."""
+        ps = proc.probe_state
+        try:
+            path = resolve_binary(probe.spec.binary, [m.path for m in ps.modules.modules], ps.bits)
+        except LibraryNotFound:
+            if probe not in ps.waiting:
+                ps.waiting.append(probe)
+            return False
+        mods = ps.modules.of_file(path)
+        if not mods:
+            if probe not in ps.waiting:
+                ps.waiting.append(probe)
+            return False
+        mod = mods[0]
+        plans = self._plans(probe, mod.image, mod.bias)
+        arch = _ARCH_BY_BITS[mod.image.bits]
+        addrs = []
+        for addr, plan in plans:
+            site = self._site(proc, ps, addr, plan, arch)
+            (site.returns if probe.is_return else site.entry).append(probe)
+            addrs.append(addr)
+        probe.sites[proc.pid] = addrs
+        return True
+
+    def _site(self, proc, ps, addr, plan, arch):
+        site = ps.bps.get(addr)
+        if site is None:
+            site = ps.bps.insert(proc, addr, plan, arch.breakpoint_insn)
+            if plan.strategy == "boost":
+                site.boost_slot = ps.xol.boost_slot(proc, proc.stopped_thread(), addr, plan, arch)
+        return site
+
+    def _uninstall(self, proc, probe: Probe) -> None:
+        ps = proc.probe_state
+        if probe in ps.waiting:
+            ps.waiting.remove(probe)
+        for addr in probe.sites.pop(proc.pid, ()):
+            site = ps.bps.get(addr)
+            if site is None:
+                continue
+            for lst in (site.entry, site.returns):
+                if probe in lst:
+                    lst.remove(probe)
+            if site.unused:
+                ps.bps.remove(proc, site)
+
+    # -- the hit path --------------------------------------------------------------
+    def on_trap(self, thread) -> bool:
+        proc = thread.process
+        ps = proc.probe_state
+        if ps is None:
+            return False
+        regs = thread.get_regs()
+        arch = _arch.for_regs(regs)
+        addr = arch.ip(regs) - 1
+        site = ps.bps.sites.get(addr)
+        if site is None:
+            if addr == ps.xol.trampoline:
+                self._return_hit(thread, regs, arch, ps, run_handlers=not proc.silent)
+                thread.resume()
+                return True
+            if addr in ps.bps.removed and proc.read(addr, 1) != arch.breakpoint_insn:
+                arch.set_ip(regs, addr)
+                thread.regs_dirty = True
+                thread.resume()
+                return True
+            return False
+        arch.set_ip(regs, addr)
+        thread.regs_dirty = True
+        if not proc.silent:
+            for fn in site.internal:
+                fn(thread)
+            for probe in site.entry:
+                probe.hits += 1
+                if probe.handler is not None:
+                    self._call(probe, Hit(probe, thread, arch, addr, self))
+            if site.returns:
+                self._hijack(thread, regs, arch, ps, site)
+            if arch.ip(regs) != addr:
+                thread.resume()
+                self._raise_fatal()
+                return True
+        self._execute(thread, regs, arch, ps, site)
+        self._raise_fatal()
+        return True
+
+    def _execute(self, thread, regs, arch, ps, site) -> None:
+        if site.emulate:
+            if site.plan.emulate(regs, thread.process.memory):
+                thread.resume()
+                return
+        elif site.boost_slot is not None:
+            arch.set_ip(regs, site.boost_slot)
+            thread.resume()
+            return
+        self._step(thread, regs, ps, site)
+
+    def _step(self, thread, regs, ps, site) -> None:
+        xol = ps.xol
+        slot = xol.step_slot(thread.tid)
+        if xol.step_holds.get(slot) != site.addr:
+            thread.process.write(slot, site.plan.step_code(site.addr, slot))
+            xol.step_holds[slot] = site.addr
+        token = site.plan.pre_xol(regs, site.addr, slot)
+        thread.regs_dirty = True
+        thread.xol = (site, slot, token)
+        thread.singlestep()
+
+    def on_step(self, thread, resume: bool = True) -> None:
+        site, slot, token = thread.xol
+        regs = thread.get_regs()
+        if not site.plan.post_xol(regs, thread.process.memory, site.addr, slot, token):
+            thread.regs_dirty = True
+            if resume:
+                thread.singlestep()
+                return
+            thread.xol = None
+            return
+        thread.regs_dirty = True
+        thread.xol = None
+        self._deliver_held(thread)
+        if resume:
+            thread.resume()
+
+    def on_signal_in_step(self, thread, sig: int) -> None:
+        site, slot, token = thread.xol
+        regs = thread.get_regs()
+        arch = _arch.for_regs(regs)
+        ip = arch.ip(regs)
+        if sig in _FAULTS and slot <= ip < slot + arch.xol_slot_size:
+            site.plan.abort_xol(regs, site.addr, slot, token)
+            thread.regs_dirty = True
+            thread.xol = None
+            thread.pending_sig = sig
+            self._deliver_held(thread)
+            thread.resume()
+            return
+        thread.held_signals.append(sig)
+        thread.singlestep()
+
+    def settle(self, thread) -> None:
+        thread.singlestep()
+
+    @staticmethod
+    def _deliver_held(thread) -> None:
+        """Signals that arrived during the step: the first goes with the
+        resume, the others are queued again to the thread."""
+        held = thread.held_signals
+        if not held:
+            return
+        if not thread.pending_sig:
+            thread.pending_sig = held.pop(0)
+        for sig in held:
+            binding.tgkill(thread.process.pid, thread.tid, sig)
+        held.clear()
+
+    # -- return probes ---------------------------------------------------------------
+    def _hijack(self, thread, regs, arch, ps, site) -> None:
+        stack = thread.returns
+        if len(stack) >= MAX_RETURN_DEPTH:
+            return
+        mem = thread.process.memory
+        sp = arch.sp(regs)
+        tramp = ps.xol.trampoline
+        ret = arch.read_word(mem, sp)
+        if ret == tramp:
+            # A tail call: the caller's frame already returns through us.
+            orig = next((p.orig for p in reversed(stack) if p.sp == sp), None)
+            if orig is None:
+                return
+        else:
+            orig = ret
+            arch.write_word(mem, sp, tramp)
+        for probe in site.returns:
+            args = ([arch.arg(regs, mem, i) for i in range(probe.keep_args)]
+                    if probe.keep_args else None)
+            stack.append(_Pending(probe, orig, sp, args, time.monotonic_ns()))
+
+    def _return_hit(self, thread, regs, arch, ps, run_handlers: bool) -> None:
+        stack = thread.returns
+        entry_sp = arch.sp(regs) - arch.word_size
+        while stack and stack[-1].sp < entry_sp:
+            stack.pop()  # frames skipped by longjmp
+        done = []
+        while stack and stack[-1].sp == entry_sp:
+            done.append(stack.pop())
+        if not done:
+            raise ProbeError(f"thread {thread.tid} returned through the trampoline with no "
+                             "recorded return address")
+        arch.set_ip(regs, done[-1].orig)
+        thread.regs_dirty = True
+        if run_handlers:
+            for pending in done:
+                probe = pending.probe
+                probe.hits += 1
+                if probe.handler is not None:
+                    self._call(probe, Hit(probe, thread, arch, done[-1].orig, self, pending))
+
+    # -- handlers ---------------------------------------------------------------------
+    def _call(self, probe, hit) -> None:
+        try:
+            probe.handler(hit)
+        except Exception as exc:
+            self.errors.append((probe, exc))
+            if self.fatal_errors:
+                if self._fatal is None:
+                    self._fatal = exc
+            elif len(self.errors) <= 10:
+                line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                print(f"ptrace-raw: handler of '{probe.spec.text}' raised {line}", file=sys.stderr)
+
+    def _raise_fatal(self) -> None:
+        if self._fatal is not None:
+            exc, self._fatal = self._fatal, None
+            raise exc
+
+    def usdt_args(self, hit):
+        return None
+
+    def backtrace(self, hit, max_frames: int):
+        """Frame-pointer walk from the hit, with the trampoline shown as the
+        real return address."""
+        thread, arch = hit.thread, hit.arch
+        ps = thread.process.probe_state
+        mem = thread.process.memory
+        regs = thread.get_regs()
+        tramp = ps.xol.trampoline
+        pending = [p.orig for p in reversed(thread.returns)]
+        frames = [ps.modules.frame(arch.ip(regs))]
+        fp = arch.fp(regs)
+        w = arch.word_size
+        try:
+            ret = arch.read_word(mem, arch.sp(regs))
+            if frames[0].symbol and frames[0].offset == 0:
+                # At a function's first instruction the frame is not set up
+                # yet: the return address is at sp.
+                frames.append(ps.modules.frame(_real(ret, tramp, pending)))
+            while len(frames) < max_frames and fp:
+                ret = arch.read_word(mem, fp + w)
+                if not ret:
+                    break
+                frames.append(ps.modules.frame(_real(ret, tramp, pending)))
+                nfp = arch.read_word(mem, fp)
+                if nfp <= fp:
+                    break
+                fp = nfp
+        except OSError:
+            pass
+        return frames
+
+    # -- lifetime ---------------------------------------------------------------------
+    def on_trap_detaching(self, thread) -> bool:
+        ps = thread.process.probe_state
+        if ps is None:
+            return False
+        regs = thread.get_regs()
+        arch = _arch.for_regs(regs)
+        addr = arch.ip(regs) - 1
+        if addr in ps.bps.sites:
+            arch.set_ip(regs, addr)
+            thread.regs_dirty = True
+            return True
+        if addr == ps.xol.trampoline:
+            self._return_hit(thread, regs, arch, ps, run_handlers=True)
+            return True
+        return False
+
+    def on_detach(self, proc) -> None:
+        ps = proc.probe_state
+        if ps is None:
+            return
+        self._unhijack(proc, ps, proc.threads.values())
+        ps.bps.restore_all(proc)
+        proc.probe_state = None
+
+    @staticmethod
+    def _unhijack(proc, ps, threads) -> None:
+        tramp = ps.xol.trampoline
+        for thread in threads:
+            arch = _arch.for_regs(thread.get_regs())
+            for pending in thread.returns:
+                try:
+                    if arch.read_word(proc.memory, pending.sp) == tramp:
+                        arch.write_word(proc.memory, pending.sp, pending.orig)
+                except OSError:
+                    pass
+            thread.returns.clear()
+
+    def on_fork(self, parent, child, follow: bool) -> None:
+        ps = parent.probe_state
+        if ps is None:
+            return
+        forker = next((t for t in parent.threads.values() if t.stopped), None)
+        child_thread = child.leader
+        if forker is not None:
+            child_thread.returns = [(_Pending(p.probe, p.orig, p.sp, p.args, p.time_ns))
+                                    for p in forker.returns]
+        if follow:
+            state = _ProcState(ps.xol.clone() if not child.silent else ps.xol)
+            state.bps.sites = dict(ps.bps.sites) if not child.silent else ps.bps.sites
+            state.modules = ps.modules
+            state.waiting = list(ps.waiting)
+            child.probe_state = state
+            for probe in self.probes:
+                if parent.pid in probe.sites:
+                    probe.sites[child.pid] = list(probe.sites[parent.pid])
+            return
+        self._unhijack(child, ps, [child_thread])
+        for site in ps.bps.sites.values():
+            child.write(site.addr, site.saved)
+
+    def on_thread_gone(self, thread) -> None:
+        ps = thread.process.probe_state
+        if ps is not None:
+            ps.xol.release_thread(thread.tid)
+        thread.xol = None
+
+    def on_process_gone(self, proc) -> None:
+        for probe in self.probes:
+            probe.sites.pop(proc.pid, None)
+        proc.probe_state = None
+
+
+def _real(ret: int, tramp: int, pending) -> int:
+    if ret == tramp and pending:
+        return pending.pop(0)
+    return ret
+
+
+class _stopped:
+    """Every thread of ``proc`` stopped for the duration of a ``with``
+    (already true before ``run`` and inside handlers for the hitting
+    thread; other running threads are interrupted and resumed after)."""
+
+    def __init__(self, tracer, proc):
+        self.tracer, self.proc = tracer, proc
+        self.resume = []
+
+    def __enter__(self):
+        running = [t for t in self.proc.threads.values() if not t.stopped]
+        if running:
+            self.tracer.stop_all(self.proc)
+            self.resume = running
+        return self.proc
+
+    def __exit__(self, *exc):
+        for thread in self.resume:
+            if thread.stopped and thread.xol is None and thread.tid in self.proc.threads:
+                thread.resume()
+        return False

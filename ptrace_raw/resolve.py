@@ -1,0 +1,92 @@
+"""From a probe spec to file addresses in one ELF image.
+
+Everything here is checked before anything is patched: an unknown symbol,
+an offset inside an instruction or an address outside any code is an error
+naming the spec, and the process is left untouched.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, NamedTuple
+
+from .elf import ElfError, ElfImage, SymbolNotFound
+from .errors import ProbeError
+
+
+class Place(NamedTuple):
+    """One probe site in file terms: ``vaddr`` in ``image``, with a label
+    for messages (``func+0x4``)."""
+
+    vaddr: int
+    label: str
+
+
+def _instruction_starts(arch, image: ElfImage, sym) -> List[int]:
+    code = image.read(sym.value, sym.size, partial=True)
+    return [insn.addr for insn in arch.decode(code, sym.value)]
+
+
+def _functions(spec, image: ElfImage):
+    if spec.is_glob:
+        found = list(image.iter_functions(spec.func))
+        if not found:
+            raise ProbeError(f"probe '{spec.text}': no function of {image.path} matches '{spec.func}'")
+        return found
+    try:
+        return [image.get_function(spec.func)]
+    except SymbolNotFound as exc:
+        raise ProbeError(f"probe '{spec.text}': {exc}") from None
+
+
+def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
+    """File virtual addresses of ``spec`` in ``image``."""
+    warn = warn or (lambda msg: print(f"ptrace-raw: {msg}", file=sys.stderr))
+    if spec.address is not None:
+        return [_checked_address(spec, image, arch)]
+    if spec.func is None:
+        raise ProbeError(f"probe '{spec.text}': this kind of probe is not supported here")
+    out = []
+    for sym in _functions(spec, image):
+        if sym.kind == "ifunc":
+            warn(f"probe '{spec.text}': {sym.name} is an IFUNC; the probe is on its resolver, "
+                 "which runs once at load time, not on the implementation callers reach")
+        if spec.offset == "*":
+            if not sym.size:
+                raise ProbeError(f"probe '{spec.text}': {sym.name} has no size, cannot probe every instruction")
+            out.extend(Place(a, f"{sym.name}+{a - sym.value:#x}")
+                       for a in _instruction_starts(arch, image, sym))
+            continue
+        off = spec.offset or 0
+        if off:
+            if sym.size and off >= sym.size:
+                raise ProbeError(f"probe '{spec.text}': offset {off:#x} is beyond the end of "
+                                 f"{sym.name} ({sym.size:#x} bytes)")
+            if sym.value + off not in _instruction_starts(arch, image, sym):
+                raise ProbeError(f"probe '{spec.text}': offset {off:#x} is not on an instruction "
+                                 f"boundary of {sym.name}")
+        out.append(Place(sym.value + off, f"{sym.name}+{off:#x}" if off else sym.name))
+    return out
+
+
+def _checked_address(spec, image: ElfImage, arch) -> Place:
+    addr = spec.address
+    if not any(lo <= addr < hi for lo, hi in image.executable_ranges()):
+        raise ProbeError(f"probe '{spec.text}': {addr:#x} is not in the code of {image.path}")
+    found = image.symbolize(addr)
+    if found is None:
+        return Place(addr, f"{addr:#x}")
+    sym, off = found
+    if off and addr not in _instruction_starts(arch, image, sym):
+        raise ProbeError(f"probe '{spec.text}': {addr:#x} ({sym.name}+{off:#x}) is not on an "
+                         "instruction boundary")
+    return Place(addr, f"{sym.name}+{off:#x}" if off else sym.name)
+
+
+def original_code(image: ElfImage, vaddr: int, size: int) -> bytes:
+    """The file's bytes at ``vaddr``: never memory, which may hold our own
+    (or another tool's) int3."""
+    try:
+        return image.read(vaddr, size, partial=True)
+    except ElfError as exc:
+        raise ProbeError(str(exc)) from None

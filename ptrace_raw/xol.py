@@ -1,0 +1,177 @@
+"""Out-of-line execution areas: the R-X pages in a tracee that hold the
+return trampoline, the syscall used for injection, boosted copies and the
+per-thread step slots.
+
+Areas are mapped by injecting mmap, PROT_READ|PROT_EXEC only, and written
+through /proc/PID/mem.  Each lies within +-2 GiB of the code it serves so a
+rip-relative instruction can be boosted with its displacement re-encoded;
+code far from every area gets an area of its own.  A boosted slot is never
+reused while the process lives: a thread may be inside one (or a signal
+frame may return into one) without the tracer knowing, which is also why
+areas stay mapped after detach, like the kernel's ``[uprobes]`` page.
+"""
+
+from __future__ import annotations
+
+from .consts import MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ
+from .errors import TracerError
+
+AREA_SIZE = 64 * 1024
+_REACH = (1 << 31) - AREA_SIZE - (1 << 20)
+_PAGE = 4096
+_HEADER = 32  # int3 trampoline at 0, syscall instruction at 16
+
+
+class XolError(TracerError):
+    """No out-of-line area could be mapped where it was needed."""
+
+
+class XolArea:
+    __slots__ = ("start", "end", "_next", "boosted")
+
+    def __init__(self, start: int, header: bool):
+        self.start = start
+        self.end = start + AREA_SIZE
+        self._next = start + (_HEADER if header else 0)
+        #: holds at least one boosted copy
+        self.boosted = False
+
+    def take(self, size: int):
+        if self._next + size > self.end:
+            return None
+        at, self._next = self._next, self._next + size
+        return at
+
+    def __contains__(self, addr: int) -> bool:
+        return self.start <= addr < self.end
+
+
+class XolSpace:
+    """The areas of one process and the slots handed out in them."""
+
+    def __init__(self, first: XolArea, slot_size: int):
+        self.areas = [first]
+        self.slot_size = slot_size
+        self.trampoline = first.start
+        self.syscall_at = first.start + 16
+        self._step_slots = {}
+        self._free_step = []
+        #: which plan's code each step slot holds now (to skip rewrites)
+        self.step_holds = {}
+
+    @classmethod
+    def create(cls, proc, thread, near: int) -> "XolSpace":
+        """Map the first area with ``thread`` stopped and every other thread
+        of ``proc`` stopped too: the mmap is injected through a syscall
+        instruction written over the thread's current instruction, which no
+        other thread may run meanwhile."""
+        arch = thread.arch
+        ip = arch.ip(thread.get_regs())
+        saved = proc.read(ip, len(arch.syscall_insn))
+        proc.write(ip, arch.syscall_insn)
+        try:
+            start = _map_near(proc, thread, ip, near, arch)
+        finally:
+            proc.write(ip, saved)
+        proc.write(start, arch.breakpoint_insn)
+        proc.write(start + 16, arch.syscall_insn)
+        return cls(XolArea(start, header=True), arch.xol_slot_size)
+
+    def clone(self) -> "XolSpace":
+        """The same areas as seen by a forked child (inherited mappings)."""
+        dup = XolSpace.__new__(XolSpace)
+        dup.__dict__.update(self.__dict__)
+        dup.areas = [XolArea.__new__(XolArea) for _ in self.areas]
+        for new, old in zip(dup.areas, self.areas):
+            new.start, new.end, new._next, new.boosted = old.start, old.end, old._next, old.boosted
+        dup._step_slots = {}
+        dup._free_step = list(self._free_step) + list(self._step_slots.values())
+        dup.step_holds = dict(self.step_holds)
+        return dup
+
+    def __contains__(self, addr: int) -> bool:
+        return any(addr in a for a in self.areas)
+
+    def area_near(self, proc, thread, addr: int, arch) -> XolArea:
+        for area in self.areas:
+            if arch.in_rel32_reach(addr, area.start) and arch.in_rel32_reach(addr, area.end):
+                return area
+        start = _map_near(proc, thread, self.syscall_at, addr, arch)
+        area = XolArea(start, header=False)
+        self.areas.append(area)
+        return area
+
+    def boost_slot(self, proc, thread, addr: int, plan, arch):
+        """Write ``plan``'s boosted copy into a fresh slot near ``addr``;
+        None when the plan cannot be boosted from there."""
+        area = self.area_near(proc, thread, addr, arch)
+        at = area._next
+        code = plan.boost_code(addr, at)
+        if code is None:
+            return None
+        slot = area.take(self.slot_size)
+        if slot is None:
+            area = XolArea(_map_near(proc, thread, self.syscall_at, addr, arch), header=False)
+            self.areas.append(area)
+            slot = area.take(self.slot_size)
+            code = plan.boost_code(addr, slot)
+            if code is None:
+                return None
+        proc.write(slot, code.ljust(self.slot_size, arch.breakpoint_insn))
+        area.boosted = True
+        return slot
+
+    def step_slot(self, tid: int) -> int:
+        slot = self._step_slots.get(tid)
+        if slot is None:
+            slot = self._free_step.pop() if self._free_step else None
+            if slot is None:
+                for area in self.areas:
+                    slot = area.take(self.slot_size)
+                    if slot is not None:
+                        break
+                else:
+                    raise XolError("out of out-of-line slots")
+            self._step_slots[tid] = slot
+        return slot
+
+    def release_thread(self, tid: int) -> None:
+        slot = self._step_slots.pop(tid, None)
+        if slot is not None:
+            self._free_step.append(slot)
+
+
+def _map_near(proc, thread, syscall_at: int, near: int, arch) -> int:
+    """Inject mmap for an area within rel32 reach of ``near``: the first
+    free gap found in /proc/PID/maps, claimed with MAP_FIXED_NOREPLACE."""
+    prot, flags = PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS
+    for hint in _candidates(proc, near, arch):
+        got = proc.inject_syscall(
+            thread, syscall_at,
+            lambda a, regs, h=hint: a.set_mmap(regs, h, AREA_SIZE, prot,
+                                               flags | (MAP_FIXED_NOREPLACE if h else 0)))
+        if got < 0 or got >= (1 << 47):
+            continue
+        if arch.in_rel32_reach(near, got) and arch.in_rel32_reach(near, got + AREA_SIZE):
+            return got
+    raise XolError(f"cannot map an out-of-line area within 2 GiB of {near:#x} in pid {proc.pid}")
+
+
+def _candidates(proc, near: int, arch):
+    """The top of each free gap, closest to ``near`` first (the top, so a
+    heap growing up from the bottom of a gap keeps its room); 0 (let the
+    kernel choose) last, which is all a 32-bit tracee needs."""
+    maps = sorted((m.start, m.end) for m in proc.maps())
+    gaps = []
+    prev_end = 1 << 16
+    for start, end in maps:
+        if start - prev_end >= AREA_SIZE + 2 * _PAGE:
+            gaps.append((prev_end + _PAGE, start - _PAGE))
+        prev_end = max(prev_end, end)
+    picks = []
+    for lo, hi in gaps:
+        at = hi - AREA_SIZE
+        at -= at % _PAGE
+        if at >= lo and abs(at - near) < _REACH:
+            picks.append((abs(at - near), at))
+    return [at for _, at in sorted(picks)[:8]] + [0]
