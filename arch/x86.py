@@ -13,7 +13,7 @@ import capstone
 from capstone import x86 as cs
 
 from .base import Arch, Insn, UnsupportedInstruction
-from .x86_insn import MAP_0F, ONE_BYTE, Encoding, scan
+from .x86_insn import MAP_0F, MAP_0F38, MAP_0F3A, ONE_BYTE, Encoding, scan
 from .x86_plans import (FIX_CALL, FIX_IP, FIX_NONE, CallPlan, CondJumpPlan, CopyPlan,
                         IndirectPlan, JumpPlan, LoopPlan, Mode, NopPlan, PushPlan, RetPlan,
                         encode_jump, value_mask_without_trap_flags)
@@ -50,26 +50,29 @@ def _opcode_set(spec: str) -> frozenset:
 # traps, x87 whose FPU ip would record the slot, group 3/4/5 with their
 # faulting and branching members, prefixes-as-opcodes) ...
 _NO_BOOST_1 = _opcode_set("62 70-7f 9a cc-ce d6 d8-df e0-e3 e8 e9 eb f0-f4 f6 f7 fe ff")
-# ... and its ``twobyte_is_boostable`` bitmap, as the set of 0f xx that boost
+# ... and its ``twobyte_is_boostable`` bitmap, as the set of 0f xx that
+# boost.  That bitmap dates from when most SSE opcodes were undefined and
+# marks them unboostable; they are plain data operations (like the 0f 38 and
+# 0f 3a maps and VEX/EVEX), so the SSE rows are added: a function entry's
+# ``movsd 0x..(%rip),%xmm0`` then boosts instead of taking two stops.
 _BOOST_0F = _opcode_set(
     "02 03 06 08 09 20-23 31 40-4f 60-6b 6e 6f 74-77 7e 7f 90-9f"
     " a0 a1 a3-a5 a8 a9 ab-ad af b0-b7 bb-bf c0 c1 c8-cf"
-    " d1-d3 d5 d8 d9 db-dd df e1 e2 e5 e8 e9 eb-ed ef f1-f3 f5 f8-fa fc-fe")
+    " d1-d3 d5 d8 d9 db-dd df e1 e2 e5 e8 e9 eb-ed ef f1-f3 f5 f8-fa fc-fe"
+    " 10-17 28-2f 50-5f 70-73 7c 7d c2-c6 d0-fe")
 _SHIFT_GROUPS = frozenset((0xc0, 0xc1, 0xd0, 0xd1, 0xd2, 0xd3))
 
 
 def _boostable(enc: Encoding, op: int) -> bool:
     """Whether a copy followed by a jump back behaves like the original
-    (kprobes ``can_boost``).  VEX/EVEX instructions are data operations and
-    boost.  popf does not: a popped TF would trap inside the slot."""
+    (kprobes ``can_boost``, with the SIMD maps added).  popf does not boost:
+    a popped TF would trap inside the slot."""
     if 0x67 in enc.prefixes or 0x2e in enc.prefixes:
         return False
-    if enc.kind != "legacy":
+    if enc.kind != "legacy" or enc.map in (MAP_0F38, MAP_0F3A):
         return True
     if enc.map == MAP_0F:
         return op in _BOOST_0F
-    if enc.map != ONE_BYTE:
-        return False
     if op == 0xff:
         return enc.reg == 4
     if op in _SHIFT_GROUPS:
@@ -213,8 +216,9 @@ class X86(Arch):
         the length (and the ip fix) stays; REX.B is cleared and VEX3/EVEX's
         inverted B/X bits are set so the scratch is a low register."""
         at = ins.modrm_offset
-        if (at != enc.op_at + 1 or code[at] & 0xc7 != 0x05
-                or ins.disp_offset != at + 1 or ins.disp_size != 4):
+        # capstone's disp_size reads 2 for 66-prefixed 0f 38/0f 3a forms;
+        # a rip-relative disp is always 4 bytes, right after modrm
+        if at != enc.op_at + 1 or code[at] & 0xc7 != 0x05 or ins.disp_offset != at + 1:
             raise UnsupportedInstruction(
                 "the decoder and the prefix scan disagree on this rip-relative operand",
                 text, addr)
@@ -239,7 +243,7 @@ class X86(Arch):
             step[enc.rex_at] &= 0xfe
         if enc.kind in ("vex3", "evex"):
             step[enc.vex_at + 1] |= 0x60
-        return bytes(step), field, ins.disp_offset
+        return bytes(step), field, at + 1
 
 
 def _text(ins) -> str:

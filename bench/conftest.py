@@ -2,7 +2,8 @@
 
 pytest-benchmark's own table times whole runs, start-up included; the
 number the project is judged by is ns/hit, so the session also prints
-ns/hit per case, bitness, placement and tracer next to the untraced costs.
+ns/hit per case, bitness, placement and tracer next to the untraced costs,
+and the Python tracer's ns/hit as a ratio to the reference's.
 """
 
 from __future__ import annotations
@@ -10,12 +11,33 @@ from __future__ import annotations
 import pytest
 
 from bench import harness
+from bench import pytracer  # noqa: F401  registers the "py" tracer before collection
 
 _ROWS = pytest.StashKey[list]()
 
 
 def pytest_configure(config):
     config.stash[_ROWS] = []
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the tracers of one configuration back to back, ``ref`` first:
+    each ratio then compares runs made minutes apart at most, not a whole
+    session apart (a VM's speed drifts), and the ratio is known when the
+    Python tracer's benchmark writes its extra_info."""
+    order = {name: k for k, name in enumerate(harness.tracers())}
+
+    def key(item):
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "tracer" not in params:
+            return (item.nodeid,)
+        rest = tuple(str(v) for k, v in sorted(params.items()) if k != "tracer")
+        return (item.originalname, rest, order.get(params["tracer"], len(order)))
+
+    first = {}
+    for pos, item in enumerate(items):
+        first.setdefault(key(item)[:2], pos)
+    items.sort(key=lambda item: (first[key(item)[:2]], key(item)))
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +49,15 @@ def built():
 
 
 @pytest.fixture
-def record(request):
+def rows(request):
+    """The rows measured so far this session (to find ``ref``'s for a ratio)."""
+    return request.config.stash[_ROWS]
+
+
+@pytest.fixture
+def record(rows):
     """``record(row)`` adds a dict to the end-of-session ns/hit table."""
-    return request.config.stash[_ROWS].append
+    return rows.append
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -38,11 +66,29 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     tr = terminalreporter
     tr.section("ns per probe hit (median of rounds; untraced costs per iteration)")
-    head = ("tracer", "case", "bits", "placement", "ns/hit", "min", "max",
-            "stops/hit", "call ns", "loop ns")
-    tr.write_line("%-6s %-14s %4s %-9s %9s %9s %9s %9s %7s %7s" % head)
+    head = ("tracer", "case", "bits", "placement", "N", "ns/hit", "min", "max",
+            "stops/hit", "vs ref", "call ns", "loop ns")
+    tr.write_line("%-6s %-14s %4s %-9s %6s %9s %9s %9s %9s %6s %7s %7s" % head)
     for r in sorted(rows, key=lambda r: (r["tracer"], r["case"], r["bits"], r["placement"])):
-        tr.write_line("%-6s %-14s %4d %-9s %9.0f %9.0f %9.0f %9.2f %7.2f %7.2f" % (
-            r["tracer"], r["case"], r["bits"], r["placement"], r["ns_per_hit"],
+        ratio = r.get("ratio_to_ref")
+        tr.write_line("%-6s %-14s %4d %-9s %6d %9.0f %9.0f %9.0f %9.2f %6s %7.2f %7.2f" % (
+            r["tracer"], r["case"], r["bits"], r["placement"], r["hits"], r["ns_per_hit"],
             r["ns_per_hit_min"], r["ns_per_hit_max"], r["stops_per_hit"],
+            "-" if ratio is None else "%.2f" % ratio,
             r["untraced_call_ns"], r["untraced_loop_ns"]))
+
+    others = sorted({r["tracer"] for r in rows} - {"ref"})
+    by_key = {(r["tracer"], r["case"], r["bits"], r["placement"]): r for r in rows}
+    for tracer in others:
+        tr.section(f"{tracer} / ref: ns per hit, medians, side by side")
+        tr.write_line("%-14s %4s %-9s %9s %9s %7s %12s" % (
+            "case", "bits", "placement", "ref", tracer, "ratio", f"{tracer} stops/hit"))
+        for (t, case, bits, placement), r in sorted(by_key.items(),
+                                                     key=lambda kv: (kv[0][3], kv[0][2], kv[0][1])):
+            if t != tracer:
+                continue
+            ref = by_key.get(("ref", case, bits, placement))
+            tr.write_line("%-14s %4d %-9s %9s %9.0f %7s %12.2f" % (
+                case, bits, placement, "-" if ref is None else "%.0f" % ref["ns_per_hit"],
+                r["ns_per_hit"], "-" if ref is None else "%.2f" % (r["ns_per_hit"] / ref["ns_per_hit"]),
+                r["stops_per_hit"]))

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import pytest
 
-from bench import harness
+from bench import harness, pytracer
 
 ROUNDS = 3
+#: calls per run by tracer: the Python tracer is several times slower per
+#: hit, and 5000 hits already give it a per-hit figure stable to a few %
+N = {"py": 5000}
 
 
-def _measure(benchmark, record, tracer, case, bits, placement, rounds):
+def _measure(benchmark, record, rows, tracer, case, bits, placement, rounds):
     results = []
+    n = N.get(tracer, harness.N_DEFAULT)
     benchmark.pedantic(lambda: results.append(
-        harness.run_case(case, bits, placement, tracer)), rounds=rounds, iterations=1)
+        harness.run_case(case, bits, placement, tracer, n)), rounds=rounds, iterations=1)
     ns = sorted(r.ns_per_hit for r in results)
     base = harness.baseline(bits, harness.CASES[case], harness.placement_cpus(placement)[1])
     row = {
@@ -28,6 +32,14 @@ def _measure(benchmark, record, tracer, case, bits, placement, rounds):
         "hits": results[0].hits, "untraced_call_ns": base.call_ns,
         "untraced_loop_ns": base.loop_ns,
     }
+    if tracer == "py":
+        row.update({f"py_{k}": v for k, v in pytracer.LAST_INFO.items()})
+    if tracer != "ref":
+        ref = next((r for r in rows if (r["tracer"], r["case"], r["bits"], r["placement"])
+                    == ("ref", case, bits, placement)), None)
+        if ref is not None:
+            row["ref_ns_per_hit"] = ref["ns_per_hit"]
+            row["ratio_to_ref"] = row["ns_per_hit"] / ref["ns_per_hit"]
     benchmark.extra_info.update(row)
     record(row)
 
@@ -36,12 +48,12 @@ def _measure(benchmark, record, tracer, case, bits, placement, rounds):
 @pytest.mark.parametrize("bits", harness.BITS, ids=lambda b: f"m{b}")
 @pytest.mark.parametrize("case", list(harness.CASES))
 @pytest.mark.parametrize("tracer", harness.tracers())
-def test_pinned(benchmark, record, built, tracer, case, bits, placement):
-    _measure(benchmark, record, tracer, case, bits, placement, ROUNDS)
+def test_pinned(benchmark, record, rows, built, tracer, case, bits, placement):
+    _measure(benchmark, record, rows, tracer, case, bits, placement, ROUNDS)
 
 
 @pytest.mark.parametrize("bits", harness.BITS, ids=lambda b: f"m{b}")
 @pytest.mark.parametrize("tracer", harness.tracers())
-def test_unpinned(benchmark, record, built, tracer, bits):
+def test_unpinned(benchmark, record, rows, built, tracer, bits):
     """Unpinned, what a user sees: a spread, so more rounds and min/median/max."""
-    _measure(benchmark, record, tracer, "emulate-push", bits, "none", 7)
+    _measure(benchmark, record, rows, tracer, "emulate-push", bits, "none", 7)

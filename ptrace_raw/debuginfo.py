@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Iterator, Optional
+from typing import Optional
 
 from elftools.dwarf.dwarfinfo import DWARFInfo
 from elftools.dwarf.ranges import BaseAddressEntry
@@ -25,17 +25,28 @@ _CONTAINER_TAGS = frozenset((
 ))
 
 
+_ORIGIN_LINKS = ("DW_AT_abstract_origin", "DW_AT_specification")
+
+
+def origin(die, attr: str = "DW_AT_name"):
+    """The DIE that carries ``attr`` for ``die``: itself, or the DIE its
+    abstract_origin / specification links lead to (a concrete copy of an
+    inlined function, a C++ member defined outside its class); the last DIE
+    of the chain when none has it."""
+    for _ in range(8):
+        if attr in die.attributes:
+            return die
+        link = next((a for a in _ORIGIN_LINKS if a in die.attributes), None)
+        if link is None:
+            return die
+        die = die.get_DIE_from_attribute(link)
+    return die
+
+
 def die_name(die) -> Optional[str]:
     """A DIE's name, through abstract_origin and specification links."""
-    for _ in range(8):
-        attrs = die.attributes
-        if "DW_AT_name" in attrs:
-            return attrs["DW_AT_name"].value.decode(errors="replace")
-        ref = next((a for a in ("DW_AT_abstract_origin", "DW_AT_specification") if a in attrs), None)
-        if ref is None:
-            return None
-        die = die.get_DIE_from_attribute(ref)
-    return None
+    attr = origin(die).attributes.get("DW_AT_name")
+    return attr.value.decode(errors="replace") if attr else None
 
 
 class DebugFile:
@@ -86,9 +97,6 @@ class DebugFile:
             else:
                 out.append((base + entry.begin_offset, base + entry.end_offset))
         return out
-
-    def iter_cus(self) -> Iterator:
-        return self.dwarf.iter_CUs() if self.dwarf is not None else iter(())
 
     def holds(self, die, address: int) -> bool:
         return any(lo <= address < hi for lo, hi in self.die_ranges(die))

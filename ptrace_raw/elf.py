@@ -73,7 +73,6 @@ class _Section(NamedTuple):
     offset: int
     size: int
     link: int
-    entsize: int
     addralign: int
 
 
@@ -134,7 +133,7 @@ class ElfImage:
                               if s["p_type"] == "PT_TLS"), None)
             self._sections = tuple(
                 _Section(s.name, s["sh_type"], s["sh_addr"], s["sh_offset"], s["sh_size"],
-                         s["sh_link"], s["sh_entsize"], s["sh_addralign"])
+                         s["sh_link"], s["sh_addralign"])
                 for s in elf.iter_sections())
             dynamic = {}
             for seg in elf.iter_segments():

@@ -20,8 +20,10 @@ as gdb's ``break FILE:LINE`` does, so it goes where gdb puts its locations:
 Unlike gdb, a site on a function's opening line stays at the function's
 entry (where that line starts), rather than moving past the prologue.
 
-Line programs are parsed per CU, and only for a CU whose header names a
-matching file; results are cached per file.
+Line programs are read straight from ``.debug_line``: every header once,
+the rows only of a program whose header names a matching file, and DIEs
+only of the CU that owns a candidate (found through ``.debug_aranges``).
+All of it is cached per file.
 """
 
 from __future__ import annotations

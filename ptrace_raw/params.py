@@ -14,7 +14,10 @@ from __future__ import annotations
 import struct
 from typing import Callable, NamedTuple, Optional, Union
 
-from ptrace_raw.debuginfo import DebugFile, debug_file
+from elftools.dwarf.enums import ENUM_DW_ATE
+
+from ptrace_raw.debuginfo import DebugFile, debug_file, origin
+from ptrace_raw.elf import ElfImage
 
 # Modifiers that do not change a value's representation.
 _TRANSPARENT = frozenset((
@@ -31,6 +34,7 @@ _KEYWORDS = {
     "DW_TAG_structure_type": "struct ", "DW_TAG_union_type": "union ",
     "DW_TAG_enumeration_type": "enum ", "DW_TAG_class_type": "class ",
 }
+_STARS = {"DW_TAG_reference_type": "&", "DW_TAG_rvalue_reference_type": "&&"}
 _CV = {"DW_TAG_const_type": "const", "DW_TAG_volatile_type": "volatile",
        "DW_TAG_restrict_type": "restrict", "DW_TAG_atomic_type": "_Atomic"}
 
@@ -71,7 +75,7 @@ def type_name(die) -> str:
         inner = _attr_type(die)
         if inner is not None and inner.tag == "DW_TAG_subroutine_type":
             return f"{type_name(_attr_type(inner))} (*)()"
-        star = "&" if tag == "DW_TAG_reference_type" else "&&" if tag == "DW_TAG_rvalue_reference_type" else "*"
+        star = _STARS.get(tag, "*")
         base = type_name(inner)
         return f"{base}{star}" if base.endswith(("*", "&")) else f"{base} {star}"
     if tag in _CV:
@@ -96,19 +100,20 @@ def _strip(die):
 
 
 def _param(die, address_size: int) -> Param:
-    declared = _origin_attr(die, "DW_AT_type")
+    typed = origin(die, "DW_AT_type")
+    declared = _attr_type(typed)
     typ = _strip(declared)
-    name = _name(_origin(die)) or "?"
+    name = _name(origin(die)) or "?"
     spelled = type_name(declared)
     if typ is None:
         return Param(name, spelled, address_size, False, False, False)
+    size_attr = typ.attributes.get("DW_AT_byte_size")
+    size = size_attr.value if size_attr else address_size
     if typ.tag in _POINTERS:
         target = _strip(_attr_type(typ))
         is_char = (target is not None and target.tag == "DW_TAG_base_type"
                    and _encoding(target) in _CHARS)
-        size = typ.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in typ.attributes else address_size
         return Param(name, spelled, size, False, True, is_char)
-    size = typ.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in typ.attributes else address_size
     encoding = _encoding(typ)
     if typ.tag == "DW_TAG_enumeration_type":
         encoding = _encoding(_strip(_attr_type(typ)))
@@ -121,37 +126,7 @@ def _encoding(typ) -> Optional[str]:
     return _ATE.get(typ.attributes["DW_AT_encoding"].value)
 
 
-_ATE = {
-    0x1: "DW_ATE_address", 0x2: "DW_ATE_boolean", 0x3: "DW_ATE_complex_float",
-    0x4: "DW_ATE_float", 0x5: "DW_ATE_signed", 0x6: "DW_ATE_signed_char",
-    0x7: "DW_ATE_unsigned", 0x8: "DW_ATE_unsigned_char", 0xD: "DW_ATE_signed_fixed",
-    0x10: "DW_ATE_UTF",
-}
-
-
-def _origin(die):
-    """The DIE that holds a concrete DIE's name and type."""
-    for _ in range(8):
-        attrs = die.attributes
-        if "DW_AT_name" in attrs:
-            return die
-        ref = next((a for a in ("DW_AT_abstract_origin", "DW_AT_specification") if a in attrs), None)
-        if ref is None:
-            return die
-        die = die.get_DIE_from_attribute(ref)
-    return die
-
-
-def _origin_attr(die, attr: str):
-    """The DIE an attribute of ``die`` (or of its origin) refers to."""
-    for _ in range(8):
-        if attr in die.attributes:
-            return die.get_DIE_from_attribute(attr)
-        ref = next((a for a in ("DW_AT_abstract_origin", "DW_AT_specification") if a in die.attributes), None)
-        if ref is None:
-            return None
-        die = die.get_DIE_from_attribute(ref)
-    return None
+_ATE = {value: name for name, value in ENUM_DW_ATE.items()}
 
 
 class _Functions:
@@ -160,19 +135,10 @@ class _Functions:
     def __init__(self, debug: DebugFile):
         self.debug = debug
         self.cache: dict = {}
-        self._symbols: Optional[dict[str, int]] = None
 
     def address_of(self, name: str) -> Optional[int]:
-        if self._symbols is None:
-            self._symbols = {}
-            for section_name in (".dynsym", ".symtab"):
-                section = self.debug.elf.get_section_by_name(section_name)
-                if section is None:
-                    continue
-                for sym in section.iter_symbols():
-                    if sym["st_info"]["type"] == "STT_FUNC" and sym["st_value"] and sym["st_shndx"] != "SHN_UNDEF":
-                        self._symbols.setdefault(sym.name, sym["st_value"])
-        return self._symbols.get(name)
+        image = ElfImage.open(self.debug.path)
+        return image.get_function(name).value if image.has_function(name) else None
 
     def cu_at(self, address: int):
         dwarf = self.debug.dwarf
@@ -198,7 +164,7 @@ class _Functions:
         for cu in self.debug.dwarf.iter_CUs():
             for die in cu.get_top_DIE().iter_children():
                 if die.tag == "DW_TAG_subprogram" and self.debug.die_ranges(die) and \
-                        _name(_origin(die)) == name:
+                        _name(origin(die)) == name:
                     return die
         return None
 
@@ -230,8 +196,7 @@ def function_params(path, func: Union[str, int]) -> Optional[list[Param]]:
         concrete = [c for c in die.iter_children() if c.tag == "DW_TAG_formal_parameter"]
         if not concrete:
             # An out-of-line copy may list no parameters of its own.
-            origin = _origin(die)
-            concrete = [c for c in origin.iter_children() if c.tag == "DW_TAG_formal_parameter"]
+            concrete = [c for c in origin(die).iter_children() if c.tag == "DW_TAG_formal_parameter"]
         # C++'s artificial ``this`` stays: it takes the first argument slot.
         result = [_param(c, size) for c in concrete]
     funcs.cache[func] = result

@@ -363,11 +363,16 @@ class ProbeEngine(Engine):
         sp = arch.sp(regs)
         tramp = ps.xol.trampoline
         ret = arch.read_word(mem, sp)
-        if ret == tramp:
+        chained = ret == tramp
+        # Instances recorded deeper than this frame (or, for a fresh call, at
+        # this very slot) belong to frames a longjmp already left.
+        while stack and (stack[-1].sp < sp or (not chained and stack[-1].sp == sp)):
+            stack.pop()
+        if chained:
             # A tail call: the caller's frame already returns through us.
-            orig = next((p.orig for p in reversed(stack) if p.sp == sp), None)
-            if orig is None:
+            if not stack or stack[-1].sp != sp:
                 return
+            orig = stack[-1].orig
         else:
             orig = ret
             arch.write_word(mem, sp, tramp)

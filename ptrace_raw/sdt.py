@@ -178,7 +178,7 @@ class SdtArg:
                                   f"'{self.symbol}': pass resolve_symbol()")
             tls = self.reloc in _TLS_RELOCS
             total += resolve_symbol(f"{self.symbol}@{self.reloc}" if tls else self.symbol)
-        if self.base is not None and self.base.field != "rip" :
+        if self.base is not None and self.base.field != "rip" and self.reloc != "gotoff":
             total += _reg_value(self.base, get_reg)
         if self.index is not None:
             total += _reg_value(self.index, get_reg) * self.scale

@@ -43,9 +43,16 @@ class Snapshot:
         self.maps = []
         for line in open(f"{prefix}.maps"):
             fields = line.split(None, 5)
-            if len(fields) == 6 and fields[5].startswith("/"):
-                lo, hi = (int(x, 16) for x in fields[0].split("-"))
-                self.maps.append((lo, hi, int(fields[2], 16), fields[5].strip()))
+            if len(fields) < 6:
+                continue
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            path = fields[5].strip()
+            if path == "[vdso]":
+                # The saved vDSO image stands in for the file a tracer
+                # would write out of the process.
+                self.maps.append((lo, hi, 0, f"{prefix}.vdso"))
+            elif path.startswith("/"):
+                self.maps.append((lo, hi, int(fields[2], 16), path))
 
     def read_word(self, addr):
         off = addr - self.base
@@ -87,25 +94,28 @@ def names_of(frames, snap, program):
     for i, frame in enumerate(frames):
         pc = frame.pc if i == 0 else frame.pc - 1
         path, bias = snap.find_module(pc) or ("?", 0)
-        if path != str(program):
+        if path.endswith(".vdso"):
+            name = "<vdso>"
+        elif path != str(program):
             name = "<libc>" if "libc" in path.rsplit("/", 1)[-1] else path
         else:
             j = bisect.bisect_right(starts, pc - bias) - 1
             name = syms[j][2] if j >= 0 and pc - bias < syms[j][1] else f"?{pc:#x}"
-        # Collapse a run of libc frames (qsort's internal calls) into one.
-        if not (out and out[-1] == name == "<libc>"):
+        # Collapse a run of frames in one library (qsort's internal calls)
+        # into one name.
+        if not (out and out[-1] == name and name.startswith("<")):
             out.append(name)
     return out
 
 
-def take_snapshot(program, tmp_path):
+def take_snapshot(program, tmp_path, *args):
     prefix = tmp_path / "snap"
-    subprocess.run([str(program), str(prefix)], check=True, timeout=20)
+    subprocess.run([str(program), str(prefix), *args], check=True, timeout=20)
     return prefix
 
 
-def replay(program, bits, tmp_path):
-    snap = Snapshot(take_snapshot(program, tmp_path), bits)
+def replay(program, bits, tmp_path, *args):
+    snap = Snapshot(take_snapshot(program, tmp_path, *args), bits)
     frames = list(unwind(snap.regs, snap.read_word, snap.word, snap.find_module))
     return frames, snap
 
@@ -124,6 +134,21 @@ def test_unwind_through_libc_qsort(bits, flags, tmp_path):
     assert frames[0].how == "regs" and all(f.how == "cfi" for f in frames[1:])
     # Each caller's frame is above its callee's.
     assert all(a.sp < b.sp for a, b in zip(frames, frames[1:]))
+
+
+@pytest.mark.parametrize("flags", [("-O0",), ("-O2", "-fomit-frame-pointer")],
+                         ids=["O0", "O2-nofp"])
+def test_unwind_through_a_signal_frame(bits, flags, tmp_path):
+    # The signal trampoline (libc's on x86_64, the vDSO's on i386) has an
+    # 'S' CIE and restores registers by expression from the signal frame;
+    # the frame it returns to was interrupted, not calling.
+    program = build_c("dwarf_unwind.c", bits, flags)
+    frames, snap = replay(program, bits, tmp_path, "signal")
+    names = names_of(frames, snap, program)
+    # On i386 the trampoline is the vDSO's and raise was interrupted in the
+    # vDSO's system-call entry; on x86_64 both are in libc.
+    inner = ["<libc>"] if bits == 64 else ["<vdso>", "<libc>"]
+    assert names[:len(inner) + 5] == ["snapshot", "level_d", "on_signal", *inner, "level_sig", "main"]
 
 
 def test_unwind_from_debug_frame(bits, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import build_c
+from tests.conftest import TRACEES, build_c
 
 KINDS = {"FUNC": "func", "IFUNC": "ifunc", "OBJECT": "object"}
 BINDINGS = {"LOCAL": "local", "GLOBAL": "global", "WEAK": "weak", "UNIQUE": "unique"}
@@ -23,7 +23,8 @@ BINDINGS = {"LOCAL": "local", "GLOBAL": "global", "WEAK": "weak", "UNIQUE": "uni
 VARIANTS = [
     ("pie", ("-O0", "-fPIE", "-pie")),
     ("nopie", ("-O0", "-fno-pie", "-no-pie")),
-    ("lib", ("-O2", "-shared", "-fPIC", "-Wl,-soname,libelftest.so.1")),
+    ("lib", ("-O2", "-shared", "-fPIC", "-Wl,-soname,libelftest.so.1",
+             f"-Wl,--version-script={TRACEES / 'elf_lib.map'}")),
 ]
 
 
@@ -85,6 +86,17 @@ def readelf_symbols(path: Path) -> dict[tuple[str, int, int, str], set[str]]:
         if name:
             key = (name, int(value, 16), int(size, 0), KINDS[typ])
             out.setdefault(key, set()).add(BINDINGS[bind])
+    return out
+
+
+def readelf_versioned(path: Path) -> dict[str, int]:
+    """Full versioned names (``f@@VER_2``) -> value, from .dynsym."""
+    need("readelf")
+    out = {}
+    for line in run("readelf", "--dyn-syms", "-W", path).splitlines():
+        f = line.split()
+        if len(f) >= 8 and "@" in f[7] and f[6] != "UND":
+            out[f[7]] = int(f[1], 16)
     return out
 
 

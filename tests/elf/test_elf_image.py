@@ -17,7 +17,7 @@ from ptrace_raw.errors import TracerError
 from ptrace_raw.libraries import resolve_binary
 
 from .binutils import (VARIANTS, build_variant, readelf_header, readelf_loads,
-                       readelf_symbols)
+                       readelf_symbols, readelf_versioned)
 
 VARIANT_IDS = [v for v, _ in VARIANTS]
 
@@ -144,6 +144,21 @@ def test_stripped_binary_keeps_dynsym_functions(bits):
     assert image.get_function("elf_lib_ifunc").kind == "ifunc"
     with pytest.raises(SymbolNotFound):
         image.get_function("elf_lib_static")        # local: gone with .symtab
+
+
+def test_versioned_function_means_the_default_version(bits, strip):
+    """.symtab spells elf_lib_ver@VER_1 / elf_lib_ver@@VER_2; a stripped
+    file has only .dynsym and .gnu.version.  Either way the name means the
+    @@ (default) version, the one new links bind to."""
+    path = build_variant("lib", bits, strip)
+    image = ElfImage.open(path)
+    versions = readelf_versioned(path)
+    assert versions["elf_lib_ver@@VER_2"] != versions["elf_lib_ver@VER_1"]
+    assert image.get_function("elf_lib_ver").value == versions["elf_lib_ver@@VER_2"]
+    assert sorted(s.value for s in image.iter_functions("elf_lib_ver")) == \
+        sorted([versions["elf_lib_ver@@VER_2"], versions["elf_lib_ver@VER_1"]])
+    hit, offset = image.symbolize(versions["elf_lib_ver@VER_1"])
+    assert offset == 0 and hit.name in ("elf_lib_ver", "elf_lib_ver_old")
 
 
 def test_not_found_names_file_and_suggests():

@@ -3,12 +3,20 @@
  * memory map to files, so a test can replay an unwinder over real frames
  * without a process.
  *
- * usage: dwarf_unwind PREFIX   writes PREFIX.regs, PREFIX.stack, PREFIX.maps
+ * "signal" takes the snapshot in a signal handler instead:
+ * main -> level_sig -> raise -> (signal) on_signal -> level_d -> snapshot.
+ * "noreturn" takes it below a call that ends its function, so the return
+ * address is the first byte after the caller:
+ * main -> level_nr -> stop_here (noreturn) -> snapshot, then exit.
+ *
+ * usage: dwarf_unwind PREFIX [signal|noreturn]
+ * writes PREFIX.regs, PREFIX.stack, PREFIX.maps and PREFIX.vdso
  *
  * PREFIX.regs is one "name value" per line (hex): pc, sp, the frame
  * pointer, the callee-saved registers, and stack_base (the address of the
  * first byte of PREFIX.stack, equal to sp).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,22 +111,30 @@ static FILE *open_out(const char *ext)
     return f;
 }
 
+static void write_bytes(const char *ext, unsigned long from, unsigned long to)
+{
+    FILE *out = open_out(ext);
+    fwrite((void *)from, 1, to - from, out);
+    fclose(out);
+}
+
 __attribute__((used)) static void write_snapshot(unsigned long *buf)
 {
-    unsigned long sp = buf[1], lo, hi = 0;
+    unsigned long sp = buf[1], lo, hi, stack_top = 0, vdso_lo = 0, vdso_hi = 0;
     char line[4096];
     FILE *maps = fopen("/proc/self/maps", "r"), *out = open_out("maps");
     while (fgets(line, sizeof line, maps)) {
         fputs(line, out);
-        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= sp && sp < hi)
-            break;
-        hi = 0;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+            continue;
+        if (lo <= sp && sp < hi)
+            stack_top = hi;
+        if (strstr(line, "[vdso]"))
+            vdso_lo = lo, vdso_hi = hi;
     }
-    while (fgets(line, sizeof line, maps))
-        fputs(line, out);
     fclose(maps);
     fclose(out);
-    if (!hi)
+    if (!stack_top)
         exit(3);
 
     out = open_out("regs");
@@ -127,9 +143,11 @@ __attribute__((used)) static void write_snapshot(unsigned long *buf)
     fprintf(out, "stack_base %lx\n", sp);
     fclose(out);
 
-    out = open_out("stack");
-    fwrite((void *)sp, 1, hi - sp, out);
-    fclose(out);
+    write_bytes("stack", sp, stack_top);
+    /* The vDSO is an ELF image only in memory; on i386 it holds the
+     * signal trampoline and its CFI. */
+    if (vdso_lo)
+        write_bytes("vdso", vdso_lo, vdso_hi);
 }
 
 NOIPA int level_d(int x)
@@ -164,13 +182,43 @@ NOIPA int level_a(int *v, int n)
     return level_b(v, n) + 7;
 }
 
+static volatile int last_signal;
+
+NOIPA void on_signal(int sig)
+{
+    level_d(sig);
+    last_signal = sig;
+}
+
+NOIPA int level_sig(int x)
+{
+    signal(SIGUSR1, on_signal);
+    raise(SIGUSR1);
+    return x + 1;
+}
+
+NOIPA __attribute__((noreturn)) void stop_here(int code)
+{
+    snapshot(regs_buf);
+    exit(code);
+}
+
+NOIPA void level_nr(int code)
+{
+    stop_here(code - 1);
+}
+
 int main(int argc, char **argv)
 {
     int v[] = {5, 3, 9, 1, 7, 2};
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PREFIX\n", argv[0]);
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s PREFIX [signal|noreturn]\n", argv[0]);
         return 2;
     }
     prefix = argv[1];
+    if (argc > 2 && !strcmp(argv[2], "noreturn"))
+        level_nr(1);
+    if (argc > 2)
+        return level_sig(argc) == argc + 1 ? 0 : 1;
     return level_a(v, 6) == 13 ? 0 : 1;
 }

@@ -1,8 +1,10 @@
 /* SDT markers with semaphores and arguments of every shape gcc picks for
  * an "nor" operand: stack slots (-O0), registers, globals (rip-relative or
- * @GOTOFF), indexed arrays, TLS (%fs:/%gs:), floats and constants (-O2). */
+ * @GOTOFF), indexed arrays, TLS (%fs:/%gs:), floats and constants (-O2).
+ * Run, it prints sdt_tvar's offset from the thread pointer. */
 #define _SDT_HAS_SEMAPHORES 1
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/sdt.h>
 
 unsigned short sdt_tick_semaphore __attribute__((unused)) __attribute__((section(".probes")));
@@ -12,6 +14,7 @@ unsigned short sdt_consts_semaphore __attribute__((unused)) __attribute__((secti
 int sdt_gvar = 5;
 static long sdt_svar = 7;
 __thread int sdt_tvar = 3;
+__thread long long sdt_tbig = 1;   /* a 12-byte, 8-aligned TLS block: rounds up to 16 */
 long sdt_arr[4] = {1, 2, 3, 4};
 double sdt_dv = 1.5;
 float sdt_fv = 2.5f;
@@ -29,5 +32,8 @@ __attribute__((noinline)) int sdt_work(int a, unsigned char c, short s, long lon
 int main(int argc, char **argv)
 {
     long x[3] = {1, 2, 3};
+    /* Where %fs:/%gs: TLS operands point: sdt_tvar's offset from the
+     * thread pointer, checked against ElfImage.tls_offset. */
+    printf("%td\n", (char *)&sdt_tvar - (char *)__builtin_thread_pointer());
     return sdt_work(argc, 200, -3, -5LL, argv[0], x, argc);
 }

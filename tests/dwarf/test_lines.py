@@ -1,0 +1,152 @@
+"""Source-line probe sites checked against gdb's ``break FILE:LINE``.
+
+gdb is the reference: for every line of ``dwarf_lines.c`` that has code we
+ask gdb for its breakpoint locations and compare addresses, for -O0, -O2
+and -O2 -funroll-loops builds at both bitnesses.  The one documented
+difference: on a function's opening line gdb skips the prologue and we stay
+at the entry, so there we only check that gdb's address lies in the same
+function, after ours.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from ptrace_raw.errors import TracerError
+from ptrace_raw.lines import NoCodeAtLine, _units, iter_source_lines, line_sites
+from tests.conftest import TRACEES, build_c
+
+SOURCE = TRACEES / "dwarf_lines.c"
+FLAGS = [("-O0",), ("-O2",), ("-O2", "-funroll-loops")]
+FLAG_IDS = ["O0", "O2", "O2-unroll"]
+
+
+def marker(name):
+    """The line number carrying ``LINE: name``."""
+    for n, text in enumerate(SOURCE.read_text().splitlines(), 1):
+        if f"LINE: {name} " in text + " ":
+            return n
+    raise KeyError(name)
+
+
+def functions(program):
+    """{name: (start, end)} of the program's function symbols."""
+    with open(program, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        return {s.name: (s["st_value"], s["st_value"] + s["st_size"])
+                for s in symtab.iter_symbols()
+                if s["st_info"]["type"] == "STT_FUNC" and s["st_value"]}
+
+
+def gdb_locations(program, lines):
+    """{line: set of addresses} from one gdb run setting every breakpoint."""
+    cmd = ["gdb", "-nx", "-batch"]
+    for line in lines:
+        cmd += ["-ex", f"break {SOURCE.name}:{line}"]
+    cmd += ["-ex", "info breakpoints", str(program)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+    found, current = {}, None
+    for text in out.splitlines():
+        m = re.match(r"^(\d+)\s+breakpoint\s+keep\s+y\s+(0x[0-9a-f]+|<MULTIPLE>)", text)
+        if m:
+            current = lines[int(m.group(1)) - 1]
+            found[current] = set()
+            if m.group(2) != "<MULTIPLE>":
+                found[current].add(int(m.group(2), 16))
+            continue
+        m = re.match(r"^\d+\.\d+\s+y\s+(0x[0-9a-f]+)", text)
+        if m:
+            found[current].add(int(m.group(1), 16))
+    return found
+
+
+def source_lines(program):
+    (name, lines), = [(f, ls) for f, ls in iter_source_lines(program) if f.endswith(SOURCE.name)]
+    return lines
+
+
+@pytest.mark.skipif(not shutil.which("gdb"), reason="gdb is the reference for line sites")
+@pytest.mark.parametrize("flags", FLAGS, ids=FLAG_IDS)
+def test_sites_match_gdb_on_every_line(bits, flags):
+    program = build_c(SOURCE, bits, flags)
+    lines = source_lines(program)
+    gdb = gdb_locations(program, lines)
+    entries = functions(program)
+    assert len(gdb) == len(lines)
+    for line in lines:
+        mine = {s.address for s in line_sites(program, SOURCE.name, line)}
+        theirs = gdb[line]
+        # On an opening line gdb skips the prologue, if any, of the same
+        # function: pair each of our entry sites with gdb's address in it.
+        for addr in sorted(mine - theirs):
+            (lo, hi), = [r for r in entries.values() if r[0] == addr]
+            moved = [t for t in theirs - mine if lo <= t < hi]
+            assert len(moved) == 1, f"line {line}: ours {addr:#x}, gdb {sorted(map(hex, theirs))}"
+            theirs = theirs - set(moved) | {addr}
+        assert mine == theirs, \
+            f"line {line}: ours {sorted(map(hex, mine))}, gdb {sorted(map(hex, gdb[line]))}"
+
+
+def test_inlined_function_has_a_site_per_copy(bits):
+    program = build_c(SOURCE, bits, ("-O0",))
+    # always_inline at -O0: clamp has two inlined copies in clamp_both.
+    sites = line_sites(program, SOURCE.name, marker("clamp_test"))
+    lo, hi = functions(program)["clamp_both"]
+    assert len(sites) == 2
+    assert all(s.function == "clamp" and lo <= s.address < hi for s in sites)
+    assert sites[0].file == str(SOURCE)
+
+
+def statement_rows(program, line):
+    (unit,) = [u for u in _units(program) if u.could_name(SOURCE.name)]
+    return [r for r in unit.rows() if r.line == line and unit.paths()[r.file] == str(SOURCE)]
+
+
+def test_a_line_spread_over_rows_of_one_scope_is_one_site(bits):
+    # The for line has an init row and a test row far apart at -O0; the
+    # unrolled body has many rows.  Both are one site, as in gdb.
+    program = build_c(SOURCE, bits, ("-O0",))
+    assert len(statement_rows(program, marker("loop_head"))) >= 2
+    assert [s.function for s in line_sites(program, SOURCE.name, marker("loop_head"))] == ["sum_loop"]
+    unrolled = build_c(SOURCE, bits, ("-O2", "-funroll-loops"))
+    assert len(statement_rows(unrolled, marker("unrolled_body"))) >= 4
+    assert len(line_sites(unrolled, SOURCE.name, marker("unrolled_body"))) == 1
+
+
+def test_no_code_names_the_nearest_lines(bits):
+    program = build_c(SOURCE, bits, ("-O0",))
+    comment = marker("main_sum") - 2
+    assert "no code" in SOURCE.read_text().splitlines()[comment - 1]
+    with pytest.raises(NoCodeAtLine) as info:
+        line_sites(program, SOURCE.name, comment)
+    lines = source_lines(program)
+    assert info.value.before == max(n for n in lines if n < comment)
+    assert info.value.after == marker("main_sum")
+    assert f"dwarf_lines.c:{info.value.after}" in str(info.value)
+    assert isinstance(info.value, TracerError)
+
+
+def test_file_matches_by_basename_or_path_suffix():
+    program = build_c(SOURCE, 64, ("-O0",))
+    line = marker("loop_body")
+    expected = line_sites(program, "dwarf_lines.c", line)
+    assert line_sites(program, "tracees/dwarf_lines.c", line) == expected
+    assert line_sites(program, str(SOURCE), line) == expected
+    for wrong in ("lines.c", "other.c"):
+        with pytest.raises(TracerError):
+            line_sites(program, wrong, line)
+
+
+def test_iter_source_lines_lists_lines_with_code():
+    program = build_c(SOURCE, 64, ("-O0",))
+    lines = source_lines(program)
+    assert lines == sorted(set(lines))
+    assert {marker("loop_body"), marker("call_one"), marker("main_sum")} <= set(lines)
+    assert marker("main_sum") - 2 not in lines
+    # A file filter gives the same lines, for that file only.
+    assert list(iter_source_lines(program, "tracees/dwarf_lines.c")) == [(str(SOURCE), lines)]

@@ -1,0 +1,43 @@
+"""Every benchmark case, traced once with a small N by every tracer.
+
+The benchmarks (``pytest bench/ --benchmark-only``) are not part of the
+normal test run; this keeps them from rotting: each case must still build,
+trace, and check exactly, for the C reference and for the Python tracer.
+``harness.run_case`` raises unless the tracer reports exactly one hit per
+call, the case's stops per hit, the untraced run's checksum and (for
+``args``) the exact sum of the arguments read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import harness
+from bench import pytracer  # noqa: F401  registers the "py" tracer
+
+N = 200
+
+_HAVE_SDT = any((Path(d) / "sdt.h").exists() for d in harness._SDT_HEADER_DIRS)
+
+# bench/target.c includes <sys/sdt.h> for its USDT marker, so without the
+# header no case's tracee builds, not only the usdt case's.
+pytestmark = pytest.mark.skipif(
+    not _HAVE_SDT, reason="<sys/sdt.h> is missing (install systemtap-sdt-dev): "
+                          "bench/target.c needs it for the usdt case's marker")
+
+
+@pytest.mark.parametrize("placement", harness.placements())
+@pytest.mark.parametrize("bits", harness.BITS, ids=lambda b: f"m{b}")
+@pytest.mark.parametrize("case", list(harness.CASES))
+@pytest.mark.parametrize("tracer", ["ref", "py"])
+def test_bench_case(tracer, case, bits, placement):
+    result = harness.run_case(case, bits, placement, tracer, N)
+    assert result.hits == N
+    assert result.stops == harness.CASES[case].stops * N
+    assert result.elapsed_ns > 0
+
+
+def test_py_is_registered():
+    assert {"ref", "py"} <= set(harness.tracers())

@@ -1,0 +1,204 @@
+"""Probes on real tracees: exact hit counts, decoded values, unchanged
+output, libraries, return probes and clean detach, 64- and 32-bit."""
+
+import os
+import subprocess
+
+import pytest
+
+from ptrace_raw.errors import ProbeError
+from ptrace_raw.tracer import Tracer
+from tests.conftest import build_c
+from tests.tracing import TracerThread, ask, pipe_pair, start_service, text_bytes
+
+
+def _untraced(argv):
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=True).stdout
+
+
+def _traced(argv, probes, **kw):
+    """Run ``argv`` under a tracer with ``probes`` = [(spec, handler)];
+    returns (stdout, exit code, probe objects)."""
+    r, w = pipe_pair()
+    with Tracer(**kw) as t:
+        proc = t.spawn([str(a) for a in argv], stdout=w)
+        os.close(w)
+        made = [t.add_probe(spec, handler) for spec, handler in probes]
+        t.run()
+    return r.read(), proc.exit_code, made
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_entry_probe_counts_hits_and_reads_arguments(build, opt):
+    exe = build("calls.c", flags=(opt, "-pthread"))
+    args, names = [], []
+    out, code, (add, greet) = _traced([exe, 1000], [
+        (f"uprobe:{exe}:add", lambda h: args.append((h.arg(0), h.arg(1)))),
+        (f"{exe}:greet", lambda h: names.append((h.read_cstring(h.arg(0)), h.arg(1)))),
+    ])
+    assert out == _untraced([exe, 1000]) and code == 0
+    assert add.hits == 1000 and args == [(i, 1) for i in range(1000)]
+    assert greet.hits == 1 and names == [("world", 3)]
+
+
+def test_eight_threads_lose_no_hit(build):
+    exe = build("calls.c", flags=("-O2", "-pthread"))
+    out, code, (add,) = _traced([exe, 100000, 8], [(f"uprobe:{exe}:add", None)])
+    assert code == 0 and out == _untraced([exe, 100000, 8])
+    assert add.hits == 100000
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_probes_on_every_instruction_leave_output_identical(build, opt):
+    exe = build("mix.c", flags=(opt,))
+    probes = [(f"uprobe:{exe}:{fn}+*", None) for fn in ("pick", "sum_loop", "simd", "copy")]
+    out, code, made = _traced([exe], probes)
+    assert code == 0 and out == _untraced([exe])
+    assert all(p.hits > 20 for p in made)
+
+
+def test_libc_probes_and_a_library_loaded_later(build, bits):
+    plugin = build_c("plugin.c", bits, ("-O2", "-shared", "-fPIC"), name="plugin.so")
+    exe = build("libuser.c", flags=("-O0", "-fno-builtin"), libs=("-ldl",))
+    seen = []
+    sizes = []
+    out, code, (getpid, malloc, work, ret) = _traced([exe, plugin, 4], [
+        ("uprobe:libc:getpid", None),
+        ("uprobe:libc.so.6:malloc", lambda h: sizes.append(h.arg(0))),
+        (f"uprobe:{plugin}:plugin_work", lambda h: seen.append(("in", h.arg(0)))),
+        (f"uretprobe:{plugin}:plugin_work", lambda h: seen.append(("out", h.retval))),
+    ])
+    assert code == 0 and out == "total=" + str(4 * 8 + sum(i * 10 + 1 for i in range(4))) + "\n"
+    assert getpid.hits == 4
+    assert [32, 33, 34, 35] == [n for n in sizes if 32 <= n < 36]
+    assert seen == [x for i in range(4) for x in (("in", i), ("out", i * 10 + 1))]
+
+
+def test_return_probes_recursion_tail_calls_and_longjmp(build):
+    exe = build("returns.c", flags=("-O2",))
+    fib_exe = build("calls.c", flags=("-O0", "-pthread"))
+    out, code, (fib,) = _traced([fib_exe, 1], [(f"uretprobe:{fib_exe}:fib", None)])
+    assert fib.hits == 177 and code == 0  # fib(10) makes 177 calls
+    got = []
+    out, code, (tail, leaf, deep) = _traced([exe], [
+        (f"{exe}:tail%return", lambda h: got.append(("tail", h.retval))),
+        (f"uretprobe:{exe}:leaf", lambda h: got.append(("leaf", h.retval))),
+        (f"uretprobe:{exe}:deep", None),
+    ])
+    assert out == _untraced([exe]) == "t=345 got=7\n" and code == 0
+    # leaf is reached from tail by a jmp: one trampoline hit returns both.
+    expected = [x for i in range(5) for x in (("leaf", (i + 1) * 3), ("tail", (i + 1) * 3))]
+    assert got == expected + [("leaf", 300)]
+    assert deep.hits == 0  # every deep() frame was left by longjmp
+
+
+def test_keep_args_gives_entry_arguments_to_the_return_handler(build):
+    exe = build("calls.c", flags=("-O0", "-pthread"))
+    pairs = []
+    with Tracer() as t:
+        t.spawn([str(exe), "3"], stdout=subprocess.DEVNULL)
+        t.add_probe(f"uretprobe:{exe}:square",
+                    lambda h: pairs.append((h.entry_args[0], h.retval)), keep_args=1)
+        t.run()
+    assert pairs == [(0, 0), (1, 1), (2, 4)]
+
+
+def test_detach_restores_text_and_hijacked_returns(build, bits):
+    exe = build("service.c", flags=("-O0",))
+    svc = start_service(exe)
+    try:
+        assert svc.stdout.readline().strip() == "ready 1"
+        text = next(m for m in _maps(svc.pid) if m[2] == "r-xp" and m[3] == os.path.realpath(exe))
+        before = text_bytes(svc.pid, text[0], text[1])
+        hits = []
+
+        def traced(t):
+            t.attach(svc.pid)
+            t.add_probe(f"uprobe:{exe}:handle", lambda h: hits.append(h.arg(0)))
+            t.add_probe(f"uretprobe:{exe}:handle", lambda h: hits.append(h.retval))
+            svc.stdin.write("6\n7\n")
+            svc.stdin.flush()
+            while len(hits) < 4:
+                t.run(timeout=0.1)
+            during = text_bytes(svc.pid, text[0], text[1])
+            t.detach()
+            return during
+
+        tt = TracerThread(traced)
+        tt.start()
+        during = tt.join_checked()
+        assert hits == [6, 37, 7, 50]
+        assert during != before
+        assert text_bytes(svc.pid, text[0], text[1]) == before
+        assert svc.stdout.readline().strip() == "37"
+        assert svc.stdout.readline().strip() == "50"
+        assert ask(svc, "9") == "82"
+    finally:
+        svc.kill()
+        svc.wait()
+
+
+def test_detach_while_a_hijacked_return_is_on_the_stack(build):
+    exe = build("returns.c", flags=("-O0",))
+    r, w = os.pipe()
+    out_r, out_w = os.pipe()
+    state = {}
+
+    def traced(t):
+        proc = t.spawn([str(exe), "block"], stdin=r, stdout=out_w)
+        t.add_probe(f"uretprobe:{exe}:wait_line")
+        lines = []
+        reader = os.fdopen(out_r, "r")
+        state["reader"] = reader
+        while not lines or lines[-1] != "waiting\n":
+            t.run(timeout=0.05)
+            if not lines:
+                lines.append(reader.readline())
+                lines.append(reader.readline())
+        t.detach()
+        return proc.pid, lines
+
+    tt = TracerThread(traced)
+    tt.start()
+    pid, lines = tt.join_checked()
+    os.close(r)
+    os.close(out_w)
+    assert lines == ["t=345 got=7\n", "waiting\n"]
+    os.write(w, b"hey\n")
+    assert state["reader"].read() == "read=4 leaf=15\n"
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def _maps(pid):
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            out.append((lo, hi, parts[1], parts[5] if len(parts) > 5 else ""))
+    return out
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("uprobe:{exe}:handel", r"did you mean.*handle"),
+    ("uprobe:{exe}:handle+0x1", r"offset 0x1 is not on an instruction boundary of handle"),
+    ("uprobe:{exe}:handle+0x10000", r"offset 0x10000 is beyond the end of handle"),
+    ("uprobe:{exe}:raw_getpid+0x5", r"cannot|refuse|syscall|int"),
+    ("uprobe:libnosuchlib:foo", r"libnosuchlib"),
+    ("uprobe:/no/such/file:foo", r"/no/such/file: no such file"),
+    ("bogus", r"bad probe 'bogus'"),
+    ("uretprobe:{exe}:handle+4", r"return probe"),
+])
+def test_bad_probes_are_refused_and_nothing_is_patched(build, spec, message):
+    exe = build("service.c", flags=("-O0",))
+    with Tracer() as t:
+        proc = t.spawn([str(exe)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        text = next(m for m in proc.maps() if m.is_exec and m.path == os.path.realpath(exe))
+        before = proc.read(text.start, text.end - text.start)
+        with pytest.raises(ProbeError, match=message):
+            t.add_probe(spec.format(exe=exe))
+        assert proc.read(text.start, text.end - text.start) == before
+        assert "\n" not in message
+        t.run()
+    assert proc.exit_code == 0
