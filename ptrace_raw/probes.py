@@ -117,12 +117,14 @@ class ProbeEngine(Engine):
         the file can be found without a process (a path, or a library in the
         loader's cache)."""
         spec = probe.spec
+        mapped = [m.path for p in self.tracer.processes.values() if p.probe_state is not None
+                  for m in p.probe_state.modules.modules]
         try:
-            path = resolve_binary(spec.binary)
-        except LibraryNotFound:
+            path = resolve_binary(spec.binary, mapped)
+        except LibraryNotFound as exc:
             if "/" in spec.binary:
                 raise ProbeError(f"probe '{spec.text}': {spec.binary}: no such file") from None
-            return
+            raise ProbeError(f"probe '{spec.text}': {exc}") from None
         try:
             image = ElfImage.open(path)
         except ElfError as exc:

@@ -24,6 +24,7 @@ import os
 import struct
 from typing import Callable, Iterator, NamedTuple, Optional
 
+from elftools.common.exceptions import DWARFError, ELFError
 from elftools.dwarf.callframe import FDE, CallFrameInfo, RegisterRule
 from elftools.dwarf.structs import DWARFStructs
 from elftools.elf.elffile import ELFFile
@@ -76,6 +77,8 @@ class _CfiSection:
         i = bisect.bisect_right(self.starts, vaddr) - 1
         if i < 0:
             return None
+        # pyelftools parses one entry at an offset (and caches it) only
+        # through this method; get_entries() would parse the whole section.
         fde = self.cfi._parse_entry_at(self.offsets[i])
         if not isinstance(fde, FDE):
             return None
@@ -177,7 +180,9 @@ def unwind(regs: dict, read_word: Callable[[int], int], word_size: int,
     ``word_size`` is 8: 7 rsp, 6 rbp, 16 rip; i386 when 4: 4 esp, 5 ebp,
     8 eip); ``read_word(addr)`` returns a word or raises ``OSError``;
     ``find_module(pc)`` returns ``(path, load_bias)`` of the ELF file mapped
-    there, or None.
+    there, or None.  A caller's CFI is looked up at its return address - 1
+    (the call may be the last instruction of its function), except below a
+    signal frame, where the pc is where the thread was interrupted.
     """
     roles = _X86_64 if word_size == 8 else _I386
     regs = dict(regs)
@@ -214,10 +219,11 @@ def _row_for(pc: int, find_module) -> Optional[_Row]:
         return None
     path, bias = module
     try:
-        cfi = image_cfi(path)
-    except OSError:
+        return image_cfi(path).row_at(pc - bias)
+    except (OSError, ELFError, DWARFError):
+        # Not an ELF file we can read, or CFI we cannot decode: the walk
+        # falls back to frame pointers.
         return None
-    return cfi.row_at(pc - bias)
 
 
 def _step_cfi(row: _Row, regs: dict, roles: _Regs, read_word, word_size: int) -> dict:

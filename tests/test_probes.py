@@ -182,7 +182,7 @@ def _maps(pid):
 
 @pytest.mark.parametrize("spec, message", [
     ("uprobe:{exe}:handel", r"did you mean.*handle"),
-    ("uprobe:{exe}:handle+0x1", r"offset 0x1 is not on an instruction boundary of handle"),
+    ("uprobe:{exe}:handle+0x2", r"offset 0x2 is not on an instruction boundary of handle"),
     ("uprobe:{exe}:handle+0x10000", r"offset 0x10000 is beyond the end of handle"),
     ("uprobe:{exe}:raw_getpid+0x5", r"cannot|refuse|syscall|int"),
     ("uprobe:libnosuchlib:foo", r"libnosuchlib"),

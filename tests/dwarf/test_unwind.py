@@ -151,6 +151,20 @@ def test_unwind_through_a_signal_frame(bits, flags, tmp_path):
     assert names[:len(inner) + 5] == ["snapshot", "level_d", "on_signal", *inner, "level_sig", "main"]
 
 
+@pytest.mark.parametrize("flags", [("-O0",), ("-O2", "-fomit-frame-pointer")],
+                         ids=["O0", "O2-nofp"])
+def test_caller_found_by_pc_minus_one(bits, flags, tmp_path):
+    # level_nr ends with a call to a noreturn function: its return address
+    # is the first byte after level_nr, where another function's CFI (or
+    # none) applies.  The caller's CFI must be looked up at pc - 1.
+    program = build_c("dwarf_unwind.c", bits, flags)
+    frames, snap = replay(program, bits, tmp_path, "noreturn")
+    start, end, _ = next(f for f in function_names(program) if f[2] == "level_nr")
+    bias = snap.find_module(frames[0].pc)[1]
+    assert frames[2].pc - bias == end
+    assert names_of(frames, snap, program)[:4] == ["snapshot", "stop_here", "level_nr", "main"]
+
+
 def test_unwind_from_debug_frame(bits, tmp_path):
     # Without unwind tables gcc puts the CFI in .debug_frame only.
     program = build_c("dwarf_unwind.c", bits,
