@@ -10,7 +10,7 @@ from __future__ import annotations
 
 class Site:
     __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "entry", "returns",
-                 "internal")
+                 "internal", "module", "vaddr", "sdt")
 
     def __init__(self, addr: int, saved: bytes, plan):
         self.addr = addr
@@ -24,6 +24,10 @@ class Site:
         self.returns = []
         #: tracer-internal handlers (the loader hook), run before probes
         self.internal = []
+        #: where the site is in file terms, for named arguments and USDT
+        self.module = None
+        self.vaddr = None
+        self.sdt = None
 
     @property
     def unused(self) -> bool:

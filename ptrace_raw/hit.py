@@ -113,7 +113,20 @@ class Hit:
 
     @property
     def usdt_args(self):
+        """The marker's arguments as integers, for a USDT probe (None for
+        other probes)."""
         return self._engine.usdt_args(self)
+
+    @property
+    def args(self):
+        """{parameter name: value} from the function's DWARF, read by ABI
+        position (signed types sign-extended); None without debug info."""
+        return self._engine.named_args(self)
+
+    def format_args(self, strings: bool = False):
+        """{name: text} formatted by declared type (pointers in hex, and
+        ``char *`` as strings when ``strings`` is true)."""
+        return self._engine.format_args(self, strings)
 
     def read(self, addr: int, size: int) -> bytes:
         return self.thread.process.memory.read(addr, size)

@@ -7,6 +7,7 @@ import bisect
 import os
 from typing import NamedTuple, Optional
 
+from .demangle import demangle
 from .elf import ElfError, ElfImage
 
 
@@ -91,4 +92,5 @@ class ModuleMap:
         if found is None:
             return Frame(pc, mod.path, None, 0)
         sym, off = found
-        return Frame(pc, mod.path, sym.name, off)
+        name = demangle(sym.name) if sym.name.startswith("_Z") else sym.name
+        return Frame(pc, mod.path, name, off)

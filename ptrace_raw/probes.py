@@ -24,9 +24,11 @@ from .errors import ProbeError
 from .hit import Hit
 from .libraries import LibraryNotFound, resolve_binary
 from .loop import Engine
-from .modules import Frame, ModuleMap
+from .modules import ModuleMap
+from .params import format_value, function_params
 from .resolve import original_code, places
 from .specs import parse_spec
+from .unwind import unwind
 from .xol import XolSpace
 
 _ARCH_BY_BITS = {64: _arch.X86_64, 32: _arch.I386}
@@ -74,6 +76,8 @@ class _ProcState:
         self.waiting = []
         #: the bitness of the process's main image, for library lookups
         self.bits = 64
+        #: USDT semaphore address -> how much we added to it
+        self.semaphores = {}
 
 
 class ProbeEngine(Engine):
@@ -141,7 +145,7 @@ class ProbeEngine(Engine):
         for place in places(spec, image, arch):
             code = original_code(image, place.vaddr, arch.max_insn_len)
             try:
-                out.append((place.vaddr + bias, arch.analyze(code, place.vaddr + bias)))
+                out.append((place.vaddr + bias, arch.analyze(code, place.vaddr + bias), place))
             except _arch.UnsupportedInstruction as exc:
                 if spec.offset != "*":
                     raise ProbeError(f"probe '{spec.text}' at {place.label}: {exc.reason} "
@@ -217,12 +221,25 @@ class ProbeEngine(Engine):
         plans = self._plans(probe, mod.image, mod.bias)
         arch = _ARCH_BY_BITS[mod.image.bits]
         addrs = []
-        for addr, plan in plans:
+        for addr, plan, place in plans:
             site = self._site(proc, ps, addr, plan, arch)
+            site.module, site.vaddr = mod, place.vaddr
+            if place.sdt is not None:
+                site.sdt = place.sdt
+                if place.sdt.semaphore:
+                    self._semaphore(proc, ps, place.sdt.semaphore + mod.bias, +1)
             (site.returns if probe.is_return else site.entry).append(probe)
             addrs.append(addr)
         probe.sites[proc.pid] = addrs
         return True
+
+    @staticmethod
+    def _semaphore(proc, ps, addr: int, delta: int) -> None:
+        """USDT semaphores count the tracers that want a marker; programs
+        test them (PROVIDER_NAME_ENABLED()) to skip argument set-up."""
+        value = int.from_bytes(proc.read(addr, 2), "little")
+        proc.write(addr, ((value + delta) & 0xFFFF).to_bytes(2, "little"))
+        ps.semaphores[addr] = ps.semaphores.get(addr, 0) + delta
 
     def _site(self, proc, ps, addr, plan, arch):
         site = ps.bps.get(addr)
@@ -240,6 +257,8 @@ class ProbeEngine(Engine):
             site = ps.bps.get(addr)
             if site is None:
                 continue
+            if site.sdt is not None and site.sdt.semaphore:
+                self._semaphore(proc, ps, site.sdt.semaphore + site.module.bias, -1)
             for lst in (site.entry, site.returns):
                 if probe in lst:
                     lst.remove(probe)
@@ -421,38 +440,81 @@ class ProbeEngine(Engine):
             exc, self._fatal = self._fatal, None
             raise exc
 
+    def _site_of(self, hit):
+        return hit.thread.process.probe_state.bps.get(hit.ip)
+
     def usdt_args(self, hit):
-        return None
+        site = self._site_of(hit)
+        if site is None or site.sdt is None:
+            return None
+        regs = hit.thread.get_regs()
+        mem = hit.thread.process.memory
+        mod = site.module
+
+        def resolve(name):
+            sym, _, reloc = name.partition("@")
+            if reloc in ("tpoff", "ntpoff"):
+                return mod.image.tls_offset(sym)
+            return mod.image.get_symbol(sym).value + mod.bias
+
+        get = regs.__getattribute__
+        return [arg.value(get, mem.read, resolve) for arg in site.sdt.arguments]
+
+    def named_args(self, hit):
+        """{parameter name: value} from DWARF, read by ABI position at the
+        function's entry; None without debug information."""
+        site = self._site_of(hit)
+        if site is None or site.module is None:
+            return None
+        params = function_params(site.module.image.path, site.vaddr)
+        if params is None:
+            return None
+        out = {}
+        for i, param in enumerate(params):
+            raw = hit.arg(i)
+            if param.signed and param.size:
+                bits = param.size * 8
+                raw &= (1 << bits) - 1
+                raw -= (1 << bits) if raw >> (bits - 1) else 0
+            out[param.name] = raw
+        return out
+
+    def format_args(self, hit, strings: bool = False):
+        site = self._site_of(hit)
+        params = (function_params(site.module.image.path, site.vaddr)
+                  if site is not None and site.module is not None else None)
+        if params is None:
+            return None
+        reader = (lambda addr: hit.read_cstring(addr)) if strings else None
+        return {p.name: format_value(p, hit.arg(i), reader) for i, p in enumerate(params)}
 
     def backtrace(self, hit, max_frames: int):
-        """Frame-pointer walk from the hit, with the trampoline shown as the
-        real return address."""
+        """DWARF CFI unwinding (frame pointers where no CFI covers a pc);
+        hijacked return addresses read as the real ones."""
         thread, arch = hit.thread, hit.arch
         ps = thread.process.probe_state
         mem = thread.process.memory
         regs = thread.get_regs()
         tramp = ps.xol.trampoline
-        pending = [p.orig for p in reversed(thread.returns)]
-        frames = [ps.modules.frame(arch.ip(regs))]
-        fp = arch.fp(regs)
-        w = arch.word_size
-        try:
-            ret = arch.read_word(mem, arch.sp(regs))
-            if frames[0].symbol and frames[0].offset == 0:
-                # At a function's first instruction the frame is not set up
-                # yet: the return address is at sp.
-                frames.append(ps.modules.frame(_real(ret, tramp, pending)))
-            while len(frames) < max_frames and fp:
-                ret = arch.read_word(mem, fp + w)
-                if not ret:
-                    break
-                frames.append(ps.modules.frame(_real(ret, tramp, pending)))
-                nfp = arch.read_word(mem, fp)
-                if nfp <= fp:
-                    break
-                fp = nfp
-        except OSError:
-            pass
+        real = {p.sp: p.orig for p in thread.returns}
+        word = arch.word_size
+
+        def read_word(addr):
+            value = arch.read_word(mem, addr)
+            return real.get(addr, value) if value == tramp else value
+
+        dwarf = {}
+        for num, name in enumerate(arch.dwarf_reg_names):
+            dwarf[num] = arch.ip(regs) if name == "ip" else arch.get_reg(regs, name)
+
+        def find_module(pc):
+            mod = ps.modules.find(pc)
+            return (mod.path, mod.bias) if mod is not None else None
+
+        frames = []
+        for frame in unwind(dwarf, read_word, word, find_module, max_frames):
+            pc = frame.pc
+            frames.append(ps.modules.frame(real.get(pc, pc) if pc == tramp else pc))
         return frames
 
     # -- lifetime ---------------------------------------------------------------------
@@ -478,7 +540,16 @@ class ProbeEngine(Engine):
             return
         self._unhijack(proc, ps, proc.threads.values())
         ps.bps.restore_all(proc)
+        self._release_semaphores(proc, ps)
         proc.probe_state = None
+
+    def _release_semaphores(self, proc, ps) -> None:
+        for addr, added in list(ps.semaphores.items()):
+            if added:
+                try:
+                    self._semaphore(proc, ps, addr, -added)
+                except OSError:
+                    pass
 
     @staticmethod
     def _unhijack(proc, ps, threads) -> None:
@@ -507,6 +578,8 @@ class ProbeEngine(Engine):
             state.bps.sites = dict(ps.bps.sites) if not child.silent else ps.bps.sites
             state.modules = ps.modules
             state.waiting = list(ps.waiting)
+            state.bits = ps.bits
+            state.semaphores = dict(ps.semaphores)
             child.probe_state = state
             for probe in self.probes:
                 if parent.pid in probe.sites:
@@ -515,6 +588,7 @@ class ProbeEngine(Engine):
         self._unhijack(child, ps, [child_thread])
         for site in ps.bps.sites.values():
             child.write(site.addr, site.saved)
+        self._release_semaphores(child, _semaphore_view(ps))
 
     def on_thread_gone(self, thread) -> None:
         ps = thread.process.probe_state
@@ -528,10 +602,10 @@ class ProbeEngine(Engine):
         proc.probe_state = None
 
 
-def _real(ret: int, tramp: int, pending) -> int:
-    if ret == tramp and pending:
-        return pending.pop(0)
-    return ret
+def _semaphore_view(ps):
+    view = _ProcState.__new__(_ProcState)
+    view.semaphores = dict(ps.semaphores)
+    return view
 
 
 class _stopped:

@@ -8,18 +8,21 @@ naming the spec, and the process is left untouched.
 from __future__ import annotations
 
 import sys
+from fnmatch import fnmatchcase
 from typing import List, NamedTuple
 
 from .elf import ElfError, ElfImage, SymbolNotFound
-from .errors import ProbeError
+from .errors import ProbeError, TracerError
+from .lines import line_sites
 
 
 class Place(NamedTuple):
     """One probe site in file terms: ``vaddr`` in ``image``, with a label
-    for messages (``func+0x4``)."""
+    for messages (``func+0x4``) and, for a USDT marker, its note."""
 
     vaddr: int
     label: str
+    sdt: object = None
 
 
 def _instruction_starts(arch, image: ElfImage, sym) -> List[int]:
@@ -44,8 +47,10 @@ def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
     warn = warn or (lambda msg: print(f"ptrace-raw: {msg}", file=sys.stderr))
     if spec.address is not None:
         return [_checked_address(spec, image, arch)]
-    if spec.func is None:
-        raise ProbeError(f"probe '{spec.text}': this kind of probe is not supported here")
+    if spec.provider is not None:
+        return _usdt_places(spec, image)
+    if spec.line is not None:
+        return _line_places(spec, image)
     out = []
     for sym in _functions(spec, image):
         if sym.kind == "ifunc":
@@ -67,6 +72,26 @@ def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
                                  f"boundary of {sym.name}")
         out.append(Place(sym.value + off, f"{sym.name}+{off:#x}" if off else sym.name))
     return out
+
+
+def _usdt_places(spec, image: ElfImage) -> List[Place]:
+    found = [Place(p.pc, f"{p.provider}:{p.name}", p) for p in image.sdt_probes()
+             if fnmatchcase(p.provider, spec.provider) and fnmatchcase(p.name, spec.name)]
+    if not found:
+        have = sorted({f"{p.provider}:{p.name}" for p in image.sdt_probes()})
+        hint = f"; it has {', '.join(have[:8])}" if have else "; it has no USDT markers"
+        raise ProbeError(f"probe '{spec.text}': no USDT marker {spec.provider}:{spec.name} "
+                         f"in {image.path}{hint}")
+    return found
+
+
+def _line_places(spec, image: ElfImage) -> List[Place]:
+    try:
+        sites = line_sites(image.path, spec.file, spec.line)
+    except TracerError as exc:
+        raise ProbeError(f"probe '{spec.text}': {exc}") from None
+    return [Place(s.address, f"{spec.file}:{spec.line}" + (f" in {s.function}" if s.function else ""))
+            for s in sites]
 
 
 def _checked_address(spec, image: ElfImage, arch) -> Place:

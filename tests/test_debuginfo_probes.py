@@ -1,0 +1,117 @@
+"""USDT markers, source-line probes, DWARF backtraces and named arguments
+on live tracees, 64- and 32-bit, -O0 and -O2."""
+
+import os
+import subprocess
+
+import pytest
+
+from ptrace_raw.errors import ProbeError
+from ptrace_raw.tracer import Tracer
+from tests.conftest import TRACEES
+from tests.elf.binutils import sdt_include_flags
+
+
+def _line_of(marker):
+    for number, text in enumerate((TRACEES / "markers.c").read_text().splitlines(), 1):
+        if f"LINE: {marker}" in text:
+            return number
+    raise LookupError(marker)
+
+
+@pytest.fixture
+def markers(build):
+    def _build(opt="-O0", extra=()):
+        return build("markers.c", flags=(opt, *extra, *sdt_include_flags()))
+    return _build
+
+
+def _run(exe, n, probes, **kw):
+    r, w = os.pipe()
+    with Tracer() as t:
+        proc = t.spawn([str(exe), str(n)], stdout=w)
+        os.close(w)
+        made = [t.add_probe(spec, fn, **kw) for spec, fn in probes]
+        t.run()
+    with os.fdopen(r) as f:
+        out = f.read()
+    return out, proc, made
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_usdt_arguments_and_semaphores(markers, opt):
+    exe = markers(opt)
+    untraced = subprocess.run([str(exe), "6"], capture_output=True, text=True).stdout
+    assert "enabled=0" in untraced
+    plain, tick = [], []
+    out, proc, (p1, p2) = _run(exe, 6, [
+        (f"usdt:{exe}:app:plain", lambda h: plain.append(tuple(h.usdt_args))),
+        (f"usdt:{exe}:app:tick", lambda h: tick.append((h.usdt_args[0],
+                                                        h.read_cstring(h.usdt_args[1])))),
+    ])
+    assert proc.exit_code == 0
+    assert out == untraced.replace("enabled=0", "enabled=6")  # the semaphore was raised
+    assert plain == [(i, -i) for i in range(6)]
+    assert tick == [(i, "tick") for i in range(6)]
+
+
+def test_unknown_usdt_marker_names_the_ones_there(markers):
+    exe = markers()
+    with Tracer() as t:
+        t.spawn([str(exe)], stdout=subprocess.DEVNULL)
+        with pytest.raises(ProbeError, match=r"no USDT marker app:nope .* app:plain"):
+            t.add_probe(f"usdt:{exe}:app:nope")
+        t.run()
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_line_probe_fires_once_per_iteration(markers, opt):
+    exe = markers(opt)
+    line = _line_of("loop_body")
+    out, proc, (probe,) = _run(exe, 37, [(f"uprobe:{exe}:markers.c:{line}", None)])
+    assert proc.exit_code == 0 and probe.hits == 37
+
+
+def test_line_without_code_names_its_neighbours(markers):
+    exe = markers()
+    with Tracer() as t:
+        t.spawn([str(exe)], stdout=subprocess.DEVNULL)
+        with pytest.raises(ProbeError, match=r"markers\.c:2\b.*line"):
+            t.add_probe(f"uprobe:{exe}:markers.c:2")
+        t.run()
+
+
+@pytest.mark.parametrize("opt", [("-O0",), ("-O2", "-fomit-frame-pointer")])
+def test_backtrace_through_qsort_without_frame_pointers(markers, opt):
+    exe = markers(opt[0], opt[1:])
+    stacks = []
+    _run(exe, 1, [(f"uprobe:{exe}:compare", lambda h: stacks.append(
+        [f.symbol for f in h.backtrace()]))])
+    assert stacks
+    stack = stacks[0]
+    assert stack[0] == "compare"
+    ours = [s for s in stack if s in ("compare", "level3", "level2", "level1", "main")]
+    assert ours == ["compare", "level3", "level2", "level1", "main"], stack
+    assert stack.index("level3") > 1  # libc's sort frames sit between
+
+
+def test_backtrace_shows_real_return_address_under_a_return_probe(markers):
+    exe = markers()
+    stacks = []
+    _run(exe, 1, [(f"uretprobe:{exe}:level2", None), (f"uretprobe:{exe}:level3", None),
+                  (f"uprobe:{exe}:compare", lambda h: stacks.append(
+                      [f.symbol for f in h.backtrace()]))])
+    ours = [s for s in stacks[0] if s in ("compare", "level3", "level2", "level1", "main")]
+    assert ours == ["compare", "level3", "level2", "level1", "main"]
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O2"])
+def test_named_arguments_from_dwarf(markers, opt):
+    exe = markers(opt)
+    seen = []
+    _run(exe, 1, [(f"uprobe:{exe}:typed", lambda h: seen.append((h.args, h.format_args(strings=True))))])
+    args, text = seen[0]
+    assert list(args) == ["count", "mask", "label", "ptr"]
+    assert args["count"] == -3 and args["mask"] == 0xFFFFFFF0
+    assert text["label"].endswith('"xyz"')
+    assert text["ptr"].startswith("0x")
