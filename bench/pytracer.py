@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-from typing import Dict, Optional
+from typing import Dict
 
 from bench import harness
 from ptrace_raw.errors import ProbeError

@@ -77,6 +77,10 @@ class Engine:
         (while detaching) the thread is left stopped once its instruction is
         done."""
 
+    def on_signal(self, thread, sig: int) -> None:
+        """A signal is about to be delivered to a thread that is not
+        stepping (it stays pending in ``thread.pending_sig``)."""
+
     def on_signal_in_step(self, thread, sig: int) -> None:
         """A signal arrived while the thread was stepping a slot."""
 
@@ -171,7 +175,14 @@ class Loop:
                         break
                     continue
                 self.stops += 1
-                self.dispatch(pid, self._status.value)
+                try:
+                    self.dispatch(pid, self._status.value)
+                except OSError as exc:
+                    if not self._vanished(pid):
+                        raise
+                    # Killed mid-hit (SIGKILL does not wait for us): its
+                    # exit status is on its way; nothing to undo in a
+                    # process that no longer runs.
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         finally:
@@ -225,6 +236,7 @@ class Loop:
                 self.engine.on_signal_in_step(thread, status.sig)
                 return
             thread.pending_sig = status.sig
+            self.engine.on_signal(thread, status.sig)
             self._resume(thread)
         elif kind is StopKind.GROUP_STOP:
             thread.group_stopped = True
@@ -233,6 +245,20 @@ class Loop:
             self._event(thread, status.event)
         else:
             self._resume(thread)
+
+    def _vanished(self, tid: int) -> bool:
+        """Whether ``tid`` can no longer be ptraced: it died under us."""
+        thread = self._threads.get(tid)
+        if thread is None:
+            return True
+        try:
+            binding.peekuser(tid, 0)
+        except PtraceError as exc:
+            if exc.gone:
+                thread.stopped = False
+                thread.xol = None
+                return True
+        return False
 
     def _resume(self, thread) -> None:
         try:
@@ -328,6 +354,7 @@ class Loop:
         """Detach a stopped process we do not follow."""
         for thread in list(proc.threads.values()):
             try:
+                thread.flush_regs()
                 binding.detach(thread.tid, thread.pending_sig)
             except PtraceError as exc:
                 if not exc.gone:

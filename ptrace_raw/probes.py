@@ -78,6 +78,8 @@ class _ProcState:
         self.bits = 64
         #: USDT semaphore address -> how much we added to it
         self.semaphores = {}
+        #: boosted slot -> the probe address its copy came from
+        self.boosted = {}
 
 
 class ProbeEngine(Engine):
@@ -247,6 +249,8 @@ class ProbeEngine(Engine):
             site = ps.bps.insert(proc, addr, plan, arch.breakpoint_insn)
             if plan.strategy == "boost":
                 site.boost_slot = ps.xol.boost_slot(proc, proc.stopped_thread(), addr, plan, arch)
+                if site.boost_slot is not None:
+                    ps.boosted[site.boost_slot] = addr
         return site
 
     def _uninstall(self, proc, probe: Probe) -> None:
@@ -342,6 +346,21 @@ class ProbeEngine(Engine):
         self._deliver_held(thread)
         if resume:
             thread.resume()
+
+    def on_signal(self, thread, sig: int) -> None:
+        """A fault raised by a boosted copy shows the slot's address; the
+        program must see its own instruction fault, at its own address."""
+        if sig not in _FAULTS:
+            return
+        ps = thread.process.probe_state
+        if ps is None or not ps.boosted:
+            return
+        regs = thread.get_regs()
+        arch = _arch.for_regs(regs)
+        home = ps.boosted.get(arch.ip(regs))
+        if home is not None:
+            arch.set_ip(regs, home)
+            thread.regs_dirty = True
 
     def on_signal_in_step(self, thread, sig: int) -> None:
         site, slot, token = thread.xol
@@ -580,6 +599,7 @@ class ProbeEngine(Engine):
             state.waiting = list(ps.waiting)
             state.bits = ps.bits
             state.semaphores = dict(ps.semaphores)
+            state.boosted = ps.boosted
             child.probe_state = state
             for probe in self.probes:
                 if parent.pid in probe.sites:

@@ -54,10 +54,14 @@ class Thread:
         """Decided per stop from the code segment: a far jump can switch it."""
         return _arch.for_regs(self.get_regs())
 
-    def _flush(self) -> None:
+    def flush_regs(self) -> None:
+        """Write changed registers back; the thread stays stopped."""
         if self.regs_dirty:
             binding.setregs(self.tid, self._regs_ref)
             self.regs_dirty = False
+
+    def _flush(self) -> None:
+        self.flush_regs()
         self.regs_fresh = False
         self.stopped = False
 

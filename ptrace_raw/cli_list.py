@@ -1,0 +1,91 @@
+"""``ptrace-raw list``: what can be probed in a file or a running process.
+
+Files only, read through ``ElfImage`` and ``lines``: listing a process reads
+its /proc/PID/maps and never stops it.  Addresses are file virtual
+addresses, the ones ``uprobe:BIN:0xADDR`` takes.
+"""
+
+from __future__ import annotations
+
+import os
+from fnmatch import fnmatchcase
+from typing import Iterator, List, Optional
+
+from .cli_output import CliError
+from .elf import ElfError, ElfImage
+from .errors import TracerError
+from .lines import iter_source_lines
+from .maps import read_maps
+
+
+def process_files(pid: int) -> List[str]:
+    """The ELF files with executable mappings in process ``pid``, in map
+    order."""
+    try:
+        maps = read_maps(pid)
+    except FileNotFoundError:
+        raise CliError(f"cannot list pid {pid}: no such process") from None
+    except OSError as exc:
+        raise CliError(f"cannot list pid {pid}: {exc.strerror}") from None
+    return list(dict.fromkeys(m.path for m in maps if m.is_exec and m.path.startswith("/")))
+
+
+def _ranges(lines: List[int]) -> str:
+    """[3, 4, 5, 9] -> '3-5,9'."""
+    out = []
+    start = prev = lines[0]
+    for n in lines[1:] + [None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(f"{start}-{prev}" if prev != start else str(start))
+        if n is not None:
+            start = prev = n
+    return ",".join(out)
+
+
+def describe(path: str, pattern: Optional[str], lines: bool) -> Iterator[str]:
+    """The listing of one file; nothing when a pattern matches nothing in
+    it.  ``pattern`` is a glob over function names, ``PROVIDER:NAME`` of
+    markers and source paths (full or base name)."""
+    image = ElfImage.open(path)
+
+    def match(name: str) -> bool:
+        return pattern is None or fnmatchcase(name, pattern)
+
+    body = []
+    funcs = [s for s in image.iter_functions() if match(s.name)]
+    if funcs:
+        body.append(f"  functions ({len(funcs)}):          address       size")
+        for s in funcs:
+            kind = "  [ifunc]" if s.kind == "ifunc" else ""
+            body.append(f"    {s.name:<28s} {s.value:#14x} {s.size:#10x}{kind}")
+    markers = [p for p in image.sdt_probes() if match(f"{p.provider}:{p.name}")]
+    if markers:
+        body.append(f"  usdt markers ({len(markers)}):       address  arguments")
+        for p in markers:
+            body.append(f"    {p.provider + ':' + p.name:<28s} {p.pc:#14x}  {p.args or '-'}")
+    if lines:
+        try:
+            files = [(name, nums) for name, nums in iter_source_lines(path)
+                     if match(name) or match(os.path.basename(name))]
+        except TracerError:
+            files = []
+        if files:
+            body.append(f"  source lines ({len(files)} files):")
+            for name, nums in files:
+                body.append(f"    {name}: {_ranges(nums)}")
+    if body:
+        yield f"{image.path} ({image.bits}-bit)"
+        yield from body
+
+
+def list_files(paths: List[str], pattern: Optional[str], lines: bool, strict: bool) -> Iterator[str]:
+    """Every listing; ``strict`` (a single named file) turns an unreadable
+    file into an error instead of skipping it."""
+    for path in paths:
+        try:
+            yield from describe(path, pattern, lines)
+        except ElfError:
+            if strict:
+                raise

@@ -1,0 +1,215 @@
+"""Many processes and threads at once, forks and execs, and hostile
+conditions: faults, signals mid-step, SIGKILL mid-hit, handler errors and
+an interrupted tracer."""
+
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ptrace_raw.tracer import Tracer
+from tests.conftest import build_c
+from tests.tracing import ask, start_service, text_bytes
+
+
+def _run(argv, probes, follow=False):
+    r, w = os.pipe()
+    with Tracer(follow_forks=follow) as t:
+        proc = t.spawn([str(a) for a in argv], stdout=w)
+        os.close(w)
+        made = [t.add_probe(spec, fn) for spec, fn in probes]
+        t.run()
+    with os.fdopen(r) as f:
+        return f.read(), proc, made
+
+
+@pytest.mark.parametrize("follow", [True, False], ids=["follow", "nofollow"])
+def test_fork_tree_with_execs_gives_exact_per_pid_counts(build, bits, follow):
+    exe = build("forktree.c")
+    calls = build("calls.c", flags=("-O0", "-pthread"))
+    per = collections.Counter()
+    out, proc, (work, add) = _run([exe, 20, calls], [
+        (f"uprobe:{exe}:work", lambda h: per.update([h.pid])),
+        (f"uprobe:{calls}:add", None),
+    ], follow)
+    assert proc.exit_code == 0
+    assert out.splitlines()[-1] == "ok=20 sum=4"
+    assert sorted(out.splitlines()[:-1]) == sorted(
+        subprocess.run([str(exe), "20", str(calls)], capture_output=True, text=True).stdout.splitlines()[:-1])
+    if follow:
+        assert per[proc.pid] == 2
+        assert sorted(n for pid, n in per.items() if pid != proc.pid) == list(range(1, 21))
+        assert add.hits == 3 + 7 + 11 + 15 + 19  # the exec'd children run calls N
+    else:
+        assert dict(per) == {proc.pid: 2} and add.hits == 0
+
+
+@pytest.mark.parametrize("follow", [True, False], ids=["follow", "nofollow"])
+def test_vfork_and_exec(build, follow):
+    exe = build("vforker.c")
+    hello = build("hello.c")
+    per = collections.Counter()
+    out, proc, (work, main) = _run([exe, hello], [
+        (f"uprobe:{exe}:work", lambda h: per.update([h.pid])),
+        (f"uprobe:{hello}:main", None),
+    ], follow)
+    assert out == "arg1=7\nok=2 s=5\n" and proc.exit_code == 0
+    assert per.pop(proc.pid) == 2
+    assert (sum(per.values()), main.hits) == ((1, 1) if follow else (0, 0))
+
+
+def test_thread_storm(build):
+    exe = build("storm.c", flags=("-O0", "-pthread"))
+    out, proc, (work,) = _run([exe, 15, 8, 40], [(f"uprobe:{exe}:work", None)])
+    assert proc.exit_code == 0 and work.hits == 15 * 8 * 40
+    assert out == subprocess.run([str(exe), "15", "8", "40"], capture_output=True, text=True).stdout
+
+
+def test_faults_in_slots_and_signals_during_steps(build):
+    exe = build("faults.c", flags=("-O2", "-pthread"))
+    out, proc, made = _run([exe, 3000], [(f"uprobe:{exe}:{fn}+*", None)
+                                          for fn in ("faulty", "faulty2", "stepme")])
+    assert out == "faults_at_home=6 received=3000 bad=0\n" and proc.exit_code == 0
+    assert made[0].hits >= 3 and made[1].hits >= 3 and made[2].hits > 0
+
+
+def test_sigkill_mid_hit_spares_the_other_tracees(build):
+    exe = build("calls.c", flags=("-O0", "-pthread"))
+    with Tracer() as t:
+        victim = t.spawn([str(exe), "1000"], stdout=subprocess.DEVNULL)
+        other = t.spawn([str(exe), "500"], stdout=subprocess.DEVNULL)
+        counts = collections.Counter()
+
+        def on_add(hit):
+            counts[hit.pid] += 1
+            if hit.pid == victim.pid and counts[hit.pid] == 100:
+                os.kill(victim.pid, signal.SIGKILL)
+
+        t.add_probe(f"uprobe:{exe}:add", on_add)
+        t.run()
+    assert victim.exit_signal == signal.SIGKILL
+    assert other.exit_code == 0 and counts[other.pid] == 500
+    assert counts[victim.pid] == 100
+
+
+def test_handler_errors_lose_no_hits(build, capsys):
+    exe = build("calls.c", flags=("-O0", "-pthread"))
+    seen = []
+
+    def flaky(hit):
+        seen.append(hit.arg(0))
+        if hit.arg(0) % 3 == 0:
+            raise ValueError("boom")
+
+    out, proc, (add,) = _run([exe, 300], [(f"uprobe:{exe}:add", flaky)])
+    assert proc.exit_code == 0 and seen == list(range(300)) and add.hits == 300
+    assert "handler of 'uprobe:" in capsys.readouterr().err
+
+
+def test_fatal_handler_error_stops_and_detaches(build):
+    exe = build("calls.c", flags=("-O0", "-pthread"))
+    r, w = os.pipe()
+    with pytest.raises(ValueError, match="stop here"):
+        with Tracer(fatal_errors=True) as t:
+            proc = t.spawn([str(exe), "50"], stdout=w)
+            t.add_probe(f"uprobe:{exe}:add", lambda h: (_ for _ in ()).throw(ValueError("stop here")))
+            t.run()
+    os.close(w)
+    _, status = os.waitpid(proc.pid, 0)  # detached: it finishes untraced
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert os.read(r, 100).startswith(b"total=")
+
+
+def test_several_attached_processes_in_one_loop(build):
+    exe = build("service.c", flags=("-O0",))
+    svcs = [start_service(exe) for _ in range(3)]
+    try:
+        for s in svcs:
+            assert s.stdout.readline().strip() == "ready 1"
+        per = collections.Counter()
+        import threading
+
+        def traced():
+            with Tracer() as t:
+                for s in svcs:
+                    t.attach(s.pid)
+                t.add_probe(f"uprobe:{exe}:handle", lambda h: per.update([h.pid]))
+                for i, s in enumerate(svcs):
+                    s.stdin.write(f"{i}\n" * (i + 1))
+                    s.stdin.flush()
+                while sum(per.values()) < 6:
+                    t.run(timeout=0.1)
+                t.detach()
+
+        th = threading.Thread(target=traced)
+        th.start()
+        th.join(60)
+        assert {s.pid: per[s.pid] for s in svcs} == {s.pid: i + 1 for i, s in enumerate(svcs)}
+        for i, s in enumerate(svcs):
+            assert [s.stdout.readline().strip() for _ in range(i + 1)] == [str(i * i + 1)] * (i + 1)
+            assert ask(s, "3") == "10"
+    finally:
+        for s in svcs:
+            s.kill()
+            s.wait()
+
+
+_INTERRUPTED_TRACER = textwrap.dedent("""
+    import sys
+    from ptrace_raw.tracer import Tracer
+    pid, exe = int(sys.argv[1]), sys.argv[2]
+    with Tracer() as t:
+        t.attach(pid)
+        first = []
+        def on_hit(hit):
+            if not first:
+                first.append(1)
+                print("hit", flush=True)
+        for spec in ("spin", "ret_depth", "spin+*", "handle"):
+            t.add_probe(f"uprobe:{exe}:{spec}", on_hit)
+        t.add_probe(f"uretprobe:{exe}:ret_depth")
+        print("attached", flush=True)
+        t.run()
+    print("detached", flush=True)
+""")
+
+
+@pytest.mark.parametrize("round_", range(6))
+def test_interrupted_tracer_leaves_the_tracee_intact(build, bits, round_):
+    exe = build("busy.c", flags=("-O2", "-pthread"))
+    svc = start_service(exe)
+    try:
+        assert svc.stdout.readline().strip() == "ready"
+        text = next(m for m in _maps(svc.pid) if m[2] == "r-xp" and m[3] == os.path.realpath(exe))
+        before = text_bytes(svc.pid, text[0], text[1])
+        tracer = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_TRACER, str(svc.pid), str(exe)],
+                                  stdout=subprocess.PIPE, text=True,
+                                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        assert tracer.stdout.readline().strip() == "attached"
+        assert tracer.stdout.readline().strip() == "hit"
+        for _ in range(random.Random(round_).randrange(200_000)):
+            pass  # a moment chosen at random, without sleeping
+        tracer.send_signal(random.Random(round_).choice([signal.SIGINT, signal.SIGTERM]))
+        assert tracer.stdout.read().strip() == "detached"
+        assert tracer.wait(60) == 0
+        assert text_bytes(svc.pid, text[0], text[1]) == before
+        assert ask(svc, "100") == "5050"
+        assert ask(svc, "7") == "28"
+    finally:
+        svc.kill()
+        svc.wait()
+
+
+def _maps(pid):
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            out.append((lo, hi, parts[1], parts[5] if len(parts) > 5 else ""))
+    return out

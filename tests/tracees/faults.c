@@ -1,0 +1,101 @@
+/* Signals and faults around probed instructions:
+ *  - faulty() loads through its argument; called with NULL it faults, and
+ *    the SIGSEGV handler checks the fault is reported at faulty's own
+ *    faulting instruction, then siglongjmps out (on an alternate stack);
+ *  - stepme() starts with an instruction a tracer must single-step; a
+ *    second thread sends the main thread SIGUSR1 while it calls stepme()
+ *    in a loop, and both sides count: every signal must arrive once.
+ * Usage: faults SIGNALS */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+__asm__(".globl faulty\n.type faulty,@function\nfaulty:\nmov (%rdi), %rax\nret\n"
+        ".size faulty, .-faulty\n"
+        ".globl faulty2\n.type faulty2,@function\nfaulty2:\nnegq (%rdi)\nret\n"
+        ".size faulty2, .-faulty2\n"
+        ".globl stepme\n.type stepme,@function\nstepme:\nneg %rdi\nmov %rdi, %rax\nneg %rax\nret\n"
+        ".size stepme, .-stepme\n");
+#define IP(uc) ((uc)->uc_mcontext.gregs[REG_RIP])
+#else
+__asm__(".globl faulty\n.type faulty,@function\nfaulty:\nmov 4(%esp), %eax\nmov (%eax), %eax\nret\n"
+        ".size faulty, .-faulty\n"
+        ".globl faulty2\n.type faulty2,@function\nfaulty2:\nmov 4(%esp), %eax\nnegl (%eax)\nret\n"
+        ".size faulty2, .-faulty2\n"
+        ".globl stepme\n.type stepme,@function\nstepme:\nnegl 4(%esp)\nmov 4(%esp), %eax\nneg %eax\nret\n"
+        ".size stepme, .-stepme\n");
+#define IP(uc) ((uc)->uc_mcontext.gregs[REG_EIP])
+#endif
+long faulty(long *p);
+long faulty2(long *p);
+long stepme(long x);
+
+static sigjmp_buf env;
+static volatile long fault_ip;
+static volatile int received, sending = 1;
+static pid_t main_tid;
+
+static void on_segv(int sig, siginfo_t *si, void *ctx)
+{
+    (void)sig; (void)si;
+    fault_ip = (long)IP((ucontext_t *)ctx);
+    siglongjmp(env, 1);
+}
+
+static void on_usr1(int sig) { (void)sig; received++; }
+
+static void *sender(void *arg)
+{
+    long n = (long)arg;
+    for (long i = 0; i < n; i++) {
+        int before = received;
+        syscall(SYS_tgkill, getpid(), main_tid, SIGUSR1);
+        while (received == before)
+            ;
+    }
+    sending = 0;
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    long n = argc > 1 ? atol(argv[1]) : 1000;
+    static char altstack[65536];
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
+    sigaltstack(&ss, NULL);
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, NULL);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = 0;
+    sigaction(SIGUSR1, &sa, NULL);
+
+    int faults = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!sigsetjmp(env, 1))
+            faulty(NULL);
+        faults += fault_ip == (long)faulty + (sizeof(long) == 8 ? 0 : 4);
+        if (!sigsetjmp(env, 1))
+            faulty2(NULL);
+        faults += fault_ip == (long)faulty2 + (sizeof(long) == 8 ? 0 : 4);
+    }
+    main_tid = (pid_t)syscall(SYS_gettid);
+    pthread_t t;
+    pthread_create(&t, NULL, sender, (void *)n);
+    long calls = 0, bad = 0;
+    while (sending) {
+        bad += stepme(calls) != calls;
+        calls++;
+    }
+    pthread_join(t, NULL);
+    printf("faults_at_home=%d received=%d bad=%ld\n", faults, received, bad);
+    return 0;
+}
