@@ -157,6 +157,10 @@ class Arch:
         """n-th (0-based) integer argument at function entry, before the
         prologue runs (the return address is at sp)."""
         raise NotImplementedError
+    def args(self, regs, mem: Memory, count: int) -> list:
+        """The first ``count`` integer arguments at function entry, reading
+        the stack once for all of them."""
+        return [self.arg(regs, mem, n) for n in range(count)]
     def retval(self, regs) -> int:
         """Integer return value at the return site, as unsigned."""
         raise NotImplementedError

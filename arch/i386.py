@@ -62,6 +62,12 @@ class I386Arch(X86):
     def arg(self, regs, mem, n):
         return self.read_word(mem, (regs.rsp + 4 * (n + 1)) & _MASK)
 
+    def args(self, regs, mem, count):
+        if count <= 0:
+            return []
+        data = mem.read((regs.rsp + 4) & _MASK, 4 * count)
+        return list(struct.unpack(f"<{count}I", data))
+
     def retval(self, regs):
         return regs.rax & _MASK
 

@@ -59,6 +59,13 @@ class X86_64Arch(X86):
             return getattr(regs, _ARG_REGS[n])
         return self.read_word(mem, regs.rsp + 8 * (n - len(_ARG_REGS) + 1))
 
+    def args(self, regs, mem, count):
+        out = [getattr(regs, name) for name in _ARG_REGS[:count]]
+        if count > len(_ARG_REGS):
+            extra = count - len(_ARG_REGS)
+            out += struct.unpack(f"<{extra}Q", mem.read(regs.rsp + 8, 8 * extra))
+        return out
+
     def retval(self, regs):
         return regs.rax
 

@@ -29,14 +29,15 @@ _set_errno = _libc.set_errno
 RIP_OFFSET = UserRegs.rip.offset
 
 
-def _fail(request: int, pid: int) -> PtraceError:
+def failure(request: int, pid: int) -> PtraceError:
+    """The PtraceError for a call that just returned -1 (reads errno)."""
     return PtraceError(_get_errno(), REQUEST_NAMES.get(request, str(request)), pid)
 
 
 def _call(request: int, pid: int, addr=None, data=None) -> int:
     res = _ptrace(request, pid, addr, data)
     if res == -1:
-        raise _fail(request, pid)
+        raise failure(request, pid)
     return res
 
 
@@ -62,12 +63,12 @@ def setoptions(pid: int, options: int) -> None:
 
 def cont(pid: int, sig: int = 0) -> None:
     if _ptrace(PTRACE_CONT, pid, None, sig) == -1:
-        raise _fail(PTRACE_CONT, pid)
+        raise failure(PTRACE_CONT, pid)
 
 
 def singlestep(pid: int, sig: int = 0) -> None:
     if _ptrace(PTRACE_SINGLESTEP, pid, None, sig) == -1:
-        raise _fail(PTRACE_SINGLESTEP, pid)
+        raise failure(PTRACE_SINGLESTEP, pid)
 
 
 def syscall(pid: int, sig: int = 0) -> None:
@@ -90,12 +91,12 @@ def getregs(pid: int, regs_ref) -> None:
     """Fill a UserRegs passed as ``ctypes.byref(regs)`` (prebuilt by the
     caller so the hit path allocates nothing)."""
     if _ptrace(PTRACE_GETREGS, pid, None, regs_ref) == -1:
-        raise _fail(PTRACE_GETREGS, pid)
+        raise failure(PTRACE_GETREGS, pid)
 
 
 def setregs(pid: int, regs_ref) -> None:
     if _ptrace(PTRACE_SETREGS, pid, None, regs_ref) == -1:
-        raise _fail(PTRACE_SETREGS, pid)
+        raise failure(PTRACE_SETREGS, pid)
 
 
 def getfpregs(pid: int) -> UserFpRegs:
@@ -108,13 +109,13 @@ def peekuser(pid: int, offset: int) -> int:
     _set_errno(0)
     res = _ptrace(PTRACE_PEEKUSER, pid, offset, None)
     if res == -1 and _get_errno():
-        raise _fail(PTRACE_PEEKUSER, pid)
+        raise failure(PTRACE_PEEKUSER, pid)
     return res & 0xFFFFFFFFFFFFFFFF
 
 
 def pokeuser(pid: int, offset: int, value: int) -> None:
     if _ptrace(PTRACE_POKEUSER, pid, offset, value) == -1:
-        raise _fail(PTRACE_POKEUSER, pid)
+        raise failure(PTRACE_POKEUSER, pid)
 
 
 def peekdata(pid: int, addr: int) -> int:
@@ -122,13 +123,13 @@ def peekdata(pid: int, addr: int) -> int:
     _set_errno(0)
     res = _ptrace(PTRACE_PEEKDATA, pid, addr, None)
     if res == -1 and _get_errno():
-        raise _fail(PTRACE_PEEKDATA, pid)
+        raise failure(PTRACE_PEEKDATA, pid)
     return res & 0xFFFFFFFFFFFFFFFF
 
 
 def pokedata(pid: int, addr: int, value: int) -> None:
     if _ptrace(PTRACE_POKEDATA, pid, addr, value & 0xFFFFFFFFFFFFFFFF) == -1:
-        raise _fail(PTRACE_POKEDATA, pid)
+        raise failure(PTRACE_POKEDATA, pid)
 
 
 def geteventmsg(pid: int) -> int:

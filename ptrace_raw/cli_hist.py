@@ -66,7 +66,7 @@ def format_bcc(hist: Log2Hist) -> List[str]:
     if first > 0:
         rows = [(*_bounds(i), 0) for i in range(0, first)] + rows
     most = max(n for _, _, n in rows)
-    out = [f"{hist.name}:", f"{hist.unit or 'value':>19s}     : count     distribution"]
+    out = [f"{hist.name}:", f"     {hist.unit or 'value':<19s} : count     distribution"]
     for lo, hi, n in rows:
         low = "-inf" if lo is None else str(lo)
         out.append(f"{low:>10s} -> {hi:<10d} : {n:<8d} |{_bar(n, most, 40, '*'):<40s}|")

@@ -54,17 +54,18 @@ def describe(path: str, pattern: Optional[str], lines: bool) -> Iterator[str]:
         return pattern is None or fnmatchcase(name, pattern)
 
     body = []
+    width = 2 + 2 * (image.bits // 8)
     funcs = [s for s in image.iter_functions() if match(s.name)]
     if funcs:
-        body.append(f"  functions ({len(funcs)}):          address       size")
+        body.append(f"  functions ({len(funcs)}): address, size, name")
         for s in funcs:
-            kind = "  [ifunc]" if s.kind == "ifunc" else ""
-            body.append(f"    {s.name:<28s} {s.value:#14x} {s.size:#10x}{kind}")
+            kind = "  [ifunc: the resolver]" if s.kind == "ifunc" else ""
+            body.append(f"    {s.value:#0{width}x} {s.size:#8x}  {s.name}{kind}")
     markers = [p for p in image.sdt_probes() if match(f"{p.provider}:{p.name}")]
     if markers:
-        body.append(f"  usdt markers ({len(markers)}):       address  arguments")
+        body.append(f"  usdt markers ({len(markers)}): address, provider:name, arguments")
         for p in markers:
-            body.append(f"    {p.provider + ':' + p.name:<28s} {p.pc:#14x}  {p.args or '-'}")
+            body.append(f"    {p.pc:#0{width}x} {p.provider}:{p.name}  {p.args or '(none)'}")
     if lines:
         try:
             files = [(name, nums) for name, nums in iter_source_lines(path)

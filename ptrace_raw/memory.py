@@ -15,6 +15,7 @@ import os
 from .binding import vm_read
 
 _PAGE = 4096
+_SMALL = 256
 
 
 class Memory:
@@ -44,7 +45,13 @@ class Memory:
             self._fd = -1
 
     def read(self, addr: int, size: int) -> bytes:
-        """Exactly ``size`` bytes at ``addr``, or OSError(EFAULT)."""
+        """Exactly ``size`` bytes at ``addr``, or OSError(EFAULT).
+
+        Small reads (a return address, an argument on the stack) are on the
+        hit path: one pread costs less than setting up process_vm_readv's
+        iovecs through ctypes, and reads any mapped page."""
+        if size <= _SMALL:
+            return self._read_forced(addr, size)
         try:
             data = vm_read(self.pid, addr, size)
         except OSError:

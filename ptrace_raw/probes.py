@@ -417,8 +417,7 @@ class ProbeEngine(Engine):
             orig = ret
             arch.write_word(mem, sp, tramp)
         for probe in site.returns:
-            args = ([arch.arg(regs, mem, i) for i in range(probe.keep_args)]
-                    if probe.keep_args else None)
+            args = arch.args(regs, mem, probe.keep_args) if probe.keep_args else None
             stack.append(_Pending(probe, orig, sp, args, time.monotonic_ns()))
 
     def _return_hit(self, thread, regs, arch, ps, run_handlers: bool) -> None:

@@ -12,6 +12,8 @@ import ctypes
 import arch as _arch
 
 from . import binding
+from ._libc import ptrace as _ptrace
+from .consts import PTRACE_CONT, PTRACE_GETREGS, PTRACE_SETREGS
 from .structs import UserRegs
 
 
@@ -42,7 +44,8 @@ class Thread:
 
     def get_regs(self) -> UserRegs:
         if not self.regs_fresh:
-            binding.getregs(self.tid, self._regs_ref)
+            if _ptrace(PTRACE_GETREGS, self.tid, None, self._regs_ref) == -1:
+                raise binding.failure(PTRACE_GETREGS, self.tid)
             self.regs_fresh = True
         return self.regs
 
@@ -66,14 +69,24 @@ class Thread:
         self.stopped = False
 
     def resume(self) -> None:
-        """Continue from the current stop, delivering any pending signal."""
-        self._flush()
+        """Continue from the current stop, delivering any pending signal.
+        The hit path ends here on every hit: calls go to ptrace directly."""
+        tid = self.tid
+        if self.regs_dirty:
+            if _ptrace(PTRACE_SETREGS, tid, None, self._regs_ref) == -1:
+                raise binding.failure(PTRACE_SETREGS, tid)
+            self.regs_dirty = False
+        self.regs_fresh = False
+        self.stopped = False
         if self.group_stopped:
             self.group_stopped = False
-            binding.listen(self.tid)
+            binding.listen(tid)
             return
-        sig, self.pending_sig = self.pending_sig, 0
-        binding.cont(self.tid, sig)
+        sig = self.pending_sig
+        if sig:
+            self.pending_sig = 0
+        if _ptrace(PTRACE_CONT, tid, None, sig) == -1:
+            raise binding.failure(PTRACE_CONT, tid)
 
     def singlestep(self) -> None:
         self._flush()

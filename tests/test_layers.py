@@ -15,6 +15,6 @@ def test_import_contracts_hold():
     lint = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
     if not Path(lint).exists():
         pytest.fail("import-linter is not installed (pip install -e .[test])")
-    res = subprocess.run([lint, "--config", str(ROOT / "setup.cfg")], cwd=ROOT,
+    res = subprocess.run([lint, str(ROOT / "setup.cfg")], cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -1,0 +1,470 @@
+"""``ptrace-raw``: the command line, a thin layer over ``Tracer``.
+
+    ptrace-raw trace [options] PROBE... [-- CMD ARGS...]
+    ptrace-raw list BIN|-p PID [PATTERN]
+    ptrace-raw demo
+
+Exit status: the traced command's (128+N when a signal N killed it), 2 for
+a command line that cannot mean anything, 1 for any other error.  Every
+error a user can cause is one line on stderr; ``--debug`` adds the
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import runpy
+import shlex
+import signal
+import sys
+import time
+import traceback
+from typing import List, Optional
+
+from .cli_chrome import ChromeTrace
+from .cli_hist import Log2Hist, format_bcc, format_bpftrace
+from .cli_list import list_files, process_files
+from .cli_output import (
+    CliError, HitExpr, JsonDiagnostics, Output, UsageError, hist_value, hit_record,
+    is_function_entry, needs_location, render_json, render_text, where,
+)
+from .errors import TracerError
+from .libraries import resolve_binary
+from .specs import parse_spec
+from .tracer import Tracer
+
+VERSION = "0.1.0"
+#: the exit status when our output's reader went away (as if SIGPIPE killed us)
+BROKEN_PIPE_STATUS = 128 + signal.SIGPIPE
+
+TRACE_EPILOG = """\
+probes (BIN is a path, a command on PATH, or a library name such as libc):
+  uprobe:BIN:FUNC           entry of FUNC; 'BIN:FUNC' means the same
+  uprobe:BIN:FUNC+0x10      an instruction inside FUNC
+  uprobe:BIN:0x401136       a file address (see 'ptrace-raw list')
+  uprobe:BIN:FUNC+*         every instruction of FUNC
+  uprobe:BIN:str*           entry of every function matching a glob
+  uretprobe:BIN:FUNC        return of FUNC; 'BIN:FUNC%%return' means the same
+  usdt:BIN:PROVIDER:NAME    a <sys/sdt.h> marker; its arguments are printed
+  uprobe:BIN:FILE.c:LINE    a source line (the file needs -g)
+
+examples:
+  ptrace-raw trace uprobe:./app:compute -- ./app input.txt
+  ptrace-raw trace ./app:compute%%return -c './app input.txt'
+  ptrace-raw trace 'uprobe:./app:parse+*' -p 1234
+  ptrace-raw trace 'uprobe:libc:str*' --count -p 1234
+  ptrace-raw trace uretprobe:libc:malloc --filter 'retval == 0' --stack -p 1234
+  ptrace-raw trace usdt:./app:myapp:request --hist arg1 -- ./app
+  ptrace-raw trace uprobe:./app:app.c:42 --json -o hits.ndjson -- ./app
+  ptrace-raw trace --latency ./app:compute --trace-out trace.json -- ./app
+  ptrace-raw trace --script probes.py -p 1234
+
+output:
+  One line per hit: seconds since start, pid/tid, the probe, then arg0..
+  (hex; entry args saved for return probes with --args), retval and the call's
+  duration at return probes, usdt_args at USDT probes, and the backtrace with
+  --stack.  Our output goes to -o FILE, else to stderr (as strace does); the
+  traced command keeps its own stdin, stdout and stderr.  With --count,
+  --latency or --hist only the summaries are printed, at exit or on Ctrl-C
+  (--hits prints the hit lines as well).  --json writes NDJSON only.
+
+expressions (--filter, --hist): Python over one hit, with arg0, arg1, ...
+(a USDT probe's are the marker's arguments), retval (None at entry), pid,
+tid, probe (the spec text), ip, and hit (the API's Hit object, e.g.
+hit.read_cstring(arg0)).
+
+exit status: the command's (128+N if signal N killed it; 130 if Ctrl-C
+ended tracing and killed it), 0 with -p only, 1 on errors, 2 on usage errors.
+"""
+
+LIST_EPILOG = """\
+PATTERN is a glob over function names, PROVIDER:NAME of markers and, with
+--lines, source file names.  Addresses are the file's, as uprobe:BIN:0xADDR
+takes them.
+
+examples:
+  ptrace-raw list ./app
+  ptrace-raw list libc 'str*'
+  ptrace-raw list --lines ./app app.c
+  ptrace-raw list -p 1234 'myapp:*'
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our one-line errors (exit status 2)."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help="show tracebacks of errors, for bug reports")
+    top = _Parser(prog="ptrace-raw",
+                  description="User-space probes over ptrace: uprobes without the kernel.")
+    top.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
+    sub = top.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    trace = sub.add_parser(
+        "trace", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="trace probes in a command or running processes",
+        usage="%(prog)s [options] PROBE... (-p PID | -c CMD | -- CMD ARGS...)",
+        description="Set probes in a command or running processes and report every hit.",
+        epilog=TRACE_EPILOG)
+    trace.add_argument("probes", nargs="*", metavar="PROBE", help="probe specs (see below)")
+    target = trace.add_argument_group("what to trace")
+    target.add_argument("-p", "--pid", type=int, action="append", default=[], metavar="PID",
+                        help="attach to a running process (repeatable); it is detached, "
+                             "unharmed, when tracing ends")
+    target.add_argument("-c", "--command", metavar="CMD",
+                        help="run CMD (split like a shell would, without one) traced")
+    target.add_argument("-f", "--follow-forks", action="store_true",
+                        help="trace forked children too")
+    target.add_argument("--script", metavar="FILE.py",
+                        help="run a Python file with a global 'tracer' (the Tracer) before "
+                             "tracing starts; it may add probes (tracer.add_probe, "
+                             "@tracer.probe) and start processes")
+    shown = trace.add_argument_group("what to print")
+    shown.add_argument("--args", type=int, metavar="N",
+                       help="arguments to print (default: 3 at function entries, 0 elsewhere; "
+                            "return probes save N entry arguments)")
+    shown.add_argument("--filter", metavar="EXPR", help="only hits where EXPR is true")
+    shown.add_argument("--stack", action="store_true", help="print a backtrace per hit")
+    shown.add_argument("--count", action="store_true", help="count hits per probe")
+    shown.add_argument("--latency", action="append", default=[], metavar="FUNC-SPEC",
+                       help="histogram of FUNC's call durations in usecs (repeatable)")
+    shown.add_argument("--hist", action="append", default=[], metavar="EXPR",
+                       help="power-of-two histogram of EXPR per hit (repeatable)")
+    shown.add_argument("--hits", action="store_true",
+                       help="print hit lines even with --count, --latency or --hist")
+    out = trace.add_argument_group("where to print")
+    out.add_argument("-o", "--output", metavar="FILE", help="write our output to FILE, not stderr")
+    out.add_argument("--json", action="store_true", help="write NDJSON objects only")
+    out.add_argument("--trace-out", metavar="FILE.json",
+                     help="also write a Chrome trace (chrome://tracing, Perfetto)")
+    trace.set_defaults(run=_trace)
+
+    lst = sub.add_parser(
+        "list", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="list functions, USDT markers and source lines one can probe",
+        usage="%(prog)s [--lines] (BIN | -p PID) [PATTERN]",
+        description="List what can be probed in a file, or in every file a process maps.",
+        epilog=LIST_EPILOG)
+    lst.add_argument("names", nargs="*", metavar="BIN [PATTERN]")
+    lst.add_argument("-p", "--pid", type=int, help="list the files process PID maps")
+    lst.add_argument("--lines", action="store_true", help="also list source files and lines")
+    lst.set_defaults(run=_list)
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="build a small program, trace it and show the cost per hit",
+                          description="Build a small C program with gcc, trace it with entry, "
+                                      "return and USDT probes, and measure the cost per hit.")
+    demo.set_defaults(run=_demo)
+    return top
+
+
+# -- trace ----------------------------------------------------------------------------
+
+class _CliProbe:
+    """How the command line shows one probe's hits."""
+
+    def __init__(self, text: str, nargs: Optional[int], latency: Optional[Log2Hist] = None):
+        self.spec = parse_spec(text)
+        if nargs is None:
+            nargs = 3 if is_function_entry(self.spec) else 0
+        self.nargs = nargs
+        self.locate = needs_location(self.spec)
+        self.latency = latency
+        self.hits = 0
+
+
+def _latency_probe(text: str, nargs: Optional[int]) -> _CliProbe:
+    """--latency FUNC-SPEC is a return probe on FUNC: each return hit knows
+    when its call entered."""
+    spec = parse_spec(text)
+    if spec.func is None or spec.offset or spec.kind == "usdt":
+        raise UsageError(f"--latency '{text}': needs a function, as in BIN:FUNC")
+    return _CliProbe(f"uretprobe:{spec.binary}:{spec.func}", nargs or 0,
+                     latency=Log2Hist(text, "usecs"))
+
+
+class _Session:
+    """One ``trace`` run: the tracer, the probes it set for the command
+    line, and everything printed at the end."""
+
+    def __init__(self, opts, out: Output):
+        self.opts = opts
+        self.out = out
+        self.filter = HitExpr(opts.filter, "--filter") if opts.filter else None
+        self.hists = [(HitExpr(text, "--hist"), Log2Hist(text)) for text in opts.hist]
+        self.probes = [_CliProbe(text, opts.args) for text in opts.probes]
+        self.probes += [_latency_probe(text, opts.args) for text in opts.latency]
+        self.summary = bool(opts.count or opts.latency or opts.hist)
+        self.show_hits = opts.hits or not self.summary
+        self.chrome = ChromeTrace() if opts.trace_out else None
+        self.render = render_json if opts.json else render_text
+        wanted = [e.max_arg + 1 for e, _ in self.hists]
+        if self.filter is not None:
+            wanted.append(self.filter.max_arg + 1)
+        self.keep_args = max(wanted, default=0)
+        self.start_ns = time.monotonic_ns()
+        self.stopping = False
+        self.interrupted = 0
+        self._ours = []
+
+    def emit(self, obj) -> None:
+        self.out.write(json.dumps(obj))
+
+    def run(self) -> int:
+        with Tracer(follow_forks=self.opts.follow_forks) as tracer:
+            try:
+                command = self._start(tracer)
+            except BaseException:
+                tracer.detach(kill_spawned=True)
+                raise
+            self.start_ns = time.monotonic_ns()
+            tracer.run()
+            # Tracer.run tells no one why it returned; this is what it
+            # records when SIGINT or SIGTERM ended it.
+            self.interrupted = tracer._stop_signal
+            script_probes = [p for p in tracer.probes if all(p is not q for q in self._ours)]
+        if self.chrome is not None:
+            self._write_chrome()
+        status = self._status(command)
+        if self.out.broken:
+            return BROKEN_PIPE_STATUS
+        self._summaries(script_probes)
+        if self.opts.json:
+            self.emit({"type": "exit", "status": status})
+        self.out.flush()
+        return BROKEN_PIPE_STATUS if self.out.broken else status
+
+    def _start(self, tracer):
+        """Attach, spawn, set probes and run the script, before any tracee
+        runs; returns the spawned command's Process, if any."""
+        opts = self.opts
+        for pid in opts.pid:
+            tracer.attach(pid)
+        command = None
+        if opts.argv:
+            command = tracer.spawn(opts.argv)
+        for probe in self.probes:
+            keep = max(probe.nargs, self.keep_args) if probe.spec.is_return else 0
+            self._ours.append(tracer.add_probe(probe.spec.text, self._handler(probe), keep_args=keep))
+        if opts.script:
+            self._run_script(tracer)
+        if not tracer.processes:
+            raise UsageError("nothing to trace: give -p PID, -c CMD or -- CMD ARGS"
+                             + (" (the script started no process)" if opts.script else ""))
+        return command
+
+    def _run_script(self, tracer) -> None:
+        try:
+            runpy.run_path(self.opts.script, init_globals={"tracer": tracer}, run_name="__ptrace_raw__")
+        except TracerError:
+            raise
+        except OSError as exc:
+            raise CliError(f"cannot run script {self.opts.script}: {exc.strerror or exc}") from None
+        except Exception as exc:
+            if self.opts.debug:
+                raise
+            line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            raise CliError(f"script {self.opts.script} failed: {line}") from None
+
+    def _handler(self, probe: _CliProbe):
+        flt, hists, chrome, out = self.filter, self.hists, self.chrome, self.out
+        render = self.render if self.show_hits and probe.latency is None else None
+        stack = self.opts.stack
+        name = where(probe.spec)
+
+        def on_hit(hit):
+            if flt is not None and not flt(hit):
+                return
+            probe.hits += 1
+            if probe.latency is not None:
+                probe.latency.add((hit.time_ns - hit.entry_time_ns) // 1000)
+            else:
+                for expr, hist in hists:
+                    value = hist_value(expr(hit))
+                    if value is not None:
+                        hist.add(value)
+            if render is not None or chrome is not None:
+                rec = hit_record(hit, self.start_ns, probe.nargs, stack and render is not None,
+                                 probe.locate)
+                if render is not None:
+                    out.write(render(rec))
+                if chrome is not None:
+                    chrome.add(hit, rec, rec.get("location", name))
+            if out.broken:
+                self._stop()
+        return on_hit
+
+    def _stop(self) -> None:
+        """End tracing from a handler.  The Tracer has no call for that;
+        SIGTERM is its documented clean stop (spawned tracees are killed,
+        attached ones detached)."""
+        if not self.stopping:
+            self.stopping = True
+            signal.raise_signal(signal.SIGTERM)
+
+    def _status(self, command) -> int:
+        if command is None:
+            return 0
+        if self.interrupted and command.exit_signal == signal.SIGKILL:
+            return 128 + self.interrupted
+        if command.exit_signal:
+            return 128 + command.exit_signal
+        return command.exit_code if command.exit_code >= 0 else 1
+
+    def _summaries(self, script_probes) -> None:
+        if self.opts.count:
+            counted = [(p.spec.text, p.hits) for p in self.probes if p.latency is None]
+            counted += [(p.spec.text, p.hits) for p in script_probes]
+            if self.opts.json:
+                for text, hits in counted:
+                    self.emit({"type": "count", "probe": text, "hits": hits})
+            else:
+                width = max([4] + [len(str(n)) for _, n in counted])
+                self.out.write(f"{'hits':>{width}s}  probe")
+                for text, hits in counted:
+                    self.out.write(f"{hits:>{width}d}  {text}")
+        for hist, fmt in ([(p.latency, format_bcc) for p in self.probes if p.latency]
+                          + [(h, format_bpftrace) for _, h in self.hists]):
+            if self.opts.json:
+                self.emit(hist.as_json())
+            else:
+                for line in fmt(hist):
+                    self.out.write(line)
+
+    def _write_chrome(self) -> None:
+        try:
+            self.chrome.write(self.opts.trace_out)
+        except OSError as exc:
+            raise CliError(f"cannot write {self.opts.trace_out}: {exc.strerror}") from None
+
+
+def _trace(opts) -> int:
+    if opts.command is not None and opts.argv:
+        raise UsageError("give the command either with -c or after '--', not both")
+    if opts.command is not None:
+        opts.argv = shlex.split(opts.command)
+        if not opts.argv:
+            raise UsageError("-c: empty command")
+    if not (opts.probes or opts.latency or opts.script):
+        raise UsageError("no probes: give at least one PROBE, --latency or --script")
+    if not (opts.pid or opts.argv or opts.script):
+        raise UsageError("nothing to trace: give -p PID, -c CMD or -- CMD ARGS")
+    if any(pid <= 0 for pid in opts.pid):
+        raise UsageError("-p: a process id is a positive number")
+    if opts.args is not None and opts.args < 0:
+        raise UsageError("--args: N cannot be negative")
+    stream = sys.stderr
+    if opts.output:
+        try:
+            stream = open(opts.output, "w")
+        except OSError as exc:
+            raise CliError(f"cannot write {opts.output}: {exc.strerror}") from None
+    out = Output(stream)
+    try:
+        session = _Session(opts, out)
+        diagnostics = (contextlib.redirect_stderr(JsonDiagnostics(out)) if opts.json
+                       else contextlib.nullcontext())
+        with diagnostics:
+            try:
+                return session.run()
+            except TracerError as exc:
+                if not opts.json:
+                    raise
+                session.emit({"type": "error", "message": str(exc)})
+                session.emit({"type": "exit", "status": _exit_status(exc)})
+                if stream is sys.stderr:
+                    raise _Reported(exc) from None
+                raise
+    finally:
+        out.flush()
+        if stream is not sys.stderr:
+            stream.close()
+
+
+class _Reported(Exception):
+    """An error already written to the output, which is stderr."""
+
+    def __init__(self, error: TracerError):
+        super().__init__(str(error))
+        self.error = error
+
+
+# -- list -----------------------------------------------------------------------------
+
+def _list(opts) -> int:
+    names = list(opts.names)
+    if opts.pid is not None:
+        if len(names) > 1:
+            raise UsageError("with -p, give at most a PATTERN")
+        paths, pattern, strict = process_files(opts.pid), (names or [None])[0], False
+    else:
+        if not 1 <= len(names) <= 2:
+            raise UsageError("give BIN or -p PID, and optionally a PATTERN")
+        paths, pattern, strict = [resolve_binary(names[0])], (names[1:] or [None])[0], True
+    found = False
+    for line in list_files(paths, pattern, opts.lines, strict):
+        found = True
+        print(line)
+    if not found:
+        what = f"pid {opts.pid}" if opts.pid is not None else paths[0]
+        raise CliError(f"nothing in {what} matches '{pattern}'" if pattern
+                       else f"nothing to probe in {what}")
+    return 0
+
+
+# -- demo -----------------------------------------------------------------------------
+
+def _demo(opts) -> int:
+    from .cli_demo import run_demo
+    return run_demo()
+
+
+# -- entry point ------------------------------------------------------------------------
+
+def _exit_status(exc: BaseException) -> int:
+    return 2 if isinstance(exc, UsageError) else 1
+
+
+def _split_command(argv: List[str]):
+    """Everything after the first '--' is the command to trace; argparse
+    would hand it to the PROBE list."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args, command = _split_command(sys.argv[1:] if argv is None else list(argv))
+    debug = "--debug" in args
+    try:
+        opts = _parser().parse_args(args)
+        opts.argv = command
+        if command and opts.command_name != "trace":
+            raise UsageError("'-- CMD ARGS' only goes with 'trace'")
+        return opts.run(opts)
+    except _Reported as exc:
+        if debug:
+            traceback.print_exception(exc.error)
+        return _exit_status(exc.error)
+    except TracerError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"ptrace-raw: {exc}", file=sys.stderr)
+        return _exit_status(exc)
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS

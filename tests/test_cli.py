@@ -1,0 +1,453 @@
+"""The command line as a user runs it: ``python -m ptrace_raw`` in a
+subprocess against real tracees, its output parsed line by line or object
+by object, its exit status checked like a shell script would."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import arch as _arch
+from ptrace_raw.elf import ElfImage
+from ptrace_raw.maps import read_maps
+from ptrace_raw.modules import ModuleMap
+from tests.conftest import TRACEES, build_c
+from tests.tracing import ask, start_service, text_bytes, tracer_pid
+
+REPO = Path(__file__).resolve().parent.parent
+HIT_LINE = re.compile(r"^(\d+\.\d{6}) (\d+)/(\d+) (\S+)(.*)$")
+
+
+def cli(*args, **kw):
+    """Run ``ptrace-raw ARGS``; returns the CompletedProcess (text)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "ptrace_raw", *map(str, args)],
+                          capture_output=True, text=True, timeout=60, cwd=REPO, env=env, **kw)
+
+
+def cli_popen(*args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "ptrace_raw", *map(str, args)],
+                            text=True, cwd=REPO, env=env, **kw)
+
+
+def ndjson(text):
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def hits_of(objs, probe=None):
+    return [o for o in objs if o["type"] == "hit" and (probe is None or o["probe"] == probe)]
+
+
+def untraced(*argv):
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def calls():
+    """calls.c, 64-bit; tests that take ``bits`` build their own."""
+    return build_c("calls.c", 64, ("-O0", "-pthread"))
+
+
+@pytest.fixture
+def calls_bits(build):
+    return build("calls.c", flags=("-O0", "-pthread"))
+
+
+# -- trace: what each probe kind prints -----------------------------------------------------
+
+def test_entry_and_return_probes_as_json(calls_bits, bits, tmp_path):
+    """Field by field: the arguments of every call in order, the return
+    values, one pid/tid, times that only grow, and the command's own output
+    unchanged on its stdout."""
+    out = tmp_path / "hits.ndjson"
+    res = cli("trace", f"uprobe:{calls_bits}:add", f"uretprobe:{calls_bits}:square", "--args", "2",
+              "--json", "-o", out, "--", calls_bits, 50)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == untraced(calls_bits, 50) and res.stderr == ""
+    objs = ndjson(out.read_text())
+    adds = hits_of(objs, f"uprobe:{calls_bits}:add")
+    squares = hits_of(objs, f"uretprobe:{calls_bits}:square")
+    assert [h["args"] for h in adds] == [[i, 1] for i in range(50)]
+    assert [h["retval"] for h in squares] == [(i % 7) ** 2 for i in range(50)]
+    assert [h["args"][0] for h in squares] == [i % 7 for i in range(50)]
+    pids = {(h["pid"], h["tid"]) for h in adds + squares}
+    assert len(pids) == 1 and pids.pop()[0] > 0
+    times = [h["time_ns"] for h in hits_of(objs)]
+    assert times == sorted(times) and times[0] > 0
+    assert len({h["ip"] for h in adds}) == 1
+    assert all(h["duration_ns"] > 0 and "usdt_args" not in h and "stack" not in h for h in squares)
+    assert all("retval" not in h and "duration_ns" not in h for h in adds)
+    assert objs[-1] == {"type": "exit", "status": 0}
+    assert {o["type"] for o in objs} == {"hit", "exit"}
+
+
+def test_text_lines_go_to_stderr_with_hex_args(calls):
+    res = cli("trace", f"uprobe:{calls}:add", f"{calls}:square%return", "--", calls, 3)
+    assert res.returncode == 0 and res.stdout == untraced(calls, 3)
+    lines = res.stderr.splitlines()
+    assert len(lines) == 6
+    parsed = [HIT_LINE.match(line) for line in lines]
+    assert all(parsed), lines
+    assert [m[4] for m in parsed] == [f"uprobe:{calls}:add", f"{calls}:square%return"] * 3
+    assert parsed[2][5].startswith(" arg0=0x1 arg1=0x1 arg2=")
+    assert re.fullmatch(r" retval=0x4 \(\d+\.\d{3} us\)", parsed[5][5])
+    assert len({(m[2], m[3]) for m in parsed}) == 1
+
+
+def _instructions(path, func):
+    image = ElfImage.open(path)
+    sym = image.get_function(func)
+    arch = _arch.X86_64 if image.bits == 64 else _arch.I386
+    return [i.addr for i in arch.decode(image.read(sym.value, sym.size), sym.value)], sym
+
+
+def _line_of(text):
+    src = (TRACEES / "calls.c").read_text().splitlines()
+    return next(i for i, line in enumerate(src, 1) if text in line)
+
+
+def test_every_probe_kind_counts_exactly(calls_bits, bits):
+    """Glob, offset, address, every instruction, %return and source line,
+    each through the command line, each counted exactly."""
+    insns, add = _instructions(calls_bits, "add")
+    square_insns, _ = _instructions(calls_bits, "square")
+    line = _line_of('total += greet("world", 3);')
+    probes = [f"uprobe:{calls_bits}:gree*", f"uprobe:{calls_bits}:add+{insns[1] - add.value:#x}",
+              f"uprobe:{calls_bits}:{add.value:#x}", f"uprobe:{calls_bits}:square+*",
+              f"{calls_bits}:fib%return", f"uprobe:{calls_bits}:calls.c:{line}"]
+    res = cli("trace", *probes, "--count", "--json", "--", calls_bits, 40)
+    assert res.returncode == 0, res.stderr
+    counts = {o["probe"]: o["hits"] for o in ndjson(res.stderr) if o["type"] == "count"}
+    assert counts == dict(zip(probes, [1, 40, 40, 40 * len(square_insns), 177, 1]))
+    assert not hits_of(ndjson(res.stderr))
+
+
+def test_glob_and_line_hits_say_where_they_fired(calls):
+    line = _line_of('total += greet("world", 3);')
+    res = cli("trace", f"uprobe:{calls}:gr*", f"uprobe:{calls}:calls.c:{line}", "--", calls, 1)
+    lines = res.stderr.splitlines()
+    assert HIT_LINE.match(lines[0])[5].startswith(" at main+0x")
+    assert HIT_LINE.match(lines[1])[5].startswith(" at greet+0x0 arg0=0x")
+
+
+def test_usdt_arguments(build, bits):
+    exe = build("sdt_probes.c")
+    res = cli("trace", f"usdt:{exe}:sdt:consts", f"usdt:{exe}:sdt:tick", "--json", "--", exe)
+    assert res.returncode == 2, res.stderr      # sdt_probes returns argc + argc
+    consts, tick = hits_of(ndjson(res.stderr))
+    assert consts["usdt_args"] == [42, -7, -1] and "args" not in consts
+    assert tick["usdt_args"][:4] == [1, 200, -3, -5]
+    text = cli("trace", f"usdt:{exe}:sdt:consts", "--", exe).stderr
+    assert text.rstrip().endswith(f"usdt:{exe}:sdt:consts usdt_args=[42, -7, -1]")
+
+
+def test_filter_selects_hits_and_sees_return_values(calls):
+    res = cli("trace", f"uprobe:{calls}:add", f"uretprobe:{calls}:square",
+              "--filter", "(probe.startswith('uprobe') and arg0 % 2 == 0) or retval == 36",
+              "--count", "--json", "--", calls, 50)
+    counts = {o["probe"]: o["hits"] for o in ndjson(res.stderr) if o["type"] == "count"}
+    assert counts == {f"uprobe:{calls}:add": 25, f"uretprobe:{calls}:square": 7}
+
+
+def test_filter_on_saved_entry_args_of_a_return_probe(calls):
+    res = cli("trace", f"uretprobe:{calls}:add", "--filter", "arg0 >= 45", "--json", "--",
+              calls, 50)
+    hits = hits_of(ndjson(res.stderr))
+    assert [(h["args"], h["retval"]) for h in hits] == [([i], i + 1) for i in range(45, 50)]
+
+
+def test_stack_is_symbolized(calls_bits, bits):
+    res = cli("trace", f"uprobe:{calls_bits}:fib", "--stack", "--filter", "arg0 == 8", "--", calls_bits, 1)
+    lines = res.stderr.splitlines()
+    frames = [line.strip() for line in lines[1:4]]
+    assert HIT_LINE.match(lines[0]) and lines[1].startswith("    ")
+    assert frames[0].startswith("fib+0x0 (") and frames[1].startswith("fib+0x")
+    assert frames[2].startswith("fib+0x")
+    assert any(line.strip().startswith("main+0x") for line in lines)
+    res = cli("trace", f"uprobe:{calls_bits}:add", "--stack", "--json", "--", calls_bits, 1)
+    stack = hits_of(ndjson(res.stderr))[0]["stack"]
+    assert [f["symbol"] for f in stack[:2]] == ["add", "main"]
+    assert stack[0]["offset"] == 0 and stack[0]["module"] == str(calls_bits)
+
+
+# -- aggregations ---------------------------------------------------------------------------------
+
+def test_latency_histogram_buckets_sum_to_the_calls(calls):
+    res = cli("trace", "--latency", f"{calls}:square", "--json", "--", calls, 60)
+    (hist,) = [o for o in ndjson(res.stderr) if o["type"] == "hist"]
+    assert hist["name"] == f"{calls}:square" and hist["unit"] == "usecs"
+    assert sum(b["count"] for b in hist["buckets"]) == 60
+    for b in hist["buckets"]:
+        assert b["high"] == (0 if b["low"] == 0 else 2 * b["low"] - 1)
+    text = cli("trace", "--latency", f"{calls}:square", "--", calls, 60).stderr.splitlines()
+    assert text[0] == f"{calls}:square:"
+    assert re.fullmatch(r"\s+usecs\s+: count\s+distribution", text[1])
+    rows = [re.fullmatch(r"\s*(\d+) -> (\d+)\s+: (\d+)\s+\|(\**)\s*\|", r) for r in text[2:-1]]
+    assert all(rows) and sum(int(r[3]) for r in rows) == 60
+    assert max(len(r[4]) for r in rows) == 40
+    assert text[-1].endswith("count: 60")
+
+
+def test_hist_of_an_argument_has_exact_log2_buckets(calls_bits, bits):
+    res = cli("trace", f"uprobe:{calls_bits}:add", "--hist", "arg0", "--json", "--", calls_bits, 64)
+    (hist,) = [o for o in ndjson(res.stderr) if o["type"] == "hist"]
+    assert hist["name"] == "arg0" and hist["unit"] is None
+    assert [(b["low"], b["high"], b["count"]) for b in hist["buckets"]] == [
+        (0, 0, 1), (1, 1, 1), (2, 3, 2), (4, 7, 4), (8, 15, 8), (16, 31, 16), (32, 63, 32)]
+    text = cli("trace", f"uprobe:{calls_bits}:add", "--hist", "arg0", "--", calls_bits, 64).stderr
+    lines = text.splitlines()
+    assert lines[0] == "@arg0:" and lines[1].startswith("[0]") and lines[3].startswith("[2, 4)")
+    assert re.fullmatch(r"\[32, 64\)\s+32 \|@{52}\|", lines[-1])
+
+
+def test_hit_lines_come_back_with_hits(calls):
+    res = cli("trace", f"uprobe:{calls}:add", "--count", "--hits", "--", calls, 5)
+    lines = res.stderr.splitlines()
+    assert len([line for line in lines if HIT_LINE.match(line)]) == 5
+    assert lines[-2:] == ["hits  probe", f"   5  uprobe:{calls}:add"]
+
+
+def test_chrome_trace_has_a_duration_per_call(calls, tmp_path):
+    trace = tmp_path / "trace.json"
+    res = cli("trace", f"uprobe:{calls}:add", f"uretprobe:{calls}:square", "--count",
+              "--trace-out", trace, "--", calls, 30)
+    assert res.returncode == 0, res.stderr
+    events = json.loads(trace.read_text())["traceEvents"]
+    meta = [e for e in events if e["ph"] == "M"]
+    spans = [e for e in events if e["ph"] == "X"]
+    instants = [e for e in events if e["ph"] == "i"]
+    assert len(meta) == 1 and meta[0]["args"]["name"] == calls.name
+    assert len(spans) == 30 and {e["name"] for e in spans} == {"square"}
+    assert len(instants) == 30 and {e["name"] for e in instants} == {"add"}
+    assert [e["args"]["retval"] for e in spans] == [(i % 7) ** 2 for i in range(30)]
+    assert all(e["dur"] > 0 for e in spans)
+    assert {(e["pid"], e["tid"]) for e in spans + instants} == {(meta[0]["pid"], meta[0]["pid"])}
+    # each add(i) call comes before square(i) in main's loop
+    for add, square in zip(instants, spans):
+        assert add["ts"] < square["ts"] < square["ts"] + square["dur"]
+
+
+def test_script_adds_probes_with_the_tracer_global(calls, tmp_path):
+    script = tmp_path / "probes.py"
+    script.write_text(
+        "seen = []\n"
+        f"@tracer.probe('uprobe:{calls}:greet')\n"
+        "def on_greet(hit):\n"
+        "    print('greeted', hit.read_cstring(hit.arg(0)), flush=True)\n")
+    res = cli("trace", "--script", script, "--count", "--", calls, 2)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["greeted world", untraced(calls, 2).strip()]
+    assert res.stderr.splitlines()[-1] == f"   1  uprobe:{calls}:greet"
+
+
+def test_follow_forks(build):
+    exe = build_c("cli_child.c")
+    followed = cli("trace", f"uprobe:{exe}:work", "--args", "1", "--json", "-f", "--", exe, 0, 2)
+    hits = hits_of(ndjson(followed.stderr))
+    assert [h["args"] for h in hits] == [[1], [100], [101]]
+    assert len({h["pid"] for h in hits}) == 3
+    alone = cli("trace", f"uprobe:{exe}:work", "--json", "--", exe, 0, 2)
+    assert len(hits_of(ndjson(alone.stderr))) == 1 and alone.stdout == "done 3\n"
+
+
+# -- exit status ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status, expected", [(0, 0), (3, 3), (-signal.SIGABRT, 128 + 6),
+                                              (-signal.SIGSEGV, 128 + 11)])
+def test_the_commands_exit_status_becomes_ours(status, expected):
+    exe = build_c("cli_child.c")
+    res = cli("trace", f"uprobe:{exe}:work", "--json", "-c", f"{exe} {status}")
+    assert res.returncode == expected
+    assert ndjson(res.stderr)[-1] == {"type": "exit", "status": expected}
+    assert res.stdout == "done 3\n"
+
+
+# -- Ctrl-C and broken pipes --------------------------------------------------------------------------
+
+def _patched(pid, exe, func):
+    """Whether ``func`` of ``exe`` in process ``pid`` starts with an int3."""
+    mods = ModuleMap()
+    mods.refresh(read_maps(pid))
+    mod = mods.of_file(str(exe))[0]
+    addr = mod.image.get_function(func).value + mod.bias
+    return text_bytes(pid, addr, addr + 1) == b"\xcc"
+
+
+def _wait_until(condition, what, limit=20.0):
+    """Polls /proc-derived state, bounded."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_ctrl_c_on_an_attached_process_leaves_it_alive_and_intact(build, bits):
+    exe = build("service.c")
+    svc = start_service(exe)
+    try:
+        assert svc.stdout.readline().startswith("ready")
+        before = [m for m in read_maps(svc.pid) if m.is_exec]
+        text = {m.start: text_bytes(svc.pid, m.start, m.end) for m in before}
+        tracer = cli_popen("trace", "-p", svc.pid, f"uprobe:{exe}:handle", "--count", "--hits",
+                           stderr=subprocess.PIPE)
+        _wait_until(lambda: _patched(svc.pid, exe, "handle"), "the probe to be set")
+        assert ask(svc, "3") == "10"
+        tracer.send_signal(signal.SIGINT)
+        err = tracer.communicate(timeout=30)[1]
+        assert tracer.returncode == 0, err
+        lines = err.splitlines()
+        assert HIT_LINE.match(lines[0])[5].startswith(" arg0=0x3 ")
+        assert lines[1:] == ["hits  probe", f"   1  uprobe:{exe}:handle"]
+        assert tracer_pid(svc.pid) == 0
+        assert {m.start: text_bytes(svc.pid, m.start, m.end) for m in before} == text
+        assert ask(svc, "4") == "17"
+    finally:
+        svc.stdin.close()
+        svc.wait(timeout=10)
+    assert svc.returncode == 0
+
+
+def test_ctrl_c_kills_a_spawned_command_and_prints_the_summary(build):
+    exe = build("service.c")
+    tracer = cli_popen("trace", f"uprobe:{exe}:handle", "--count", "--json", "--", exe,
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert ask(tracer, "5") == "ready 1"      # the service answers "ready" first
+    assert tracer.stdout.readline().strip() == "26"
+    tracer.send_signal(signal.SIGINT)
+    err = tracer.communicate(timeout=30)[1]
+    assert tracer.returncode == 130
+    assert ndjson(err)[-2:] == [{"type": "count", "probe": f"uprobe:{exe}:handle", "hits": 1},
+                                {"type": "exit", "status": 130}]
+
+
+def test_a_closed_pipe_ends_tracing_quietly(calls):
+    tracer = cli_popen("trace", f"uprobe:{calls}:add", "-o", "/dev/stdout", "--", calls, 10 ** 7,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert HIT_LINE.match(tracer.stdout.readline())
+    tracer.stdout.close()
+    assert tracer.wait(timeout=30) == 128 + signal.SIGPIPE
+    assert tracer.stderr.read() == ""
+
+
+# -- list ---------------------------------------------------------------------------------------------
+
+def test_list_functions_with_sizes(calls_bits, bits):
+    res = cli("list", calls_bits)
+    assert res.returncode == 0
+    image = ElfImage.open(calls_bits)
+    for name in ("add", "square", "greet", "fib", "main"):
+        sym = image.get_function(name)
+        assert re.search(rf"^    {sym.value:#0{2 + bits // 4}x}\s+{sym.size:#x}  {name}$",
+                         res.stdout, re.M), name
+    only = cli("list", calls_bits, "s*").stdout.splitlines()
+    assert only[0] == f"{calls_bits} ({bits}-bit)" and any(line.endswith("  square") for line in only)
+    assert not any(line.endswith("  add") for line in only)
+
+
+def test_list_usdt_markers_and_lines(build):
+    exe = build("sdt_probes.c")
+    res = cli("list", exe, "sdt:*")
+    assert "  usdt markers (3): address, provider:name, arguments" in res.stdout
+    assert re.search(r"^    0x[0-9a-f]+ sdt:consts  -4@\$42 -4@\$-7 -1@\$-1$", res.stdout, re.M)
+    assert "functions" not in res.stdout
+    lines = cli("list", "--lines", exe, "sdt_probes.c").stdout.splitlines()
+    assert lines[1] == "  source lines (1 files):"
+    assert lines[2].startswith(f"    {TRACEES / 'sdt_probes.c'}: ")
+
+
+def test_list_a_process_reads_every_mapped_file(build):
+    exe = build("service.c")
+    svc = start_service(exe)
+    try:
+        svc.stdout.readline()
+        res = cli("list", "-p", svc.pid, "handle")
+        assert res.returncode == 0
+        assert res.stdout.splitlines()[0] == f"{exe} (64-bit)"
+        everything = cli("list", "-p", svc.pid, "malloc").stdout
+        assert re.search(r"^/.*libc\.so\.6 \(64-bit\)$", everything, re.M)
+        assert tracer_pid(svc.pid) == 0
+    finally:
+        svc.stdin.close()
+        svc.wait(timeout=10)
+
+
+# -- errors -------------------------------------------------------------------------------------------
+
+def _reaped_pid():
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("args, status, message", [
+    (["trace", "nocolon", "--", "true"], 1,
+     "ptrace-raw: bad probe 'nocolon': expected [uprobe|uretprobe|usdt:]BIN:WHERE"),
+    (["trace", "uprobe:{calls}:nosuch", "--", "{calls}"], 1,
+     "ptrace-raw: probe 'uprobe:{calls}:nosuch': no function 'nosuch' in {calls}"),
+    (["trace", "uprobe:/no/such/file:f", "--", "true"], 1,
+     "ptrace-raw: probe 'uprobe:/no/such/file:f': /no/such/file: no such file"),
+    (["trace", "uprobe:{calls}:add", "-p", "{dead}"], 1,
+     "ptrace-raw: cannot attach to pid {dead}: no such process"),
+    (["trace", "uprobe:{calls}:add", "--", "/no/such/cmd"], 1,
+     "ptrace-raw: cannot run '/no/such/cmd': no such file"),
+    (["trace", "uprobe:{calls}:add", "--filter", "arg0 ==", "--", "{calls}"], 2,
+     "ptrace-raw: --filter 'arg0 ==': invalid expression: invalid syntax"),
+    (["trace", "uprobe:{calls}:add", "--hist", "nosuch + 1", "--", "{calls}"], 2,
+     "ptrace-raw: --hist 'nosuch + 1': unknown name 'nosuch' (use arg0.., retval, pid, tid, "
+     "probe, ip, hit)"),
+    (["trace", "uprobe:{calls}:add"], 2,
+     "ptrace-raw: nothing to trace: give -p PID, -c CMD or -- CMD ARGS"),
+    (["trace", "-p", "x", "uprobe:{calls}:add"], 2,
+     "ptrace-raw: argument -p/--pid: invalid int value: 'x' (see 'ptrace-raw trace --help')"),
+    (["list", "/etc/passwd"], 1, "ptrace-raw: /etc/passwd is not an ELF file"),
+    (["list", "-p", "{dead}"], 1, "ptrace-raw: cannot list pid {dead}: no such process"),
+])
+def test_user_errors_are_one_line(calls, args, status, message):
+    fill = {"calls": calls, "dead": _reaped_pid()}
+    res = cli(*[a.format(**fill) for a in args])
+    assert (res.returncode, res.stderr) == (status, message.format(**fill) + "\n")
+    assert res.stdout == ""
+
+
+def test_a_bad_probe_never_lets_the_command_run(calls):
+    res = cli("trace", f"uprobe:{calls}:add", f"uprobe:{calls}:nosuch", "--", calls, 1)
+    assert res.returncode == 1 and res.stdout == ""
+
+
+def test_debug_shows_the_traceback_and_json_reports_errors(calls):
+    res = cli("trace", "--debug", f"uprobe:{calls}:nosuch", "--", calls)
+    assert "Traceback" in res.stderr and res.stderr.endswith("no function 'nosuch' in "
+                                                              f"{calls}\n")
+    objs = ndjson(cli("trace", "--json", f"uprobe:{calls}:nosuch", "--", calls).stderr)
+    assert objs == [{"type": "error", "message": f"probe 'uprobe:{calls}:nosuch': no function "
+                                                 f"'nosuch' in {calls}"},
+                    {"type": "exit", "status": 1}]
+
+
+def test_help_and_version():
+    text = cli("trace", "--help").stdout
+    for example in ("uprobe:BIN:FUNC ", "uprobe:BIN:FUNC+0x10", "uprobe:BIN:0x401136",
+                    "uprobe:BIN:FUNC+*", "uprobe:BIN:str*", "uretprobe:BIN:FUNC",
+                    "BIN:FUNC%return", "usdt:BIN:PROVIDER:NAME", "uprobe:BIN:FILE.c:LINE",
+                    "-o FILE, else to stderr"):
+        assert example in text
+    assert cli("--version").stdout == "ptrace-raw 0.1.0\n"
+
+
+def test_demo_runs_in_seconds():
+    began = time.monotonic()
+    res = cli("demo")
+    assert res.returncode == 0, res.stderr
+    assert time.monotonic() - began < 20
+    out = res.stdout
+    assert "usdt:demo:demo:tick usdt_args=[0, " in out
+    assert "greet() was called with ['ptrace-raw']" in out
+    assert re.search(r"^avg = \d+ usecs, total: \d+ usecs, count: 600$", out, re.M)
+    assert re.search(r"probe hits: -?[\d.]+ us per hit$", out, re.M)
