@@ -47,13 +47,13 @@ probes (BIN is a path, a command on PATH, or a library name such as libc):
   uprobe:BIN:0x401136       a file address (see 'ptrace-raw list')
   uprobe:BIN:FUNC+*         every instruction of FUNC
   uprobe:BIN:str*           entry of every function matching a glob
-  uretprobe:BIN:FUNC        return of FUNC; 'BIN:FUNC%%return' means the same
+  uretprobe:BIN:FUNC        return of FUNC; 'BIN:FUNC%return' means the same
   usdt:BIN:PROVIDER:NAME    a <sys/sdt.h> marker; its arguments are printed
   uprobe:BIN:FILE.c:LINE    a source line (the file needs -g)
 
 examples:
   ptrace-raw trace uprobe:./app:compute -- ./app input.txt
-  ptrace-raw trace ./app:compute%%return -c './app input.txt'
+  ptrace-raw trace ./app:compute%return -c './app input.txt'
   ptrace-raw trace 'uprobe:./app:parse+*' -p 1234
   ptrace-raw trace 'uprobe:libc:str*' --count -p 1234
   ptrace-raw trace uretprobe:libc:malloc --filter 'retval == 0' --stack -p 1234
@@ -382,7 +382,7 @@ def _trace(opts) -> int:
                     raise
                 session.emit({"type": "error", "message": str(exc)})
                 session.emit({"type": "exit", "status": _exit_status(exc)})
-                if stream is sys.stderr:
+                if not opts.output:
                     raise _Reported(exc) from None
                 raise
     finally:
