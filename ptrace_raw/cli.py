@@ -39,6 +39,8 @@ from .tracer import Tracer
 VERSION = "0.1.0"
 #: the exit status when our output's reader went away (as if SIGPIPE killed us)
 BROKEN_PIPE_STATUS = 128 + signal.SIGPIPE
+#: at most this many seconds between a hit and its line reaching -o FILE or a pipe
+FLUSH_EVERY = 1.0
 
 TRACE_EPILOG = """\
 probes (BIN is a path, a command on PATH, or a library name such as libc):
@@ -69,7 +71,8 @@ output:
   --stack.  Our output goes to -o FILE, else to stderr (as strace does); the
   traced command keeps its own stdin, stdout and stderr.  With --count,
   --latency or --hist only the summaries are printed, at exit or on Ctrl-C
-  (--hits prints the hit lines as well).  --json writes NDJSON only.
+  (--hits prints the hit lines as well).  --json writes NDJSON only (give
+  -o FILE when the command writes to stderr too).
 
 expressions (--filter, --hist): Python over one hit, with arg0, arg1, ...
 (a USDT probe's are the marker's arguments), retval (None at entry), pid,
@@ -228,7 +231,11 @@ class _Session:
                 tracer.detach(kill_spawned=True)
                 raise
             self.start_ns = time.monotonic_ns()
-            tracer.run()
+            # In slices, so that lines batched for a pipe or a file show up
+            # within FLUSH_EVERY seconds even when hits are rare.
+            while tracer.processes:
+                tracer.run(timeout=FLUSH_EVERY)
+                self.out.flush()
             # Tracer.run tells no one why it returned; this is what it
             # records when SIGINT or SIGTERM ended it.
             self.interrupted = tracer._stop_signal

@@ -68,8 +68,9 @@ class Output:
 
 class JsonDiagnostics:
     """Stands in for ``sys.stderr`` under ``--json``: the library reports
-    some problems (a handler that raised, skipped instructions) by printing
-    them, and in NDJSON mode every line we emit must be an object."""
+    what does not stop tracing (a handler that raised, skipped
+    instructions, where a line probe went) by printing it, and in NDJSON
+    mode every line we emit must be an object: a "warning"."""
 
     def __init__(self, out: Output):
         self._out = out
@@ -80,8 +81,8 @@ class JsonDiagnostics:
         *lines, self._partial = self._partial.split("\n")
         for line in lines:
             if line.strip():
-                message = line[len("ptrace-raw: "):] if line.startswith("ptrace-raw: ") else line
-                self._out.write(json.dumps({"type": "error", "message": message}))
+                message = line.removeprefix("ptrace-raw: ")
+                self._out.write(json.dumps({"type": "warning", "message": message}))
         return len(text)
 
     def flush(self) -> None:
@@ -154,7 +155,8 @@ def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool) -> dic
         if values is not None:
             rec["usdt_args"] = values
     elif nargs:
-        rec["args"] = [arg_value(hit, i) for i in range(nargs)]
+        rec["args"] = (hit.args_list(nargs) if not spec.is_return
+                       else [arg_value(hit, i) for i in range(nargs)])
     if spec.is_return:
         rec["retval"] = hit.retval
         if hit.entry_time_ns is not None:

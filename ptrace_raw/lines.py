@@ -315,3 +315,27 @@ def iter_source_lines(path, file: Optional[str] = None) -> Iterator[tuple[str, l
                 by_file.setdefault(name, set()).add(row.line)
     for name in sorted(by_file):
         yield name, sorted(by_file[name])
+
+
+def source_line(path, vaddr: int) -> Optional[tuple[str, int]]:
+    """(source path, line) of the code at link-time address ``vaddr``, from
+    the statement row at or before it; None without line information.  The
+    CU is found through ``.debug_aranges``, so one lookup decodes one line
+    program, not the file's."""
+    debug = debug_file(path)
+    aranges = debug.aranges()
+    if aranges is None:
+        return None
+    cu_offset = aranges.cu_offset_at_addr(vaddr)
+    if cu_offset is None:
+        return None
+    stmt = _stmt_list(debug.dwarf.get_CU_at(cu_offset))
+    unit = next((u for u in _units(path) if u.offset == stmt), None)
+    if unit is None:
+        return None
+    rows = unit.rows()
+    i = bisect.bisect_right(rows, vaddr, key=lambda r: r.address) - 1
+    if i < 0:
+        return None
+    row = rows[i]
+    return unit.paths().get(row.file, "?"), row.line

@@ -20,7 +20,8 @@ import arch as _arch
 from . import binding
 from .breakpoints import Breakpoints
 from .elf import ElfError, ElfImage
-from .errors import ProbeError
+from .errors import ProbeError, TracerError
+from .lines import source_line
 from .hit import Hit
 from .libraries import LibraryNotFound, resolve_binary
 from .loop import Engine
@@ -46,12 +47,21 @@ class Probe:
         self.handler = handler
         self.keep_args = keep_args
         self.hits = 0
+        #: things worth telling the user, said once (sites of a line, skips)
+        self.notes = []
         #: per pid: the addresses this probe is set at
         self.sites = {}
 
     @property
     def is_return(self) -> bool:
         return self.spec.is_return
+
+    def note(self, message: str) -> None:
+        """Say something about this probe once (on stderr, and kept in
+        ``notes`` for tools that show it their own way)."""
+        if message not in self.notes:
+            self.notes.append(message)
+            print(f"ptrace-raw: probe '{self.spec.text}': {message}", file=sys.stderr)
 
     def __repr__(self):
         return f"<Probe {self.spec.text} hits={self.hits}>"
@@ -144,7 +154,7 @@ class ProbeEngine(Engine):
         arch = _ARCH_BY_BITS[image.bits]
         spec = probe.spec
         out, refused = [], []
-        for place in places(spec, image, arch):
+        for place in places(spec, image, arch, probe.note):
             code = original_code(image, place.vaddr, arch.max_insn_len)
             try:
                 out.append((place.vaddr + bias, arch.analyze(code, place.vaddr + bias), place))
@@ -154,8 +164,11 @@ class ProbeEngine(Engine):
                                      f"('{exc.text}')") from None
                 refused.append(f"{place.label} ({exc.text}: {exc.reason})")
         if refused and bias:
-            print(f"ptrace-raw: probe '{spec.text}': skipped {len(refused)} instruction(s) "
-                  f"that cannot be probed: {'; '.join(refused[:3])}", file=sys.stderr)
+            probe.note(f"skipped {len(refused)} instruction(s) that cannot be probed: "
+                       f"{'; '.join(refused[:3])}")
+        if spec.line is not None and bias:
+            where = ", ".join(f"{p.label} at {a:#x}" for a, _, p in out)
+            probe.note(f"{len(out)} site{'s' if len(out) != 1 else ''}: {where}")
         return out
 
     # -- processes ---------------------------------------------------------------
@@ -532,8 +545,23 @@ class ProbeEngine(Engine):
         frames = []
         for frame in unwind(dwarf, read_word, word, find_module, max_frames):
             pc = frame.pc
-            frames.append(ps.modules.frame(real.get(pc, pc) if pc == tramp else pc))
+            frames.append(self._frame(ps, real.get(pc, pc) if pc == tramp else pc, bool(frames)))
         return frames
+
+    @staticmethod
+    def _frame(ps, pc: int, caller: bool):
+        """A symbolized frame with file:line where the module has line
+        information; a caller's line is the call's (pc - 1), not the
+        instruction after it."""
+        frame = ps.modules.frame(pc)
+        mod = ps.modules.find(pc)
+        if mod is None:
+            return frame
+        try:
+            where = source_line(mod.path, pc - caller - mod.bias)
+        except (OSError, TracerError, ValueError):
+            where = None
+        return frame._replace(file=where[0], line=where[1]) if where else frame
 
     # -- lifetime ---------------------------------------------------------------------
     def on_trap_detaching(self, thread) -> bool:

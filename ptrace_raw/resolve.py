@@ -44,7 +44,7 @@ def _functions(spec, image: ElfImage):
 
 def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
     """File virtual addresses of ``spec`` in ``image``."""
-    warn = warn or (lambda msg: print(f"ptrace-raw: {msg}", file=sys.stderr))
+    warn = warn or (lambda msg: print(f"ptrace-raw: probe '{spec.text}': {msg}", file=sys.stderr))
     if spec.address is not None:
         return [_checked_address(spec, image, arch)]
     if spec.provider is not None:
@@ -54,7 +54,7 @@ def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
     out = []
     for sym in _functions(spec, image):
         if sym.kind == "ifunc":
-            warn(f"probe '{spec.text}': {sym.name} is an IFUNC; the probe is on its resolver, "
+            warn(f"{sym.name} is an IFUNC; the probe is on its resolver, "
                  "which runs once at load time, not on the implementation callers reach")
         if spec.offset == "*":
             if not sym.size:

@@ -13,6 +13,9 @@ areas stay mapped after detach, like the kernel's ``[uprobes]`` page.
 
 from __future__ import annotations
 
+import errno
+import os
+
 from .consts import MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ
 from .errors import TracerError
 
@@ -145,16 +148,20 @@ def _map_near(proc, thread, syscall_at: int, near: int, arch) -> int:
     """Inject mmap for an area within rel32 reach of ``near``: the first
     free gap found in /proc/PID/maps, claimed with MAP_FIXED_NOREPLACE."""
     prot, flags = PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS
+    why = "no free address range in reach"
     for hint in _candidates(proc, near, arch):
         got = proc.inject_syscall(
             thread, syscall_at,
             lambda a, regs, h=hint: a.set_mmap(regs, h, AREA_SIZE, prot,
                                                flags | (MAP_FIXED_NOREPLACE if h else 0)))
-        if got < 0 or got >= (1 << 47):
+        if -4096 < got < 0:
+            why = f"mmap failed: {os.strerror(-got)}"
+            if -got in (errno.EPERM, errno.EACCES):
+                why += " (a seccomp filter or security module forbids executable mappings)"
             continue
         if arch.in_rel32_reach(near, got) and arch.in_rel32_reach(near, got + AREA_SIZE):
             return got
-    raise XolError(f"cannot map an out-of-line area within 2 GiB of {near:#x} in pid {proc.pid}")
+    raise XolError(f"cannot map an out-of-line area near {near:#x} in pid {proc.pid}: {why}")
 
 
 def _candidates(proc, near: int, arch):

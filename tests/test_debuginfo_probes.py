@@ -2,6 +2,7 @@
 on live tracees, 64- and 32-bit, -O0 and -O2."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -17,6 +18,13 @@ def _line_of(marker):
         if f"LINE: {marker}" in text:
             return number
     raise LookupError(marker)
+
+
+def _def_line(func):
+    for number, text in enumerate((TRACEES / "markers.c").read_text().splitlines(), 1):
+        if f" {func}(" in text and text.startswith("__attribute__"):
+            return number
+    raise LookupError(func)
 
 
 @pytest.fixture
@@ -70,6 +78,10 @@ def test_line_probe_fires_once_per_iteration(markers, opt):
     line = _line_of("loop_body")
     out, proc, (probe,) = _run(exe, 37, [(f"uprobe:{exe}:markers.c:{line}", None)])
     assert proc.exit_code == 0 and probe.hits == 37
+    (note,) = probe.notes
+    count, _, where = note.partition(" site")
+    assert re.fullmatch(rf"s?: (markers\.c:{line} in main at 0x[0-9a-f]+(, |$))+", where)
+    assert where.count(" at 0x") == int(count)
 
 
 def test_line_without_code_names_its_neighbours(markers):
@@ -84,15 +96,24 @@ def test_line_without_code_names_its_neighbours(markers):
 @pytest.mark.parametrize("opt", [("-O0",), ("-O2", "-fomit-frame-pointer")])
 def test_backtrace_through_qsort_without_frame_pointers(markers, opt):
     exe = markers(opt[0], opt[1:])
-    stacks = []
-    _run(exe, 1, [(f"uprobe:{exe}:compare", lambda h: stacks.append(
-        [f.symbol for f in h.backtrace()]))])
+    stacks, lines = [], []
+
+    def on_compare(hit):
+        frames = hit.backtrace()
+        stacks.append([f.symbol for f in frames])
+        lines.append([(os.path.basename(f.file), f.line) if f.file else None for f in frames])
+
+    _run(exe, 1, [(f"uprobe:{exe}:compare", on_compare)])
     assert stacks
     stack = stacks[0]
     assert stack[0] == "compare"
     ours = [s for s in stack if s in ("compare", "level3", "level2", "level1", "main")]
     assert ours == ["compare", "level3", "level2", "level1", "main"], stack
     assert stack.index("level3") > 1  # libc's sort frames sit between
+    first = _def_line("compare")
+    assert lines[0][0][0] == "markers.c" and first <= lines[0][0][1] <= first + 3  # in compare
+    main_frame = [w for w in lines[0] if w and w[0] == "markers.c"][-1]
+    assert main_frame == ("markers.c", _line_of("level1_call"))
 
 
 def test_backtrace_shows_real_return_address_under_a_return_probe(markers):

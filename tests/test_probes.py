@@ -202,3 +202,26 @@ def test_bad_probes_are_refused_and_nothing_is_patched(build, spec, message):
         assert "\n" not in message
         t.run()
     assert proc.exit_code == 0
+
+
+def test_a_handler_that_moves_the_ip_skips_the_instruction(build, bits):
+    """A handler may return from the probed function itself: set the return
+    value, pop the return address into ip.  The displaced instruction must
+    then not run (or the stack would be pushed once more)."""
+    exe = build("calls.c", flags=("-O0", "-pthread"))
+
+    def return_1000(hit):
+        a = hit.arch
+        regs = hit.thread.get_regs()
+        sp = a.sp(regs)
+        ret = a.read_word(hit.process.memory, sp)
+        hit.regs["rax" if bits == 64 else "eax"] = 1000
+        a.set_sp(regs, sp + a.word_size)
+        a.set_ip(regs, ret)
+        hit.thread.mark_regs_dirty()
+
+    out, code, (add,) = _traced([exe, 50], [(f"uprobe:{exe}:add", return_1000)])
+    untraced = int(_untraced([exe, 50]).split("=")[1])
+    added = sum(i + 1 for i in range(50))
+    assert code == 0 and add.hits == 50
+    assert out == f"total={untraced - added + 50 * 1000}\n"

@@ -213,3 +213,15 @@ def _maps(pid):
             lo, hi = (int(x, 16) for x in parts[0].split("-"))
             out.append((lo, hi, parts[1], parts[5] if len(parts) > 5 else ""))
     return out
+
+
+@pytest.mark.parametrize("follow", [True, False], ids=["follow", "nofollow"])
+def test_return_probe_pending_across_fork(build, follow):
+    exe = build("forkret.c")
+    rets = []
+    out, proc, (split,) = _run([exe], [(f"uretprobe:{exe}:split",
+                                        lambda h: rets.append((h.pid, h.retval)))], follow)
+    assert sorted(out.splitlines()) == ["child 111", "parent 222 child_ok=1"]
+    assert proc.exit_code == 0
+    assert (proc.pid, 222) in rets
+    assert sorted(v for _, v in rets) == ([111, 222] if follow else [222])

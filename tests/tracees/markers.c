@@ -42,7 +42,7 @@ int main(int argc, char **argv)
         }
     }
     int v[4] = {4, 2, 3, 1};
-    level1(v, 4);
+    level1(v, 4);                                           /* LINE: level1_call */
     long cell = 40;
     total += typed(-3, 0xfffffff0u, "xyz", &cell);
     printf("total=%ld enabled=%d sorted=%d%d%d%d\n", total, enabled_runs, v[0], v[1], v[2], v[3]);
