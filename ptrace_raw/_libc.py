@@ -24,6 +24,14 @@ process_vm_writev = _libc.process_vm_writev
 process_vm_writev.argtypes = process_vm_readv.argtypes
 process_vm_writev.restype = ctypes.c_ssize_t
 
+waitpid = _libc.waitpid
+waitpid.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+waitpid.restype = ctypes.c_int
+
+sched_getcpu = _libc.sched_getcpu
+sched_getcpu.argtypes = []
+sched_getcpu.restype = ctypes.c_int
+
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _SYS_TGKILL = 234
@@ -33,6 +41,20 @@ def tgkill(tgid: int, tid: int, sig: int) -> int:
     """tgkill(2); glibc before 2.30 has no wrapper, so go through syscall."""
     return _syscall(ctypes.c_long(_SYS_TGKILL), ctypes.c_long(tgid),
                     ctypes.c_long(tid), ctypes.c_long(sig))
+
+
+class _SigAction(ctypes.Structure):
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16),
+                ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
+
+
+def set_harmless_handler(sig: int) -> None:
+    """Install, without SA_RESTART, a C handler for ``sig`` that does
+    nothing, so the signal interrupts a blocking call on the thread it is
+    sent to.  libc's getpid is async-signal-safe and ignores its argument."""
+    action = _SigAction()
+    action.handler = ctypes.cast(_libc.getpid, ctypes.c_void_p).value
+    _libc.sigaction(sig, ctypes.byref(action), None)
 
 
 get_errno = ctypes.get_errno

@@ -17,7 +17,8 @@ import threading
 import time
 
 from . import binding
-from ._libc import get_errno
+from . import _libc
+from ._libc import get_errno, waitpid as _waitpid
 from .consts import (
     PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP,
     PTRACE_EVENT_VFORK, WALL,
@@ -26,17 +27,7 @@ from .errors import PtraceError
 from .process import Process
 from .waitstatus import StopKind, WaitStatus
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_waitpid = _libc.waitpid
-_waitpid.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
-_waitpid.restype = ctypes.c_int
-
 _SIGTRAP_STOP = (signal.SIGTRAP << 8) | 0x7F
-
-
-class _SigAction(ctypes.Structure):
-    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16),
-                ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p)]
 
 
 #: the signal that wakes a loop blocked in waitpid when its timeout expires
@@ -45,15 +36,11 @@ _wake_installed = False
 
 
 def _install_wake_handler() -> None:
-    """Give WAKE_SIGNAL a C handler that does nothing, installed without
-    SA_RESTART, so it interrupts waitpid on whichever thread runs the loop.
-    Python's own handlers cannot be installed from other threads, and
-    libc's getpid is a harmless, async-signal-safe function to point at."""
+    """WAKE_SIGNAL interrupts waitpid on whichever thread runs the loop;
+    Python's own handlers cannot be installed from other threads."""
     global _wake_installed
     if not _wake_installed:
-        action = _SigAction()
-        action.handler = ctypes.cast(_libc.getpid, ctypes.c_void_p).value
-        _libc.sigaction(WAKE_SIGNAL, ctypes.byref(action), None)
+        _libc.set_harmless_handler(WAKE_SIGNAL)
         _wake_installed = True
 
 
@@ -110,9 +97,10 @@ class Engine:
 
 
 class Loop:
-    def __init__(self, engine: Engine = None, follow_forks: bool = False):
+    def __init__(self, engine: Engine = None, follow_forks: bool = False, pin_cpu: bool = True):
         self.engine = engine or Engine()
         self.follow_forks = follow_forks
+        self.pin_cpu = pin_cpu
         self.processes = {}
         self.finished = []
         self._threads = {}
@@ -157,6 +145,7 @@ class Loop:
         self._owner = threading.get_ident()
         deadline = None if timeout is None else time.monotonic() + timeout
         restore = self._install_signals()
+        unpin = self._pin() if self.pin_cpu else None
         timer = None
         if timeout is not None:
             _install_wake_handler()
@@ -188,9 +177,25 @@ class Loop:
         finally:
             if timer is not None:
                 timer.cancel()
+            if unpin is not None:
+                unpin()
             restore()
         if self._stop_signal:
             self.detach(kill_spawned=True)
+
+    @staticmethod
+    def _pin():
+        """Keep the loop's thread on the CPU it runs on now.  Each stop wakes
+        the tracer and each resume wakes the tracee; on a VM a wake-up across
+        CPUs costs several times one on the same CPU, and a tracer that stays
+        put lets the scheduler wake a single-threaded tracee next to it.
+        The tracee's own affinity is never touched."""
+        try:
+            before = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {_libc.sched_getcpu()})
+        except OSError:
+            return None
+        return lambda: os.sched_setaffinity(0, before)
 
     def _install_signals(self):
         """On the main thread, SIGINT and SIGTERM end the loop cleanly: the

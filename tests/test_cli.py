@@ -5,6 +5,7 @@ by object, its exit status checked like a shell script would."""
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -157,6 +158,14 @@ def test_filter_selects_hits_and_sees_return_values(calls):
     assert counts == {f"uprobe:{calls}:add": 25, f"uretprobe:{calls}:square": 7}
 
 
+def test_json_stays_ndjson_when_the_filter_raises(calls):
+    res = cli("trace", f"uprobe:{calls}:add", "--filter", "2 // arg0", "--json", "--", calls, 3)
+    objs = ndjson(res.stderr)
+    assert [o["type"] for o in objs] == ["warning", "hit", "hit", "exit"]
+    assert "ZeroDivisionError" in objs[0]["message"] and f"uprobe:{calls}:add" in objs[0]["message"]
+    assert [h["args"][0] for h in objs[1:3]] == [1, 2]
+
+
 def test_filter_on_saved_entry_args_of_a_return_probe(calls):
     res = cli("trace", f"uretprobe:{calls}:add", "--args", "1", "--filter", "arg0 >= 45",
               "--json", "--", calls, 50)
@@ -300,12 +309,13 @@ def test_ctrl_c_on_an_attached_process_leaves_it_alive_and_intact(build, bits):
                            stderr=subprocess.PIPE)
         _wait_until(lambda: _patched(svc.pid, exe, "handle"), "the probe to be set")
         assert ask(svc, "3") == "10"
+        # a lone hit reaches a pipe within a second, not at exit
+        assert select.select([tracer.stderr], [], [], 10)[0], "the hit line never came"
+        assert HIT_LINE.match(tracer.stderr.readline())[5].startswith(" arg0=0x3 ")
         tracer.send_signal(signal.SIGINT)
         err = tracer.communicate(timeout=30)[1]
         assert tracer.returncode == 0, err
-        lines = err.splitlines()
-        assert HIT_LINE.match(lines[0])[5].startswith(" arg0=0x3 ")
-        assert lines[1:] == ["hits  probe", f"   1  uprobe:{exe}:handle"]
+        assert err.splitlines() == ["hits  probe", f"   1  uprobe:{exe}:handle"]
         assert tracer_pid(svc.pid) == 0
         assert {m.start: text_bytes(svc.pid, m.start, m.end) for m in before} == text
         assert ask(svc, "4") == "17"
