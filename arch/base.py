@@ -136,6 +136,9 @@ class Arch:
     reg_names: tuple = ()
     #: bytes of the syscall instruction used for injection
     syscall_insn: bytes = b""
+    #: numbers of the syscalls the tracer injects by name ("mmap" takes its
+    #: offset in pages on i386, where it is mmap2)
+    syscall_numbers: dict = {}
     #: register names by DWARF register number (CFI unwinding); the return
     #: address column is named "ip"
     dwarf_reg_names: tuple = ()
@@ -204,6 +207,60 @@ class Arch:
         """Whether code at ``at`` can reach ``target`` with a rel32
         displacement (always true on i386, where addresses wrap)."""
         raise NotImplementedError
+
+
+    # -- inline probes -----------------------------------------------------
+    #: bytes of the jump an inline probe writes over its site
+    inline_jump_len: int = 5
+
+    def relocate(self, code: bytes, addr: int, new_addr: int) -> bytes:
+        """``code`` (whole instructions, the original bytes at ``addr``)
+        rewritten to do the same when run from ``new_addr``: position-
+        dependent operands and branches keep their targets.  Raises
+        UnsupportedInstruction for anything that cannot be moved."""
+        raise NotImplementedError
+
+    def branch_targets(self, code: bytes, addr: int) -> set:
+        """Addresses the direct branches and calls of ``code`` (a whole
+        function at ``addr``) can reach: an inline patch must not cover
+        one, or a jump would land inside the patch."""
+        raise NotImplementedError
+
+    def inline_handler(self, kind: str, values: dict) -> bytes:
+        """Position-independent code run in the tracee before a site's
+        relocated instructions, preserving every register and the flags.
+        ``kind`` and the ``values`` it needs (addresses in the tracee, laid
+        out as the INLINE_* constants below say):
+
+        * "count": ``counter``, a u64 incremented atomically;
+        * "record": ``ring`` (header of INLINE_RING_HEADER words: head,
+          tail, lost), ``capacity`` (a power of two) and ``tid_offset`` (of
+          the kernel tid in the thread control block); each hit claims
+          record ``head`` (INLINE_RECORD_WORDS words: commit = index + 1
+          written last, tid, six arguments) or counts itself in ``lost``
+          when head - tail reaches the capacity;
+        * "enter": ``table`` (the shadow stacks), ``hist`` and ``stub``:
+          pushes (return address slot, return address, TSC, hist) on the
+          thread's shadow stack and points the return address at ``stub``;
+        * "return" (the stub itself): ``table`` and ``mult`` (ns per TSC
+          tick, 32.32 fixed point): pops the entry, adds one to bucket
+          floor(log2(ns)) + 1 of its u64 histogram (bucket 0: 0 ns) and
+          returns to the real address.
+        """
+        raise NotImplementedError
+
+
+#: in-tracee data of inline probes, shared by the arch's handlers and the
+#: tracer that reads them (words are the arch's word size)
+INLINE_HIST_BUCKETS = 65
+INLINE_RING_HEADER = 8
+INLINE_RECORD_WORDS = 8
+INLINE_RECORD_ARGS = 6
+#: shadow stacks: slots keyed by thread pointer, each (key, depth) and then
+#: INLINE_SHADOW_DEPTH entries of four u64 (slot, return address, TSC, hist)
+INLINE_SHADOW_SLOTS = 128
+INLINE_SHADOW_DEPTH = 32
+INLINE_SHADOW_SLOT_BYTES = 16 + 32 * INLINE_SHADOW_DEPTH
 
 
 #: code segment selectors of user mode on x86_64 Linux

@@ -13,11 +13,13 @@ import capstone
 from capstone import x86 as cs
 
 from .base import Arch, Insn, UnsupportedInstruction
+from .x86_inline import inline_handler
 from .x86_insn import MAP_0F, MAP_0F38, MAP_0F3A, ONE_BYTE, Encoding, scan
 from .x86_plans import (FIX_CALL, FIX_IP, FIX_NONE, CallPlan, CondJumpPlan, CopyPlan,
                         IndirectPlan, JumpPlan, LoopPlan, Mode, NopPlan, PushPlan, RetPlan,
                         encode_jump, value_mask_without_trap_flags)
 from .x86_refuse import refusal
+from .x86_reloc import branch_targets, relocate
 
 #: user_regs_struct fields by x86 register number (REX.B/R extend to 8-15)
 GPR_FIELDS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
@@ -105,6 +107,15 @@ class X86(Arch):
         if self.bits == 32:
             return True
         return -(1 << 31) <= target - at < (1 << 31)
+
+    def relocate(self, code, addr, new_addr):
+        return relocate(self, code, addr, new_addr)
+
+    def branch_targets(self, code, addr):
+        return branch_targets(self, code, addr)
+
+    def inline_handler(self, kind, values):
+        return inline_handler(self.bits, kind, values)
 
     # -- analysis ----------------------------------------------------------
     def analyze(self, code, addr):

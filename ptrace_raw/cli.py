@@ -25,6 +25,7 @@ import traceback
 from typing import List, Optional
 
 from .cli_chrome import ChromeTrace
+from .cli_demo import run_demo
 from .cli_hist import Log2Hist, format_bcc, format_bpftrace
 from .cli_list import list_files, process_files
 from .cli_output import (
@@ -107,8 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true",
                         help="show tracebacks of errors, for bug reports")
-    top = _Parser(prog="ptrace-raw",
-                  description="User-space probes over ptrace: uprobes without the kernel.")
+    top = _Parser(prog="ptrace-raw", formatter_class=argparse.RawDescriptionHelpFormatter,
+                  description="User-space probes over ptrace: uprobes without the kernel.",
+                  epilog="examples:\n"
+                         "  ptrace-raw demo\n"
+                         "  ptrace-raw list ./app 'comp*'\n"
+                         "  ptrace-raw trace uprobe:./app:compute -- ./app input.txt\n"
+                         "  ptrace-raw trace --help    (every probe kind and option)")
     top.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     sub = top.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -231,14 +237,10 @@ class _Session:
                 tracer.detach(kill_spawned=True)
                 raise
             self.start_ns = time.monotonic_ns()
-            # In slices, so that lines batched for a pipe or a file show up
-            # within FLUSH_EVERY seconds even when hits are rare.
-            while tracer.processes:
-                tracer.run(timeout=FLUSH_EVERY)
-                self.out.flush()
+            caught = self._run_in_slices(tracer)
             # Tracer.run tells no one why it returned; this is what it
             # records when SIGINT or SIGTERM ended it.
-            self.interrupted = tracer._stop_signal
+            self.interrupted = tracer._stop_signal or caught
             script_probes = [p for p in tracer.probes if all(p is not q for q in self._ours)]
         if self.chrome is not None:
             self._write_chrome()
@@ -250,6 +252,29 @@ class _Session:
             self.emit({"type": "exit", "status": status})
         self.out.flush()
         return BROKEN_PIPE_STATUS if self.out.broken else status
+
+    def _run_in_slices(self, tracer) -> int:
+        """Run the tracer in slices of FLUSH_EVERY seconds, so that lines
+        batched for a pipe or a file show up soon even when hits are rare.
+        Tracer.run ends cleanly on SIGINT/SIGTERM; between two slices our
+        own handler takes them, so Ctrl-C never lands as KeyboardInterrupt.
+        Returns the signal caught between slices, or 0."""
+        caught = []
+
+        def on_signal(signum, frame):
+            caught.append(signum)
+
+        old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while tracer.processes and not caught and not self.out.broken:
+                tracer.run(timeout=FLUSH_EVERY)
+                self.out.flush()
+            if tracer.processes:
+                tracer.detach(kill_spawned=True)
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        return caught[0] if caught else 0
 
     def _start(self, tracer):
         """Attach, spawn, set probes and run the script, before any tracee
@@ -432,7 +457,6 @@ def _list(opts) -> int:
 # -- demo -----------------------------------------------------------------------------
 
 def _demo(opts) -> int:
-    from .cli_demo import run_demo
     return run_demo()
 
 

@@ -63,7 +63,6 @@ def _traced(exe: str, argv, has_sdt: bool, untraced: float) -> int:
     latency = Log2Hist(f"work() latency, {ROUNDS} calls", "usecs")
     shown = []
     names = []
-    start_ns = time.monotonic_ns()
 
     def show(hit, nargs=0):
         if hit.probe.hits <= SHOWN_PER_PROBE:

@@ -99,6 +99,8 @@ class ProbeEngine(Engine):
         self.probes = []
         self.errors = []
         self._fatal = None
+        #: add-ons told about process events after the engine (inline probes)
+        self.hooks = []
 
     # -- probes ----------------------------------------------------------------
     def add_probe(self, spec_text: str, handler=None, keep_args: int = 0) -> Probe:
@@ -174,9 +176,13 @@ class ProbeEngine(Engine):
     # -- processes ---------------------------------------------------------------
     def on_new_process(self, proc) -> None:
         self._setup(proc)
+        for hook in self.hooks:
+            hook.on_new_process(proc)
 
     def on_exec(self, proc) -> None:
         self._setup(proc)
+        for hook in self.hooks:
+            hook.on_exec(proc)
 
     def _setup(self, proc) -> None:
         thread = proc.leader
@@ -584,6 +590,8 @@ class ProbeEngine(Engine):
         ps = proc.probe_state
         if ps is None:
             return
+        for hook in self.hooks:
+            hook.on_detach(proc)
         self._unhijack(proc, ps, proc.threads.values())
         ps.bps.restore_all(proc)
         self._release_semaphores(proc, ps)
@@ -614,6 +622,8 @@ class ProbeEngine(Engine):
         ps = parent.probe_state
         if ps is None:
             return
+        for hook in self.hooks:
+            hook.on_fork(parent, child, follow)
         forker = next((t for t in parent.threads.values() if t.stopped), None)
         child_thread = child.leader
         if forker is not None:
@@ -644,6 +654,8 @@ class ProbeEngine(Engine):
         thread.xol = None
 
     def on_process_gone(self, proc) -> None:
+        for hook in self.hooks:
+            hook.on_process_gone(proc)
         for probe in self.probes:
             probe.sites.pop(proc.pid, None)
         proc.probe_state = None

@@ -76,6 +76,31 @@ class Tracer(Loop):
     def probes(self):
         return list(self.engine.probes)
 
+    # -- inline probes ---------------------------------------------------------
+    def count(self, spec: str):
+        """A counter of ``spec``'s hits kept inside the tracee (no stop per
+        hit); ``.value`` reads it live."""
+        return self._inline().count(spec)
+
+    def record(self, spec: str, args: int = 0, capacity: int = 4096):
+        """(tid, first ``args`` arguments) of every hit, written to a ring in
+        the tracee; iterate the recorder to take what has arrived, and
+        ``.lost`` counts hits that found the ring full."""
+        return self._inline().record(spec, args, capacity)
+
+    def latency(self, spec: str):
+        """A log2 histogram of a function's duration, timed inside the
+        tracee; ``.buckets`` maps each bucket's lower bound in ns to a count."""
+        return self._inline().latency(spec)
+
+    def _inline(self):
+        from .inline import InlineProbes
+        hook = next((h for h in self.engine.hooks if isinstance(h, InlineProbes)), None)
+        if hook is None:
+            hook = InlineProbes(self)
+            self.engine.hooks.append(hook)
+        return hook
+
     # -- lifetime --------------------------------------------------------------
     def close(self, kill_spawned: bool = False) -> None:
         self.detach(kill_spawned=kill_spawned)

@@ -124,6 +124,19 @@ class XolSpace:
         area.boosted = True
         return slot
 
+    def block(self, proc, thread, near: int, size: int, arch) -> int:
+        """``size`` bytes (at most an area) for code of a variable length,
+        within rel32 reach of ``near``: an inline probe's trampoline.  Like
+        a boosted slot, a block is never reused while the process lives."""
+        area = self.area_near(proc, thread, near, arch)
+        at = area.take(size)
+        if at is None:
+            area = XolArea(_map_near(proc, thread, self.syscall_at, near, arch), header=False)
+            self.areas.append(area)
+            at = area.take(size)
+        area.boosted = True
+        return at
+
     def step_slot(self, tid: int) -> int:
         slot = self._step_slots.get(tid)
         if slot is None:

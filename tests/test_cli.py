@@ -127,7 +127,7 @@ def test_every_probe_kind_counts_exactly(calls_bits, bits):
     res = cli("trace", *probes, "--count", "--json", "--", calls_bits, 40)
     assert res.returncode == 0, res.stderr
     counts = {o["probe"]: o["hits"] for o in ndjson(res.stderr) if o["type"] == "count"}
-    assert counts == dict(zip(probes, [1, 40, 40, 40 * len(square_insns), 177, 1]))
+    assert counts == dict(zip(probes, [1, 40, 40, 40 * len(square_insns), 177, 1], strict=True))
     assert not hits_of(ndjson(res.stderr))
 
 

@@ -1,0 +1,599 @@
+"""Inline probes: pre-registered handlers that run inside the tracee, with
+no ptrace stop.
+
+``Tracer.count``, ``record`` and ``latency`` replace a site's first whole
+instructions (at least 5 bytes) with a ``jmp rel32`` to a trampoline in an
+out-of-line area within 2 GiB: the arch's handler code, then the displaced
+instructions relocated (``arch.relocate``), then a jump back.  A hit costs
+nanoseconds instead of two context switches.
+
+The handlers' data lives in a file mapping shared by the tracee and the
+tracer (a file in /dev/shm the tracee opens by an injected openat and maps
+MAP_SHARED; the name is unlinked at once): the tracer reads counters,
+histograms and rings as its own memory, from any thread, while the tracee
+runs, and the numbers outlive the process.  Forked children inherit the
+mapping, so their hits land in the same counters.  The shadow stacks of
+latency probes are private (anonymous) memory instead: a forked child
+needs its own copy.
+
+Thread ids in records come from glibc's thread control block (the field
+libthread_db finds through libc's ``_thread_db_pthread_tid`` descriptor),
+read through the thread pointer at the hit.  Mapping thread pointers to tids
+in the tracer would not be exact: threads that never stop cannot be asked,
+and glibc reuses a dead thread's control block for the next thread.
+
+A site that cannot be patched (too short, a branch target or a thread
+inside the bytes to patch, an instruction that cannot be relocated, its
+library not mapped yet, no glibc) falls back to an int3 probe with the same
+semantics, says so once on stderr, and the returned object's ``inline`` is
+False.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import mmap
+import os
+import struct
+import sys
+import tempfile
+import threading
+import time
+
+import arch as _arch
+
+from .consts import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+from .elf import ElfError, ElfImage
+from .errors import ProbeError
+from .libraries import LibraryNotFound, resolve_binary
+from .probes import _stopped
+from .resolve import original_code, places
+from .specs import parse_spec
+
+_ARCH_BY_BITS = {64: _arch.X86_64, 32: _arch.I386}
+ARENA_SIZE = 4 << 20
+DEFAULT_CAPACITY = 4096
+_MAP_SHARED = 0x01
+_O_RDWR, _O_CLOEXEC = 0o2, 0o2000000
+_AT_FDCWD = -100
+_U64 = struct.Struct("<Q")
+_INT3 = b"\xcc"
+_STEP_OUT_LIMIT = 100_000
+_SHADOW_BYTES = _arch.INLINE_SHADOW_SLOTS * _arch.INLINE_SHADOW_SLOT_BYTES
+
+
+class _Fallback(Exception):
+    """This probe cannot be inline here; the message says why."""
+
+
+# -- what users hold ------------------------------------------------------------
+
+class _InlineProbe:
+    """Common to the three kinds: the spec, whether it runs inline, and the
+    per-process places its data lives in (``cells``: (pid, mm, offset))."""
+
+    kind = ""
+
+    def __init__(self, spec_text: str):
+        self.spec = parse_spec(spec_text)
+        self.inline = True
+        self.cells = []
+        #: the int3 probe used instead, when the site cannot be patched
+        self.probe = None
+
+    def __repr__(self):
+        how = "inline" if self.inline else "int3"
+        return f"<{type(self).__name__} {self.spec.text} {how}>"
+
+
+class Counter(_InlineProbe):
+    """Hits of a site, counted by a ``lock inc`` in the tracee."""
+
+    kind = "count"
+    data_size = 8
+
+    @property
+    def value(self) -> int:
+        total = sum(_U64.unpack_from(mm, off)[0] for _, mm, off in self.cells)
+        return total + (self.probe.hits if self.probe is not None else 0)
+
+
+class Histogram(_InlineProbe):
+    """Function latency as a log2 histogram, timed with the TSC at entry
+    and at return (by a return stub, no stop)."""
+
+    kind = "enter"
+    data_size = 8 * _arch.INLINE_HIST_BUCKETS
+
+    def __init__(self, spec_text: str):
+        super().__init__(spec_text)
+        self._fallback = [0] * _arch.INLINE_HIST_BUCKETS
+
+    def add_ns(self, ns: int) -> None:
+        self._fallback[min(max(ns, 0).bit_length(), len(self._fallback) - 1)] += 1
+
+    @property
+    def buckets(self) -> dict:
+        """{lower bound in ns: count}: bucket ``[2**k, 2**(k+1))`` is keyed
+        ``2**k``, and 0 ns is keyed 0."""
+        counts = list(self._fallback)
+        for _, mm, off in self.cells:
+            for i, (n,) in enumerate(struct.iter_unpack("<Q", mm[off:off + self.data_size])):
+                counts[i] += n
+        return {(1 << (i - 1) if i else 0): n for i, n in enumerate(counts) if n}
+
+
+class Recorder(_InlineProbe):
+    """(tid, args) of every hit, appended to a ring in the tracee; iterating
+    takes the records written so far out of it (live, from any thread).
+    A hit that finds the ring full is counted in ``lost``, never
+    overwriting a record not yet read."""
+
+    kind = "record"
+
+    def __init__(self, spec_text: str, args: int, capacity: int):
+        super().__init__(spec_text)
+        if not 0 <= args <= _arch.INLINE_RECORD_ARGS:
+            raise ProbeError(f"probe '{spec_text}': record keeps at most "
+                             f"{_arch.INLINE_RECORD_ARGS} arguments")
+        if capacity < 2 or capacity & (capacity - 1):
+            raise ProbeError(f"probe '{spec_text}': ring capacity must be a power of two")
+        self.args = args
+        self.capacity = capacity
+        #: (word struct, (pid, mm, offset)) per ring, set with each cell
+        self.words = {}
+        self._pending = collections.deque()
+        self._lock = threading.Lock()
+
+    def data_size_for(self, word: int) -> int:
+        return word * (_arch.INLINE_RING_HEADER + self.capacity * _arch.INLINE_RECORD_WORDS)
+
+    @property
+    def lost(self) -> int:
+        return sum(self.words[id(mm)].unpack_from(mm, off + 2 * self.words[id(mm)].size)[0]
+                   for _, mm, off in self.cells)
+
+    def __iter__(self):
+        with self._lock:
+            out = list(self._pending)
+            self._pending.clear()
+            for _, mm, off in self.cells:
+                out += self._drain(mm, off, self.words[id(mm)])
+        return iter(out)
+
+    def _drain(self, mm, off, word):
+        """Records from tail up to the first one not committed yet; the tail
+        is written back last, which frees their slots for the writers."""
+        w = word.size
+        mask = (1 << (8 * w)) - 1
+        head = word.unpack_from(mm, off)[0]
+        tail = word.unpack_from(mm, off + w)[0]
+        fields = struct.Struct(f"<{_arch.INLINE_RECORD_WORDS - 1}{word.format[-1]}")
+        out = []
+        while tail != head:
+            rec = off + w * (_arch.INLINE_RING_HEADER
+                             + (tail & (self.capacity - 1)) * _arch.INLINE_RECORD_WORDS)
+            if word.unpack_from(mm, rec)[0] != (tail + 1) & mask:
+                break   # claimed, not written yet
+            tid, *args = fields.unpack_from(mm, rec + w)
+            out.append((tid, tuple(args[:self.args])))
+            tail = (tail + 1) & mask
+        word.pack_into(mm, off + w, tail)
+        return out
+
+    def add_hit(self, hit) -> None:
+        self._pending.append((hit.tid, tuple(hit.args_list(self.args))))
+
+
+# -- per process ------------------------------------------------------------------
+
+class _Site:
+    """One patched address: the saved bytes and the handlers its
+    trampoline runs, as (probe, arch values) pairs."""
+
+    def __init__(self, addr: int, length: int, saved: bytes, orig: bytes):
+        self.addr, self.length, self.saved, self.orig = addr, length, saved, orig
+        self.works = []
+
+
+class _ProcInline:
+    def __init__(self, bits: int):
+        self.arch = _ARCH_BY_BITS[bits]
+        self.mm = None
+        self.base = 0
+        self.used = 0
+        self.table = 0
+        self.stub = 0
+        self.sites = {}
+        #: trampolines and the stub: [start, end) ranges threads may be in
+        self.blocks = []
+        #: probe -> its values in this process (data allocated once)
+        self.values = {}
+
+    def inside(self, ip: int) -> bool:
+        return any(lo <= ip < hi for lo, hi in self.blocks) or \
+            any(s.addr < ip < s.addr + s.length for s in self.sites.values())
+
+    def copy(self) -> "_ProcInline":
+        dup = _ProcInline.__new__(_ProcInline)
+        dup.__dict__.update(self.__dict__)
+        dup.sites = {a: _copy_site(s) for a, s in self.sites.items()}
+        dup.blocks = list(self.blocks)
+        dup.values = dict(self.values)
+        return dup
+
+
+def _copy_site(site: _Site) -> _Site:
+    dup = _Site(site.addr, site.length, site.saved, site.orig)
+    dup.works = list(site.works)
+    return dup
+
+
+class InlineProbes:
+    """The engine hook that owns every inline probe of one tracer."""
+
+    def __init__(self, tracer):
+        self.tracer = tracer
+        self.probes = []
+        self._procs = {}
+        self._mult = None
+
+    # -- API ------------------------------------------------------------------
+    def count(self, spec: str) -> Counter:
+        return self._add(Counter(spec))
+
+    def record(self, spec: str, args: int = 0, capacity: int = DEFAULT_CAPACITY) -> Recorder:
+        return self._add(Recorder(spec, args, capacity))
+
+    def latency(self, spec: str) -> Histogram:
+        obj = Histogram(spec)
+        s = obj.spec
+        if s.func is None or s.offset or s.is_return or s.is_glob:
+            raise ProbeError(f"probe '{spec}': latency needs one function's entry (BIN:FUNC)")
+        return self._add(obj)
+
+    def _add(self, obj):
+        procs = [p for p in self.tracer.processes.values() if p.probe_state is not None]
+        done = []
+        try:
+            if obj.spec.is_return or obj.spec.provider is not None and obj.kind == "enter":
+                raise _Fallback("only entry probes run inline")
+            for proc in procs:
+                with _stopped(self.tracer, proc):
+                    done.append(proc)
+                    self._install(proc, obj)
+        except _Fallback as why:
+            for proc in done:
+                with _stopped(self.tracer, proc):
+                    self._uninstall(proc, obj)
+            self._fall_back(obj, str(why))
+        self.probes.append(obj)
+        return obj
+
+    def _fall_back(self, obj, why: str) -> None:
+        print(f"ptrace-raw: probe '{obj.spec.text}' cannot run inline ({why}); "
+              "using an int3 probe", file=sys.stderr)
+        obj.inline = False
+        obj.cells = []
+        engine = self.tracer.engine
+        if obj.kind == "count":
+            obj.probe = engine.add_probe(obj.spec.text)
+        elif obj.kind == "record":
+            obj.probe = engine.add_probe(obj.spec.text, obj.add_hit)
+        else:
+            spec = obj.spec
+            obj.probe = engine.add_probe(
+                f"uretprobe:{spec.binary}:{spec.func}",
+                lambda hit: obj.add_ns(hit.time_ns - hit.entry_time_ns))
+
+    # -- installing -------------------------------------------------------------
+    def _install(self, proc, obj) -> None:
+        """Patch every site of ``obj`` in ``proc`` (all threads stopped), or
+        raise _Fallback before patching any."""
+        ps = proc.probe_state
+        spec = obj.spec
+        try:
+            path = resolve_binary(spec.binary, [m.path for m in ps.modules.modules], ps.bits)
+        except LibraryNotFound:
+            raise _Fallback(f"{spec.binary} is not mapped yet") from None
+        mods = ps.modules.of_file(path)
+        if not mods:
+            raise _Fallback(f"{path} is not mapped yet")
+        mod = mods[0]
+        arch = _ARCH_BY_BITS[mod.image.bits]
+        st = self._procs.get(proc.pid)
+        if st is None:
+            st = self._procs[proc.pid] = _ProcInline(mod.image.bits)
+        sites = [self._check(proc, st, arch, mod, place.vaddr)
+                 for place in places(spec, mod.image, arch)]
+        values = self._values(proc, st, obj)
+        for addr, length, orig in sites:
+            site = st.sites.get(addr)
+            if site is None:
+                site = _Site(addr, length, proc.read(addr, length), orig)
+            site.works.append((obj, values))
+            self._write(proc, st, site)
+            st.sites[addr] = site
+
+    def _check(self, proc, st, arch, mod, vaddr: int):
+        """(address, patch length, original bytes) of a site that can take
+        a jump; _Fallback otherwise."""
+        image, addr = mod.image, vaddr + mod.bias
+        site = st.sites.get(addr)
+        if site is not None:
+            return addr, site.length, site.orig
+        found = image.symbolize(vaddr)
+        if found is None or not found[0].size:
+            raise _Fallback(f"{addr:#x} is in no sized function, so its branch targets are unknown")
+        sym, off = found
+        func = image.read(sym.value, sym.size, partial=True)
+        length = 0
+        for insn in arch.decode(func[off:], vaddr):
+            length += insn.length
+            if length >= arch.inline_jump_len:
+                break
+        if length < arch.inline_jump_len:
+            raise _Fallback(f"{sym.name} has fewer than {arch.inline_jump_len} bytes of "
+                            "instructions from the site")
+        inside = sorted(t for t in arch.branch_targets(func, sym.value) if vaddr < t < vaddr + length)
+        if inside:
+            raise _Fallback(f"a branch of {sym.name} lands at {inside[0] - sym.value:#x}, "
+                            "inside the bytes the jump would cover")
+        if any(addr <= a < addr + length for a in proc.probe_state.bps.sites):
+            raise _Fallback("an int3 probe is set inside the bytes to patch")
+        if any(s.addr < addr + length and addr < s.addr + s.length for s in st.sites.values()):
+            raise _Fallback("another inline probe covers part of the bytes to patch")
+        for thread in proc.threads.values():
+            ip = _arch.for_regs(thread.get_regs()).ip(thread.get_regs())
+            if addr < ip < addr + length:
+                raise _Fallback(f"thread {thread.tid} is stopped inside the bytes to patch")
+        orig = original_code(image, vaddr, length)
+        area = proc.probe_state.xol.area_near(proc, proc.stopped_thread(), addr, arch)
+        try:
+            arch.relocate(orig, addr, area.end)
+        except _arch.UnsupportedInstruction as exc:
+            raise _Fallback(exc.reason + (f" ('{exc.text}')" if exc.text else "")) from None
+        return addr, length, orig
+
+    def _write(self, proc, st, site: _Site) -> None:
+        """A fresh trampoline for the site's handlers, then the jump to it.
+        An old trampoline stays: a thread may still be running it."""
+        arch, ps = st.arch, proc.probe_state
+        handlers = b"".join(arch.inline_handler(obj.kind, values) for obj, values in site.works)
+
+        def build(at):
+            body = handlers + arch.relocate(site.orig, site.addr, at + len(handlers))
+            return body + arch.encode_jump(at + len(body), site.addr + site.length)
+
+        # relocated branches may take their long forms at the final address
+        size = len(build(site.addr)) + 16 * len(site.orig) + 16
+        tramp = ps.xol.block(proc, proc.stopped_thread(), site.addr, size, arch)
+        code = build(tramp)
+        proc.write(tramp, code)
+        st.blocks.append((tramp, tramp + len(code)))
+        jump = arch.encode_jump(site.addr, tramp)
+        if len(jump) != arch.inline_jump_len:
+            raise _Fallback("no trampoline within reach of a 5-byte jump")
+        _patch(proc, site.addr, jump + _INT3 * (site.length - len(jump)))
+
+    def _values(self, proc, st, obj) -> dict:
+        """The arch values of ``obj``'s handler in ``proc``, allocating its
+        data the first time."""
+        if obj in st.values:
+            return st.values[obj]
+        arch = st.arch
+        word = arch.word_size
+        if obj.kind == "record":
+            tid_offset = self._tid_offset(proc)
+            size = obj.data_size_for(word)
+        else:
+            size = obj.data_size
+        addr, off = self._alloc(proc, st, size)
+        obj.cells.append((proc.pid, st.mm, off))
+        if obj.kind == "count":
+            values = {"counter": addr}
+        elif obj.kind == "record":
+            obj.words[id(st.mm)] = struct.Struct("<Q" if word == 8 else "<I")
+            values = {"ring": addr, "capacity": obj.capacity, "tid_offset": tid_offset}
+        else:
+            self._latency_setup(proc, st)
+            values = {"table": st.table, "hist": addr, "stub": st.stub}
+        st.values[obj] = values
+        return values
+
+    def _alloc(self, proc, st, size: int):
+        if st.mm is None:
+            st.mm, st.base = _map_shared(proc, st.arch)
+        at = st.used
+        if at + size > ARENA_SIZE:
+            raise _Fallback("the inline data area of the process is full")
+        st.used = (at + size + 63) & ~63
+        return st.base + at, at
+
+    def _latency_setup(self, proc, st) -> None:
+        """The shadow-stack table and the return stub, once per process."""
+        if st.stub:
+            return
+        arch, ps = st.arch, proc.probe_state
+        thread = proc.stopped_thread()
+        table = proc.inject_syscall(
+            thread, ps.xol.syscall_at,
+            lambda a, regs: a.set_mmap(regs, 0, _SHADOW_BYTES, PROT_READ | PROT_WRITE,
+                                       MAP_PRIVATE | MAP_ANONYMOUS))
+        if -4096 < table < 0:
+            raise _Fallback(f"cannot map the shadow stacks: {os.strerror(-table)}")
+        table &= (1 << arch.bits) - 1
+        if self._mult is None:
+            self._mult = _tsc_mult()
+        code = arch.inline_handler("return", {"table": table, "mult": self._mult})
+        stub = ps.xol.block(proc, thread, ps.xol.trampoline, len(code), arch)
+        proc.write(stub, code)
+        st.table, st.stub = table, stub
+        st.blocks.append((stub, stub + len(code)))
+
+    def _tid_offset(self, proc) -> int:
+        """Where glibc keeps the kernel tid in its thread control block, as
+        libc's libthread_db descriptor ``_thread_db_pthread_tid`` says
+        (bits, count, offset)."""
+        ps = proc.probe_state
+        try:
+            path = resolve_binary("libc", [m.path for m in ps.modules.modules], ps.bits)
+            sym = ElfImage.open(path).get_symbol("_thread_db_pthread_tid")
+            bits, _, offset = struct.unpack("<III", ElfImage.open(path).read(sym.value, 12))
+        except (LibraryNotFound, ElfError, OSError) as exc:
+            raise _Fallback(f"no glibc thread descriptor to read thread ids from ({exc})") from None
+        if bits != 32:
+            raise _Fallback(f"glibc's tid field is {bits} bits")
+        return offset
+
+    def _uninstall(self, proc, obj) -> None:
+        st = self._procs.get(proc.pid)
+        if st is None:
+            return
+        for site in list(st.sites.values()):
+            kept = [(o, v) for o, v in site.works if o is not obj]
+            if len(kept) == len(site.works):
+                continue
+            site.works = kept
+            if kept:
+                self._write(proc, st, site)
+            else:
+                _patch(proc, site.addr, site.saved)
+                del st.sites[site.addr]
+        st.values.pop(obj, None)
+
+    # -- engine hooks -------------------------------------------------------------
+    def on_new_process(self, proc) -> None:
+        """A new tracee or a new image (exec): set every inline probe in it."""
+        self._procs.pop(proc.pid, None)
+        for obj in self.probes:
+            if not obj.inline:
+                continue
+            try:
+                self._install(proc, obj)
+            except _Fallback as why:
+                self._uninstall(proc, obj)
+                print(f"ptrace-raw: probe '{obj.spec.text}' is not set in pid {proc.pid}: {why}",
+                      file=sys.stderr)
+
+    on_exec = on_new_process
+
+    def on_fork(self, parent, child, follow: bool) -> None:
+        """A followed child shares the counters (the mapping is inherited)
+        and has a copy of the shadow stacks; an unfollowed one gets its
+        original text and return addresses back before it runs."""
+        st = self._procs.get(parent.pid)
+        if st is None:
+            return
+        if follow:
+            self._procs[child.pid] = st.copy()
+            return
+        _unhijack(child, st)
+        for site in st.sites.values():
+            child.write(site.addr, site.saved)
+
+    def on_detach(self, proc) -> None:
+        """Every thread stopped: step threads out of trampolines and the
+        return stub, put hijacked return addresses back, restore the text.
+        Trampolines and data stay mapped, like the XOL areas."""
+        st = self._procs.pop(proc.pid, None)
+        if st is None:
+            return
+        for thread in list(proc.threads.values()):
+            for _ in range(_STEP_OUT_LIMIT):
+                if not st.inside(_arch.for_regs(thread.get_regs()).ip(thread.get_regs())):
+                    break
+                proc._step_one(thread)
+        _unhijack(proc, st)
+        for site in st.sites.values():
+            _patch(proc, site.addr, site.saved)
+
+    def on_process_gone(self, proc) -> None:
+        self._procs.pop(proc.pid, None)
+
+
+def _patch(proc, addr: int, data: bytes) -> None:
+    """Multi-byte text change in the order Linux uprobes uses: int3 first,
+    then the tail, then the first byte, so a thread that runs the site
+    meanwhile sees either the old instruction or a trap, never a mix."""
+    proc.write(addr, _INT3)
+    if len(data) > 1:
+        proc.write(addr + 1, data[1:])
+    proc.write(addr, data[:1])
+
+
+def _unhijack(proc, st) -> None:
+    """Each shadow-stack entry records the stack slot it hijacked: write the
+    real return address back where the stub's address still is."""
+    if not st.table:
+        return
+    arch, mem = st.arch, proc.memory
+    data = proc.read(st.table, _SHADOW_BYTES)
+    for s in range(_arch.INLINE_SHADOW_SLOTS):
+        base = s * _arch.INLINE_SHADOW_SLOT_BYTES
+        key, depth = struct.unpack_from("<QQ", data, base)
+        for e in range(min(depth, _arch.INLINE_SHADOW_DEPTH) if key else 0):
+            slot, orig = struct.unpack_from("<QQ", data, base + 16 + 32 * e)
+            try:
+                if arch.read_word(mem, slot) == st.stub:
+                    arch.write_word(mem, slot, orig)
+            except OSError:
+                pass
+
+
+def _map_shared(proc, arch):
+    """Map a fresh file into the tracee (MAP_SHARED) and into the tracer;
+    returns (tracer mmap, tracee address)."""
+    ps = proc.probe_state
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    fd, path = tempfile.mkstemp(prefix=f"ptrace-raw-{proc.pid}-", dir=shm)
+    try:
+        os.ftruncate(fd, ARENA_SIZE)
+        owner = os.stat(f"/proc/{proc.pid}")
+        if os.geteuid() == 0:
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+        thread = proc.stopped_thread()
+        name = os.fsencode(path) + b"\0"
+        at = ps.xol.block(proc, thread, ps.xol.trampoline, len(name), arch)
+        proc.write(at, name)
+        nr = arch.syscall_numbers
+
+        def call(*args):
+            return proc.inject_syscall(thread, ps.xol.syscall_at,
+                                       lambda a, regs: a.set_syscall(regs, *args))
+
+        tfd = call(nr["openat"], _AT_FDCWD, at, _O_RDWR | _O_CLOEXEC)
+        if tfd < 0:
+            raise _Fallback(f"the tracee cannot open {path}: {os.strerror(-tfd)}")
+        base = call(nr["mmap"], 0, ARENA_SIZE, PROT_READ | PROT_WRITE, _MAP_SHARED, tfd, 0)
+        call(nr["close"], tfd)
+        if -4096 < base < 0:
+            raise _Fallback(f"the tracee cannot map {path}: {os.strerror(-base)}")
+        return mmap.mmap(fd, ARENA_SIZE), base & ((1 << arch.bits) - 1)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+_tsc_code = None
+
+
+def _tsc_mult() -> int:
+    """ns per TSC tick as 32.32 fixed point, measured against the tracer's
+    monotonic clock over 50 ms (the TSC is the same on every CPU where the
+    kernel uses it as its clock, and it runs at a constant rate)."""
+    global _tsc_code
+    if _tsc_code is None:
+        buf = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        buf.write(_arch.HOST_RDTSC)
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        _tsc_code = (buf, ctypes.CFUNCTYPE(ctypes.c_uint64)(addr))
+    rdtsc = _tsc_code[1]
+    t0, c0 = time.monotonic_ns(), rdtsc()
+    time.sleep(0.05)
+    c1, t1 = rdtsc(), time.monotonic_ns()
+    mult = round((t1 - t0) * (1 << 32) / (c1 - c0))
+    if not 0 < mult < (1 << 32):
+        raise _Fallback("the TSC runs slower than 1 GHz")
+    return mult

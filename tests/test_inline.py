@@ -1,0 +1,209 @@
+"""Inline probes on real tracees: counts, records and latency histograms
+kept inside the tracee with no stop per hit, checked exactly against the
+program's own behaviour, against the int3 path, and after detach; 64- and
+32-bit."""
+
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from ptrace_raw.elf import ElfImage
+from ptrace_raw.tracer import Tracer
+from tests.tracing import TracerThread, pipe_pair, text_bytes
+
+_RELOCATED = ("f_riprel", "f_call", "f_jmp", "f_jcc", "f_cmp", "f_pc")
+_REFUSED = {"f_tiny": "fewer than 5 bytes", "f_loop": "lands at 0x2", "f_sys": "cannot run inline"}
+
+
+def _untraced(argv):
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_counts_are_exact_over_eight_threads(build, bits):
+    """8 threads x 1,000,000 calls each: every one counted, output unchanged."""
+    exe = build("calls.c", flags=("-O1", "-pthread"))
+    argv = [exe, 8_000_000, 8]
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(a) for a in argv], stdout=w)
+        os.close(w)
+        counter = t.count(f"uprobe:{exe}:add")
+        t.run()
+    assert counter.inline and proc.exit_code == 0
+    assert counter.value == 8_000_000
+    assert r.read() == _untraced(argv)
+
+
+def test_records_are_exact_while_the_ring_wraps(build, bits):
+    """A 256-record ring read live by another thread while 4 threads write
+    200,000 records: every (tid, args) pair arrives at most once, each
+    thread's records come in order, and what did not arrive is exactly
+    what ``lost`` counts."""
+    exe = build("calls.c", flags=("-O1", "-pthread"))
+    n, threads = 200_000, 4
+    got, done = [], threading.Event()
+
+    def body(t):
+        t.spawn([str(exe), str(n), str(threads)], stdout=subprocess.DEVNULL)
+        rec = t.record(f"uprobe:{exe}:add", args=2, capacity=256)
+        started.set()
+        holder.append(rec)
+        t.run()
+        done.set()
+        return rec
+
+    started, holder = threading.Event(), []
+    tt = TracerThread(body)
+    tt.start()
+    assert started.wait(30)
+    while not done.is_set():
+        got.extend(holder[0])
+        time.sleep(0.0002)
+    rec = tt.join_checked()
+    got.extend(rec)
+    assert rec.inline
+    assert len(got) + rec.lost == n
+    assert len(set(got)) == len(got)
+    by_tid = {}
+    for tid, (i, worker) in got:
+        by_tid.setdefault(tid, []).append((worker, i))
+    assert len(by_tid) <= threads
+    for seen in by_tid.values():
+        assert len({w for w, _ in seen}) == 1, "one tid, one worker"
+        assert [i for _, i in seen] == sorted(i for _, i in seen)
+    assert 0 < len(got)
+
+
+def test_a_full_ring_counts_every_loss(build, bits):
+    """Nobody reads until the end: the first ``capacity`` records stay, the
+    rest are lost, and the loss counter says exactly how many."""
+    exe = build("calls.c", flags=("-O1",))
+    with Tracer() as t:
+        t.spawn([str(exe), "5000"], stdout=subprocess.DEVNULL)
+        rec = t.record(f"uprobe:{exe}:add", args=2, capacity=1024)
+        t.run()
+    got = list(rec)
+    assert [args for _, args in got] == [(i, 1) for i in range(1024)]
+    assert rec.lost == 5000 - 1024
+    assert list(rec) == []
+
+
+def test_latency_agrees_with_the_int3_path(build, bits):
+    """A function busy for 1.5 ms lands in the [2**20, 2**21) ns bucket
+    whether timed inline (TSC in the tracee) or by the int3 return probe
+    (the tracer's clock at two stops)."""
+    exe = build("inline_asm.c", flags=("-O1",))
+    argv = [str(exe), "spin", "40", "1500"]
+    with Tracer() as t:
+        t.spawn(argv, stdout=subprocess.DEVNULL)
+        hist = t.latency(f"uprobe:{exe}:spin")
+        t.run()
+    assert hist.inline
+    int3 = {}
+
+    def on_return(hit):
+        ns = hit.time_ns - hit.entry_time_ns
+        low = 1 << (ns.bit_length() - 1)
+        int3[low] = int3.get(low, 0) + 1
+
+    with Tracer() as t:
+        t.spawn(argv, stdout=subprocess.DEVNULL)
+        t.add_probe(f"uretprobe:{exe}:spin", on_return)
+        t.run()
+    assert sum(hist.buckets.values()) == sum(int3.values()) == 40
+    # a descheduled call may stretch into a later bucket, for either timer
+    assert hist.buckets.get(1 << 20, 0) >= 36 and int3.get(1 << 20, 0) >= 36
+    assert min(hist.buckets) == min(int3) == 1 << 20
+
+
+def test_relocated_calls_jumps_and_riprel_leave_output_unchanged(build, bits, capfd):
+    """Sites whose patched bytes hold rip-relative operands, calls (one
+    that reads its own return address), short and conditional jumps run
+    inline and the program prints what it prints untraced; sites that
+    cannot be patched fall back to int3 probes, say so once, and count the
+    same."""
+    exe = build("inline_asm.c", flags=("-O1",))
+    argv = [exe, "calls", 3000]
+    r, w = pipe_pair()
+    with Tracer() as t:
+        t.spawn([str(a) for a in argv], stdout=w)
+        os.close(w)
+        counters = {name: t.count(f"uprobe:{exe}:{name}") for name in (*_RELOCATED, *_REFUSED)}
+        t.run()
+    assert r.read() == _untraced(argv)
+    err = capfd.readouterr().err
+    for name, counter in counters.items():
+        assert counter.value == 3000, name
+        assert counter.inline == (name in _RELOCATED), name
+    for name, why in _REFUSED.items():
+        line = [ln for ln in err.splitlines() if f":{name}'" in ln]
+        assert len(line) == 1 and why in line[0] and "int3 probe" in line[0], err
+
+
+def test_int3_fallbacks_record_and_time_like_inline_ones(build, bits, capfd):
+    exe = build("inline_asm.c", flags=("-O1",))
+    with Tracer() as t:
+        t.spawn([str(exe), "calls", "100"], stdout=subprocess.DEVNULL)
+        rec = t.record(f"uprobe:{exe}:f_tiny", args=1)
+        hist = t.latency(f"uprobe:{exe}:f_loop")
+        t.run()
+    assert not rec.inline and not hist.inline
+    assert len(list(rec)) == 100 and rec.lost == 0
+    assert sum(hist.buckets.values()) == 100
+    assert capfd.readouterr().err.count("cannot run inline") == 2
+
+
+def test_detach_restores_text_and_hijacked_return_addresses(build, bits):
+    """Detach while a thread sits inside a timed function: the text is the
+    file's again, byte for byte, and the function returns to its own
+    caller, not through the (still mapped) return stub."""
+    exe = build("inline_asm.c", flags=("-O1",))
+    image = ElfImage.open(str(exe))
+    funcs = ("wait_line", "f_riprel", "f_call")
+    r, w = pipe_pair()
+    stdin_r, stdin_w = os.pipe()
+
+    def body(t):
+        proc = t.spawn([str(exe), "wait"], stdin=stdin_r, stdout=w)
+        bias = proc.probe_state.modules.of_file(os.path.realpath(exe))[0].bias
+        t.latency(f"uprobe:{exe}:wait_line")
+        t.count(f"uprobe:{exe}:f_riprel")
+        t.count(f"uprobe:{exe}:f_call")
+        addrs = {f: image.get_function(f).value + bias for f in funcs}
+        patched = {f: proc.read(a, 5) for f, a in addrs.items()}
+        t.run(timeout=0.3)
+        return proc.pid, addrs, patched
+
+    tt = TracerThread(body)
+    tt.start()
+    pid, addrs, patched = tt.join_checked()
+    os.close(stdin_r)
+    os.close(w)
+    for f, addr in addrs.items():
+        original = image.read(image.get_function(f).value, 5)
+        assert patched[f][0] == 0xe9 and patched[f] != original
+        assert text_bytes(pid, addr, addr + 5) == original, f
+    os.write(stdin_w, b"go\n")
+    os.close(stdin_w)
+    assert r.read() == "return address own\n"
+
+
+@pytest.mark.parametrize("follow", [False, True], ids=["unfollowed", "followed"])
+def test_forked_children(build, bits, follow):
+    """forktree forks 4 children that call work() 1..4 times; the parent
+    calls it twice.  Unfollowed children get the original text back before
+    they run (only the parent's 2 calls count); followed ones share the
+    counter through the inherited mapping (2 + 10)."""
+    exe = build("forktree.c", flags=("-O0",))
+    r, w = pipe_pair()
+    with Tracer(follow_forks=follow) as t:
+        proc = t.spawn([str(exe), "4"], stdout=w)
+        os.close(w)
+        counter = t.count(f"uprobe:{exe}:work")
+        t.run()
+    assert r.read() == "ok=4 sum=4\n" and proc.exit_code == 0
+    assert counter.inline and counter.value == (12 if follow else 2)
