@@ -223,6 +223,7 @@ class _Session:
         self.keep_args = max(wanted, default=0)
         self.start_ns = time.monotonic_ns()
         self.stopping = False
+        self.tracer = None
         self.interrupted = 0
         self._ours = []
 
@@ -231,6 +232,7 @@ class _Session:
 
     def run(self) -> int:
         with Tracer(follow_forks=self.opts.follow_forks) as tracer:
+            self.tracer = tracer
             try:
                 command = self._start(tracer)
             except BaseException:
@@ -238,9 +240,7 @@ class _Session:
                 raise
             self.start_ns = time.monotonic_ns()
             caught = self._run_in_slices(tracer)
-            # Tracer.run tells no one why it returned; this is what it
-            # records when SIGINT or SIGTERM ended it.
-            self.interrupted = tracer._stop_signal or caught
+            self.interrupted = tracer.stopped_by or caught
             script_probes = [p for p in tracer.probes if all(p is not q for q in self._ours)]
         if self.chrome is not None:
             self._write_chrome()
@@ -337,12 +337,11 @@ class _Session:
         return on_hit
 
     def _stop(self) -> None:
-        """End tracing from a handler.  The Tracer has no call for that;
-        SIGTERM is its documented clean stop (spawned tracees are killed,
-        attached ones detached)."""
+        """End tracing from a handler (our reader went away); the slices
+        loop then detaches, killing what we spawned."""
         if not self.stopping:
             self.stopping = True
-            signal.raise_signal(signal.SIGTERM)
+            self.tracer.stop()
 
     def _status(self, command) -> int:
         if command is None:

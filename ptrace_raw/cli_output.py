@@ -147,7 +147,7 @@ def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool) -> dic
     rec = {"type": "hit", "probe": spec.text, "pid": hit.pid, "tid": hit.tid,
            "time_ns": hit.time_ns - start_ns, "ip": hit.ip}
     if locate:
-        frame = hit.backtrace(1)[0]
+        frame = hit.location
         rec["location"] = (f"{frame.symbol}+{frame.offset:#x}" if frame.symbol
                            else f"{frame.pc:#x}")
     if spec.kind == "usdt":

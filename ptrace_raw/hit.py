@@ -113,6 +113,13 @@ class Hit:
         return self._entry.time_ns if self._entry is not None else None
 
     @property
+    def location(self):
+        """Where the probe is, symbolized (``str()`` gives ``func+0x4
+        (module) at file.c:12``); for a return probe, the function that
+        returned."""
+        return self._engine.location(self)
+
+    @property
     def usdt_args(self):
         """The marker's arguments as integers, for a USDT probe (None for
         other probes)."""

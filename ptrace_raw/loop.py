@@ -109,6 +109,7 @@ class Loop:
         self._status = ctypes.c_int()
         self._status_ref = ctypes.byref(self._status)
         self._stop_signal = 0
+        self._stop_requested = False
         self._owner = None
         self.stops = 0
 
@@ -157,7 +158,8 @@ class Loop:
                 for thread in list(proc.threads.values()):
                     if thread.stopped and thread.xol is None:
                         self._resume(thread)
-            while self.processes and not self._stop_signal:
+            self._stop_requested = False
+            while self.processes and not self._stop_signal and not self._stop_requested:
                 pid = self._wait()
                 if pid is None:
                     if deadline is not None and time.monotonic() >= deadline:
@@ -182,6 +184,16 @@ class Loop:
             restore()
         if self._stop_signal:
             self.detach(kill_spawned=True)
+
+    def stop(self) -> None:
+        """End ``run`` after the stop being served (callable from a
+        handler); the tracees stay traced until ``detach``."""
+        self._stop_requested = True
+
+    @property
+    def stopped_by(self) -> int:
+        """The signal (SIGINT/SIGTERM) that ended the last ``run``, or 0."""
+        return self._stop_signal
 
     @staticmethod
     def _pin():

@@ -42,8 +42,9 @@ class Probe:
     hit in every process; ``keep_args`` makes a return probe save that many
     entry arguments for ``hit.entry_args``."""
 
-    def __init__(self, spec, handler: Optional[Callable], keep_args: int = 0):
+    def __init__(self, spec, handler: Optional[Callable], keep_args: int = 0, say=None):
         self.spec = spec
+        self._say = say
         self.handler = handler
         self.keep_args = keep_args
         self.hits = 0
@@ -61,7 +62,7 @@ class Probe:
         ``notes`` for tools that show it their own way)."""
         if message not in self.notes:
             self.notes.append(message)
-            print(f"ptrace-raw: probe '{self.spec.text}': {message}", file=sys.stderr)
+            (self._say or _to_stderr)(f"probe '{self.spec.text}': {message}")
 
     def __repr__(self):
         return f"<Probe {self.spec.text} hits={self.hits}>"
@@ -71,10 +72,12 @@ class _Pending:
     """A hijacked return: where the real return address was and what to
     hand the return handler."""
 
-    __slots__ = ("probe", "orig", "sp", "args", "time_ns")
+    __slots__ = ("probe", "orig", "sp", "args", "time_ns", "entry")
 
-    def __init__(self, probe, orig, sp, args, time_ns):
+    def __init__(self, probe, orig, sp, args, time_ns, entry):
         self.probe, self.orig, self.sp, self.args, self.time_ns = probe, orig, sp, args, time_ns
+        #: the probed function's address, which a return hit is about
+        self.entry = entry
 
 
 class _ProcState:
@@ -93,9 +96,10 @@ class _ProcState:
 
 
 class ProbeEngine(Engine):
-    def __init__(self, tracer, fatal_errors: bool = False):
+    def __init__(self, tracer, fatal_errors: bool = False, on_message=None):
         self.tracer = tracer
         self.fatal_errors = fatal_errors
+        self.say = on_message or _to_stderr
         self.probes = []
         self.errors = []
         self._fatal = None
@@ -104,7 +108,7 @@ class ProbeEngine(Engine):
 
     # -- probes ----------------------------------------------------------------
     def add_probe(self, spec_text: str, handler=None, keep_args: int = 0) -> Probe:
-        probe = Probe(parse_spec(spec_text), handler, keep_args)
+        probe = Probe(parse_spec(spec_text), handler, keep_args, self.say)
         self._validate(probe)
         stopped = [p for p in self.tracer.processes.values() if p.probe_state is not None]
         done = []
@@ -437,7 +441,7 @@ class ProbeEngine(Engine):
             arch.write_word(mem, sp, tramp)
         for probe in site.returns:
             args = arch.args(regs, mem, probe.keep_args) if probe.keep_args else None
-            stack.append(_Pending(probe, orig, sp, args, time.monotonic_ns()))
+            stack.append(_Pending(probe, orig, sp, args, time.monotonic_ns(), site.addr))
 
     def _return_hit(self, thread, regs, arch, ps, run_handlers: bool) -> None:
         stack = thread.returns
@@ -470,7 +474,7 @@ class ProbeEngine(Engine):
                     self._fatal = exc
             elif len(self.errors) <= 10:
                 line = traceback.format_exception_only(type(exc), exc)[-1].strip()
-                print(f"ptrace-raw: handler of '{probe.spec.text}' raised {line}", file=sys.stderr)
+                self.say(f"handler of '{probe.spec.text}' raised {line}")
 
     def _raise_fatal(self) -> None:
         if self._fatal is not None:
@@ -479,6 +483,13 @@ class ProbeEngine(Engine):
 
     def _site_of(self, hit):
         return hit.thread.process.probe_state.bps.get(hit.ip)
+
+    def location(self, hit):
+        """The probed place as a frame: the probe address at an entry, the
+        function that returned at a return probe."""
+        ps = hit.thread.process.probe_state
+        addr = hit._entry.entry if hit._entry is not None else hit.ip
+        return self._frame(ps, addr, False)
 
     def usdt_args(self, hit):
         site = self._site_of(hit)
@@ -627,7 +638,7 @@ class ProbeEngine(Engine):
         forker = next((t for t in parent.threads.values() if t.stopped), None)
         child_thread = child.leader
         if forker is not None:
-            child_thread.returns = [(_Pending(p.probe, p.orig, p.sp, p.args, p.time_ns))
+            child_thread.returns = [_Pending(p.probe, p.orig, p.sp, p.args, p.time_ns, p.entry)
                                     for p in forker.returns]
         if follow:
             state = _ProcState(ps.xol.clone() if not child.silent else ps.xol)
@@ -659,6 +670,10 @@ class ProbeEngine(Engine):
         for probe in self.probes:
             probe.sites.pop(proc.pid, None)
         proc.probe_state = None
+
+
+def _to_stderr(message: str) -> None:
+    print(f"ptrace-raw: {message}", file=sys.stderr)
 
 
 def _semaphore_view(ps):

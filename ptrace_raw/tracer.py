@@ -28,16 +28,19 @@ class Tracer(Loop):
     child is cleaned of every probe and detached before it runs.
     ``fatal_errors``: a handler's exception stops tracing instead of being
     reported and ignored.
+    ``on_message(text)``: where warnings and notes go (a handler that
+    raised, skipped instructions, the sites of a line probe); stderr by
+    default, one line each prefixed ``ptrace-raw:``.
     ``pin_cpu``: keep the tracer's thread on one CPU while ``run`` serves
     stops (restored after), which halves the cost of a hit on VMs where
     cross-CPU wake-ups are dear; the tracees' affinity is left alone.
     """
 
     def __init__(self, follow_forks: bool = False, fatal_errors: bool = False,
-                 engine: Optional[Engine] = None, pin_cpu: bool = True):
+                 engine: Optional[Engine] = None, pin_cpu: bool = True, on_message=None):
         if engine is None:
             from .probes import ProbeEngine
-            engine = ProbeEngine(self, fatal_errors=fatal_errors)
+            engine = ProbeEngine(self, fatal_errors=fatal_errors, on_message=on_message)
         super().__init__(engine, follow_forks, pin_cpu)
 
     # -- tracees ---------------------------------------------------------------

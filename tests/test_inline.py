@@ -116,7 +116,7 @@ def test_latency_agrees_with_the_int3_path(build, bits):
         t.run()
     assert sum(hist.buckets.values()) == sum(int3.values()) == 40
     # a descheduled call may stretch into a later bucket, for either timer
-    assert hist.buckets.get(1 << 20, 0) >= 36 and int3.get(1 << 20, 0) >= 36
+    assert hist.buckets.get(1 << 20, 0) > 30 and int3.get(1 << 20, 0) > 30
     assert min(hist.buckets) == min(int3) == 1 << 20
 
 
