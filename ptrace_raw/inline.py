@@ -464,6 +464,13 @@ class InlineProbes:
         st.values.pop(obj, None)
 
     # -- engine hooks -------------------------------------------------------------
+    def covers(self, proc, addr: int) -> bool:
+        """Whether ``addr`` lies in bytes an inline probe replaced: an int3
+        there would cut its jump in half."""
+        st = self._procs.get(proc.pid)
+        return st is not None and any(s.addr <= addr < s.addr + s.length
+                                      for s in st.sites.values())
+
     def on_new_process(self, proc) -> None:
         """A new tracee or a new image (exec): set every inline probe in it."""
         self._procs.pop(proc.pid, None)

@@ -244,6 +244,13 @@ class ProbeEngine(Engine):
             return False
         mod = mods[0]
         plans = self._plans(probe, mod.image, mod.bias)
+        patched = [(a, p) for a, _, p in plans if any(h.covers(proc, a) for h in self.hooks)]
+        if patched:
+            if probe.spec.offset != "*":
+                raise ProbeError(f"probe '{probe.spec.text}': {patched[0][1].label} lies in code "
+                                 "an inline probe has patched")
+            probe.note(f"skipped {len(patched)} instruction(s) patched by an inline probe")
+            plans = [x for x in plans if all(x[0] != a for a, _ in patched)]
         arch = _ARCH_BY_BITS[mod.image.bits]
         addrs = []
         for addr, plan, place in plans:

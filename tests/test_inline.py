@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ptrace_raw.elf import ElfImage
+from ptrace_raw.errors import ProbeError
 from ptrace_raw.tracer import Tracer
 from tests.tracing import TracerThread, pipe_pair, text_bytes
 
@@ -62,7 +63,7 @@ def test_records_are_exact_while_the_ring_wraps(build, bits):
     assert started.wait(30)
     while not done.is_set():
         got.extend(holder[0])
-        time.sleep(0.0002)
+        os.sched_yield()  # drain again; correctness never depends on when
     rec = tt.join_checked()
     got.extend(rec)
     assert rec.inline
@@ -208,3 +209,17 @@ def test_forked_children(build, bits, follow):
         t.run()
     assert r.read() == "ok=4 sum=4\n" and proc.exit_code == 0
     assert counter.inline and counter.value == (12 if follow else 2)
+
+
+def test_an_int3_probe_inside_an_inline_patch_is_refused(build):
+    exe = build("calls.c", flags=("-O0", "-pthread"))
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "10"], stdout=subprocess.DEVNULL)
+        counter = t.count(f"uprobe:{exe}:add")
+        assert counter.inline
+        with pytest.raises(ProbeError, match="inline probe has patched"):
+            t.add_probe(f"uprobe:{exe}:add+0x1")
+        every = t.add_probe(f"uprobe:{exe}:add+*")
+        assert any("patched by an inline probe" in n for n in every.notes)
+        t.run()
+    assert proc.exit_code == 0 and counter.value == 10
