@@ -29,6 +29,13 @@ class Site:
         self.vaddr = None
         self.sdt = None
 
+    def copy(self) -> "Site":
+        dup = Site.__new__(Site)
+        for name in Site.__slots__:
+            setattr(dup, name, getattr(self, name))
+        dup.entry, dup.returns, dup.internal = list(self.entry), list(self.returns), list(self.internal)
+        return dup
+
     @property
     def unused(self) -> bool:
         return not (self.entry or self.returns or self.internal)
@@ -69,7 +76,3 @@ class Breakpoints:
             except OSError:
                 pass
         self.sites.clear()
-
-    def forget_all(self) -> None:
-        self.sites.clear()
-        self.removed.clear()

@@ -349,7 +349,7 @@ class InlineProbes:
             if addr < ip < addr + length:
                 raise _Fallback(f"thread {thread.tid} is stopped inside the bytes to patch")
         orig = original_code(image, vaddr, length)
-        area = proc.probe_state.xol.area_near(proc, proc.stopped_thread(), addr, arch)
+        area = proc.probe_state.xol.area_near(proc, proc.stopped_thread(), addr, arch, 1)
         try:
             arch.relocate(orig, addr, area.end)
         except _arch.UnsupportedInstruction as exc:

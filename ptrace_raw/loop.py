@@ -44,6 +44,17 @@ def _install_wake_handler() -> None:
         _wake_installed = True
 
 
+def _sigtrap_pending(tid: int) -> bool:
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                if line.startswith("SigPnd:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGTRAP - 1)))
+    except OSError:
+        pass
+    return False
+
+
 class Engine:
     """What the loop asks of the probe layer; this base does nothing, so a
     tracer without probes is a plain, transparent tracer."""
@@ -77,9 +88,10 @@ class Engine:
         once the int3 is gone) and return True."""
         return False
 
-    def on_fork(self, parent: Process, child: Process, follow: bool) -> None:
-        """A fork/vfork child, stopped; unfollowed children must be left
-        exactly as if untraced before they are detached."""
+    def on_fork(self, forker, child: Process, follow: bool, vfork: bool) -> None:
+        """``forker`` (a thread) forked ``child``, which is stopped;
+        unfollowed children must be left exactly as if untraced before they
+        are detached (a vfork child is traced silently until it execs)."""
 
     def on_thread_gone(self, thread) -> None:
         """A thread exited or was killed."""
@@ -93,7 +105,6 @@ class Engine:
     def settle(self, thread) -> None:
         """During detach, a thread stopped by something else in the middle
         of its step: finish the step."""
-        thread.singlestep()
 
 
 class Loop:
@@ -106,6 +117,8 @@ class Loop:
         self._threads = {}
         self._early = {}
         self._silent = set()
+        #: threads resumed during detach to take an int3 trap already pending
+        self._awaiting_trap = set()
         self._status = ctypes.c_int()
         self._status_ref = ctypes.byref(self._status)
         self._stop_signal = 0
@@ -119,9 +132,6 @@ class Loop:
         for tid, thread in proc.threads.items():
             self._threads[tid] = thread
         return proc
-
-    def thread(self, tid: int):
-        return self._threads.get(tid)
 
     # -- the loop --------------------------------------------------------------
     def _wait(self):
@@ -159,6 +169,7 @@ class Loop:
                     if thread.stopped and thread.xol is None:
                         self._resume(thread)
             self._stop_requested = False
+            self._stop_signal = 0
             while self.processes and not self._stop_signal and not self._stop_requested:
                 pid = self._wait()
                 if pid is None:
@@ -285,19 +296,26 @@ class Loop:
                 raise
 
     def _event(self, thread, event: int) -> None:
+        if event == PTRACE_EVENT_EXEC:
+            self._exec(thread)
+            return
+        new = self._birth(thread, event)
+        if new is not None and new.stopped:
+            self._resume(new)
+        self._resume(thread)
+
+    def _birth(self, thread, event: int):
+        """Take in the thread or process a CLONE/FORK/VFORK event announces;
+        returns the new thread of a CLONE (stopped), None otherwise."""
         if event == PTRACE_EVENT_CLONE:
             new_tid = binding.geteventmsg(thread.tid)
             new = thread.process.add_thread(new_tid)
             self._threads[new_tid] = new
             self._start_child(new_tid)
-            if new.stopped:
-                self._resume(new)
-        elif event in (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK):
+            return new
+        if event in (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK):
             self._fork(thread, binding.geteventmsg(thread.tid), event == PTRACE_EVENT_VFORK)
-        elif event == PTRACE_EVENT_EXEC:
-            self._exec(thread)
-            return
-        self._resume(thread)
+        return None
 
     def _start_child(self, tid: int) -> None:
         """A new thread or process starts in a stop of its own, which may
@@ -326,8 +344,7 @@ class Loop:
 
     def _fork(self, parent_thread, child_pid: int, vfork: bool) -> None:
         parent = parent_thread.process
-        child = Process(child_pid, spawned=parent.spawned)
-        child.argv0 = parent.argv0
+        child = Process(child_pid, spawned=parent.spawned, argv0=parent.argv0)
         thread = child.add_thread(child_pid)
         self._threads[child_pid] = thread
         self.processes[child_pid] = child
@@ -335,14 +352,13 @@ class Loop:
         if child_pid not in self._threads:
             return
         follow = self.follow_forks
-        self.engine.on_fork(parent, child, follow or vfork)
-        if follow:
-            self._resume(thread)
-        elif vfork:
+        if vfork and not follow:
             # The child borrows the parent's memory, int3s included, until it
             # execs or exits: trace it silently for that window.
             self._silent.add(child_pid)
             child.silent = True
+        self.engine.on_fork(parent_thread, child, follow, vfork)
+        if follow or vfork:
             self._resume(thread)
         else:
             self._release(child)
@@ -359,6 +375,8 @@ class Loop:
         self._threads[proc.pid] = leader
         leader.stopped = True
         leader.regs_fresh = False
+        leader.returns = []
+        leader.xol = None
         proc.memory.reopen()
         if proc.pid in self._silent:
             self._silent.discard(proc.pid)
@@ -422,7 +440,7 @@ class Loop:
             if not waiting:
                 continue
             for thread in waiting:
-                if thread.xol is None:
+                if thread.xol is None and thread.tid not in self._awaiting_trap:
                     # Repeated interrupts coalesce; one may have been used
                     # up by a stop that resumed the thread again.
                     try:
@@ -442,6 +460,7 @@ class Loop:
                 return
 
     def _settle_stop(self, thread, raw: int) -> None:
+        self._awaiting_trap.discard(thread.tid)
         status = WaitStatus(raw)
         if not status.is_stop:
             self._thread_gone(thread, status)
@@ -459,29 +478,30 @@ class Loop:
                 thread.pending_sig = status.sig
         elif status.kind is StopKind.GROUP_STOP:
             thread.group_stopped = True
-        elif status.kind is StopKind.EVENT and status.event not in (PTRACE_EVENT_STOP,):
-            thread.stopped = False
-            if status.event == PTRACE_EVENT_CLONE:
-                new_tid = binding.geteventmsg(thread.tid)
-                new = thread.process.add_thread(new_tid)
-                self._threads[new_tid] = new
-                self._start_child(new_tid)
-            elif status.event in (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK):
-                self._fork(thread, binding.geteventmsg(thread.tid), status.event == PTRACE_EVENT_VFORK)
-            elif status.event == PTRACE_EVENT_EXEC:
+        elif status.kind is StopKind.EVENT and status.event == PTRACE_EVENT_STOP:
+            if _sigtrap_pending(thread.tid):
+                # The interrupt overtook an int3 that already trapped: ip is
+                # one byte into the probed instruction.  Let the trap come
+                # so it can be rewound before the int3 goes away.
+                self._awaiting_trap.add(thread.tid)
+                self._resume(thread)
+        elif status.kind is StopKind.EVENT:
+            if status.event == PTRACE_EVENT_EXEC:
                 self._exec(thread)
                 return
-            thread.stopped = True
-            thread.regs_fresh = False
+            self._birth(thread, status.event)
 
     def detach(self, kill_spawned: bool = False) -> None:
         """Leave every tracee running untraced, exactly where it was, with
         pending signals delivered (or kill the ones we spawned)."""
-        for proc in list(self.processes.values()):
+        while self.processes:
+            # A fork met while stopping one process adds another: go on
+            # until none is left.
+            proc = next(iter(self.processes.values()))
             if kill_spawned and proc.spawned:
                 self._kill(proc)
-                continue
-            self.detach_process(proc)
+            else:
+                self.detach_process(proc)
 
     def detach_process(self, proc: Process) -> None:
         self.stop_all(proc)

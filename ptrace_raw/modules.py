@@ -61,6 +61,11 @@ class ModuleMap:
         self.modules = mods
         self._starts = [m.start for m in mods]
 
+    def copy(self) -> "ModuleMap":
+        dup = ModuleMap()
+        dup.modules, dup._starts = list(self.modules), list(self._starts)
+        return dup
+
     def find(self, addr: int) -> Optional[Module]:
         i = bisect.bisect_right(self._starts, addr) - 1
         if i >= 0 and addr < self.modules[i].end:

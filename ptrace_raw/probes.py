@@ -9,6 +9,7 @@ emulated (one stop), boosted (one stop) or stepped in a per-thread slot
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -94,6 +95,19 @@ class _ProcState:
         #: boosted slot -> the probe address its copy came from
         self.boosted = {}
 
+    def fork_copy(self) -> "_ProcState":
+        """State for a forked child: the same addresses in a copied address
+        space, every mutable part its own."""
+        dup = _ProcState(self.xol.clone())
+        dup.bps.sites = {addr: site.copy() for addr, site in self.bps.sites.items()}
+        dup.bps.removed = set(self.bps.removed)
+        dup.modules = self.modules.copy()
+        dup.waiting = list(self.waiting)
+        dup.bits = self.bits
+        dup.semaphores = dict(self.semaphores)
+        dup.boosted = dict(self.boosted)
+        return dup
+
 
 class ProbeEngine(Engine):
     def __init__(self, tracer, fatal_errors: bool = False, on_message=None):
@@ -144,6 +158,8 @@ class ProbeEngine(Engine):
         try:
             path = resolve_binary(spec.binary, mapped)
         except LibraryNotFound as exc:
+            if os.path.isdir(spec.binary):
+                raise ProbeError(f"probe '{spec.text}': {spec.binary} is a directory") from None
             if "/" in spec.binary:
                 raise ProbeError(f"probe '{spec.text}': {spec.binary}: no such file") from None
             raise ProbeError(f"probe '{spec.text}': {exc}") from None
@@ -218,14 +234,42 @@ class ProbeEngine(Engine):
     def _on_loader_change(self, thread) -> None:
         proc = thread.process
         ps = proc.probe_state
+        before = set(ps.modules.modules)
         ps.modules.refresh(proc.maps())
+        gone = before - set(ps.modules.modules)
+        if gone:
+            self._forget_modules(proc, ps, gone)
         self._install_waiting(proc, ps)
 
+    def _forget_modules(self, proc, ps, gone) -> None:
+        """A library was unloaded (dlclose): its int3s went with its pages,
+        so its sites are dropped without touching memory and its probes wait
+        for it to come back."""
+        dead = [site for site in ps.bps.sites.values() if site.module in gone]
+        for site in dead:
+            del ps.bps.sites[site.addr]
+            if site.boost_slot is not None:
+                ps.boosted.pop(site.boost_slot, None)
+            if site.sdt is not None and site.sdt.semaphore:
+                ps.semaphores.pop(site.sdt.semaphore + site.module.bias, None)
+            for probe in site.entry + site.returns:
+                addrs = probe.sites.get(proc.pid, [])
+                if site.addr in addrs:
+                    addrs.remove(site.addr)
+                if probe not in ps.waiting:
+                    ps.waiting.append(probe)
+
     def _install_waiting(self, proc, ps) -> None:
+        """Set the probes whose file just got mapped.  A spec that does not
+        fit the file found (no such symbol in this library) is reported and
+        dropped for this process, never raised out of the loop."""
         still = []
         for probe in ps.waiting:
-            if not self._install(proc, probe):
-                still.append(probe)
+            try:
+                if not self._install(proc, probe):
+                    still.append(probe)
+            except TracerError as exc:
+                self.say(f"{exc} (in pid {proc.pid})")
         ps.waiting = still
 
     def _install(self, proc, probe: Probe) -> bool:
@@ -252,17 +296,20 @@ class ProbeEngine(Engine):
             probe.note(f"skipped {len(patched)} instruction(s) patched by an inline probe")
             plans = [x for x in plans if all(x[0] != a for a, _ in patched)]
         arch = _ARCH_BY_BITS[mod.image.bits]
-        addrs = []
-        for addr, plan, place in plans:
-            site = self._site(proc, ps, addr, plan, arch)
-            site.module, site.vaddr = mod, place.vaddr
-            if place.sdt is not None:
-                site.sdt = place.sdt
-                if place.sdt.semaphore:
-                    self._semaphore(proc, ps, place.sdt.semaphore + mod.bias, +1)
-            (site.returns if probe.is_return else site.entry).append(probe)
-            addrs.append(addr)
-        probe.sites[proc.pid] = addrs
+        addrs = probe.sites[proc.pid] = []
+        try:
+            for addr, plan, place in plans:
+                site = self._site(proc, ps, addr, plan, arch)
+                site.module, site.vaddr = mod, place.vaddr
+                (site.returns if probe.is_return else site.entry).append(probe)
+                addrs.append(addr)
+                if place.sdt is not None:
+                    site.sdt = place.sdt
+                    if place.sdt.semaphore:
+                        self._semaphore(proc, ps, place.sdt.semaphore + mod.bias, +1)
+        except BaseException:
+            self._uninstall(proc, probe)
+            raise
         return True
 
     @staticmethod
@@ -369,11 +416,15 @@ class ProbeEngine(Engine):
             if resume:
                 thread.singlestep()
                 return
+            # A rep-string instruction between iterations: its registers say
+            # how far it got, so it resumes correctly from its own address.
+            site.plan.abort_xol(regs, site.addr, slot, token)
             thread.xol = None
+            thread.release_held()
             return
         thread.regs_dirty = True
         thread.xol = None
-        self._deliver_held(thread)
+        thread.release_held()
         if resume:
             thread.resume()
 
@@ -402,7 +453,7 @@ class ProbeEngine(Engine):
             thread.regs_dirty = True
             thread.xol = None
             thread.pending_sig = sig
-            self._deliver_held(thread)
+            thread.release_held()
             thread.resume()
             return
         thread.held_signals.append(sig)
@@ -410,19 +461,6 @@ class ProbeEngine(Engine):
 
     def settle(self, thread) -> None:
         thread.singlestep()
-
-    @staticmethod
-    def _deliver_held(thread) -> None:
-        """Signals that arrived during the step: the first goes with the
-        resume, the others are queued again to the thread."""
-        held = thread.held_signals
-        if not held:
-            return
-        if not thread.pending_sig:
-            thread.pending_sig = held.pop(0)
-        for sig in held:
-            binding.tgkill(thread.process.pid, thread.tid, sig)
-        held.clear()
 
     # -- return probes ---------------------------------------------------------------
     def _hijack(self, thread, regs, arch, ps, site) -> None:
@@ -459,13 +497,20 @@ class ProbeEngine(Engine):
         while stack and stack[-1].sp == entry_sp:
             done.append(stack.pop())
         if not done:
-            raise ProbeError(f"thread {thread.tid} returned through the trampoline with no "
-                             "recorded return address")
+            # Nothing says where this return goes (a stack switched under
+            # us): the program cannot go on, as it could not had it met an
+            # int3 of its own.
+            self.say(f"thread {thread.tid} of pid {thread.process.pid} returned through the "
+                     "return-probe trampoline with no recorded return address")
+            thread.pending_sig = signal.SIGTRAP
+            return
         arch.set_ip(regs, done[-1].orig)
         thread.regs_dirty = True
         if run_handlers:
             for pending in done:
                 probe = pending.probe
+                if probe not in self.probes:
+                    continue
                 probe.hits += 1
                 if probe.handler is not None:
                     self._call(probe, Hit(probe, thread, arch, done[-1].orig, self, pending))
@@ -636,34 +681,33 @@ class ProbeEngine(Engine):
                     pass
             thread.returns.clear()
 
-    def on_fork(self, parent, child, follow: bool) -> None:
+    def on_fork(self, forker, child, follow: bool, vfork: bool) -> None:
+        """A vfork child borrows its parent's memory: it shares the parent's
+        int3s and slots (with a slot of its own).  A fork child has copies:
+        followed, it gets state of its own; not followed, its memory is put
+        back as it was before we touched it."""
+        parent = forker.process
         ps = parent.probe_state
         if ps is None:
             return
         for hook in self.hooks:
-            hook.on_fork(parent, child, follow)
-        forker = next((t for t in parent.threads.values() if t.stopped), None)
+            hook.on_fork(parent, child, follow or vfork)
         child_thread = child.leader
-        if forker is not None:
-            child_thread.returns = [_Pending(p.probe, p.orig, p.sp, p.args, p.time_ns, p.entry)
-                                    for p in forker.returns]
-        if follow:
-            state = _ProcState(ps.xol.clone() if not child.silent else ps.xol)
-            state.bps.sites = dict(ps.bps.sites) if not child.silent else ps.bps.sites
-            state.modules = ps.modules
-            state.waiting = list(ps.waiting)
-            state.bits = ps.bits
-            state.semaphores = dict(ps.semaphores)
-            state.boosted = ps.boosted
-            child.probe_state = state
-            for probe in self.probes:
-                if parent.pid in probe.sites:
-                    probe.sites[child.pid] = list(probe.sites[parent.pid])
+        child_thread.returns = [_Pending(p.probe, p.orig, p.sp, p.args, p.time_ns, p.entry)
+                                for p in forker.returns]
+        if vfork:
+            child.probe_state = ps
+        elif follow:
+            child.probe_state = ps.fork_copy()
+        else:
+            self._unhijack(child, ps, [child_thread])
+            for site in ps.bps.sites.values():
+                child.write(site.addr, site.saved)
+            self._release_semaphores(child, _semaphore_view(ps))
             return
-        self._unhijack(child, ps, [child_thread])
-        for site in ps.bps.sites.values():
-            child.write(site.addr, site.saved)
-        self._release_semaphores(child, _semaphore_view(ps))
+        for probe in self.probes:
+            if parent.pid in probe.sites:
+                probe.sites[child.pid] = list(probe.sites[parent.pid])
 
     def on_thread_gone(self, thread) -> None:
         ps = thread.process.probe_state
@@ -696,17 +740,18 @@ class _stopped:
 
     def __init__(self, tracer, proc):
         self.tracer, self.proc = tracer, proc
-        self.resume = []
+        self.were_stopped = None
 
     def __enter__(self):
-        running = [t for t in self.proc.threads.values() if not t.stopped]
-        if running:
+        if any(not t.stopped for t in self.proc.threads.values()):
+            self.were_stopped = {t.tid for t in self.proc.threads.values() if t.stopped}
             self.tracer.stop_all(self.proc)
-            self.resume = running
         return self.proc
 
     def __exit__(self, *exc):
-        for thread in self.resume:
-            if thread.stopped and thread.xol is None and thread.tid in self.proc.threads:
-                thread.resume()
+        if self.were_stopped is not None:
+            # Threads born while we stopped the others are stopped too.
+            for thread in list(self.proc.threads.values()):
+                if thread.tid not in self.were_stopped and thread.stopped and thread.xol is None:
+                    thread.resume()
         return False

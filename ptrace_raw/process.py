@@ -9,10 +9,11 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 
 from . import binding
 from .consts import (
-    PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP, PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE,
+    PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK, PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE,
     PTRACE_O_TRACEEXEC, PTRACE_O_TRACEFORK, PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACEVFORK, WALL,
 )
 from .errors import AttachError, PtraceError
@@ -33,7 +34,7 @@ class Process:
     has gone.
     """
 
-    def __init__(self, pid: int, spawned: bool):
+    def __init__(self, pid: int, spawned: bool, argv0: str = None):
         self.pid = pid
         self.spawned = spawned
         self.threads = {}
@@ -45,7 +46,7 @@ class Process:
         #: a vfork child we do not follow, traced only until it execs: its
         #: probe hits run no handlers
         self.silent = False
-        self.argv0 = _comm(pid)
+        self.argv0 = argv0 or _comm(pid)
 
     @property
     def alive(self) -> bool:
@@ -71,9 +72,6 @@ class Process:
 
     def maps(self):
         return read_maps(self.pid)
-
-    def exe(self) -> str:
-        return os.readlink(f"/proc/{self.pid}/exe")
 
     def read(self, addr: int, size: int) -> bytes:
         return self.memory.read(addr, size)
@@ -110,6 +108,7 @@ class Process:
         result = arch.syscall_result(thread.get_regs())
         ctypes.memmove(ctypes.addressof(regs), ctypes.addressof(saved), ctypes.sizeof(regs))
         thread.mark_regs_dirty()
+        thread.release_held()
         return result
 
     def _step_one(self, thread: Thread) -> None:
@@ -208,7 +207,7 @@ def spawn(argv, env=None, cwd=None, stdin=None, stdout=None, stderr=None) -> Pro
         raise AttachError(f"cannot trace '{argv[0]}': {exc}") from None
     os.write(go_w, b"x")
     os.close(go_w)
-    proc = Process(pid, spawned=True)
+    proc = Process(pid, spawned=True, argv0=os.path.basename(path))
     thread = proc.add_thread(pid)
     while True:
         _, raw = os.waitpid(pid, WALL)
@@ -228,7 +227,6 @@ def spawn(argv, env=None, cwd=None, stdin=None, stdout=None, stderr=None) -> Pro
             binding.cont(pid, 0)
     os.close(err_r)
     thread.stopped = True
-    proc.argv0 = os.path.basename(path)
     return proc
 
 
@@ -278,13 +276,17 @@ def attach(pid: int) -> Process:
                 except PtraceError as exc:
                     if exc.errno == errno.ESRCH and tid != pid:
                         continue  # the thread exited meanwhile
+                    if exc.errno == errno.EPERM and tid != pid and _tracer_of(tid) == threading.get_native_id():
+                        proc.add_thread(tid)  # cloned by a seized thread: already ours
+                        continue
                     raise
                 proc.add_thread(tid)
                 binding.interrupt(tid)
         if not proc.threads:
             raise AttachError(f"cannot attach to pid {pid}: no such process")
-        for thread in list(proc.threads.values()):
-            _wait_attached(proc, thread)
+        while any(not t.stopped for t in proc.threads.values()):
+            for thread in [t for t in proc.threads.values() if not t.stopped]:
+                _wait_attached(proc, thread)
     except PtraceError as exc:
         _undo_attach(proc)
         if exc.errno == errno.ESRCH:
@@ -297,7 +299,6 @@ def attach(pid: int) -> Process:
     except BaseException:
         _undo_attach(proc)
         raise
-    proc.argv0 = _comm(pid)
     return proc
 
 
@@ -315,9 +316,28 @@ def _wait_attached(proc: Process, thread: Thread) -> None:
         elif status.kind is StopKind.GROUP_STOP:
             thread.group_stopped = True
         elif status.kind is StopKind.EVENT and status.event != PTRACE_EVENT_STOP:
+            _adopt_during_attach(proc, thread, status.event)
             binding.cont(thread.tid, 0)
             continue
         thread.stopped = True
+
+
+def _adopt_during_attach(proc: Process, thread: Thread, event: int) -> None:
+    """A thread cloned while we attach is traced already (TRACECLONE): wait
+    for it with the others.  A child forked meanwhile was traced too, with
+    nothing of ours in it yet: let it go."""
+    new = binding.geteventmsg(thread.tid)
+    if event == PTRACE_EVENT_CLONE:
+        proc.add_thread(new)
+    elif event in (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK):
+        while True:
+            _, raw = os.waitpid(new, WALL)
+            if WaitStatus(raw).is_stop or not os.path.exists(f"/proc/{new}"):
+                break
+        try:
+            binding.detach(new, 0)
+        except PtraceError:
+            pass
 
 
 def _undo_attach(proc: Process) -> None:

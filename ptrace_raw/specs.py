@@ -81,7 +81,7 @@ def parse_spec(text: str) -> ProbeSpec:
                          "0xADDR or FILE:LINE")
     off = m["off"]
     if off is not None and off != "*":
-        off = int(off, 0)
+        off = int(off, 16) if off[:2] in ("0x", "0X") else int(off, 10)
     if kind == "uretprobe" and off:
         raise ProbeError(f"bad probe '{text}': a return probe goes on a function entry, "
                          "not an offset")

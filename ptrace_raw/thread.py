@@ -49,6 +49,19 @@ class Thread:
             self.regs_fresh = True
         return self.regs
 
+    def release_held(self) -> None:
+        """Deliver the signals held while the thread was busy (a step, an
+        injected syscall): the first with the next resume, the others queued
+        to the thread again."""
+        held = self.held_signals
+        if not held:
+            return
+        if not self.pending_sig:
+            self.pending_sig = held.pop(0)
+        for sig in held:
+            binding.tgkill(self.process.pid, self.tid, sig)
+        held.clear()
+
     def mark_regs_dirty(self) -> None:
         self.regs_dirty = True
 

@@ -30,19 +30,21 @@ class XolError(TracerError):
 
 
 class XolArea:
-    __slots__ = ("start", "end", "_next", "boosted")
+    __slots__ = ("start", "end", "next")
 
     def __init__(self, start: int, header: bool):
         self.start = start
         self.end = start + AREA_SIZE
-        self._next = start + (_HEADER if header else 0)
-        #: holds at least one boosted copy
-        self.boosted = False
+        #: the first free byte: areas are handed out front to back, never back
+        self.next = start + (_HEADER if header else 0)
+
+    def room(self, size: int) -> bool:
+        return self.next + size <= self.end
 
     def take(self, size: int):
-        if self._next + size > self.end:
+        if not self.room(size):
             return None
-        at, self._next = self._next, self._next + size
+        at, self.next = self.next, self.next + size
         return at
 
     def __contains__(self, addr: int) -> bool:
@@ -86,7 +88,7 @@ class XolSpace:
         dup.__dict__.update(self.__dict__)
         dup.areas = [XolArea.__new__(XolArea) for _ in self.areas]
         for new, old in zip(dup.areas, self.areas):
-            new.start, new.end, new._next, new.boosted = old.start, old.end, old._next, old.boosted
+            new.start, new.end, new.next = old.start, old.end, old.next
         dup._step_slots = {}
         dup._free_step = list(self._free_step) + list(self._step_slots.values())
         dup.step_holds = dict(self.step_holds)
@@ -95,47 +97,33 @@ class XolSpace:
     def __contains__(self, addr: int) -> bool:
         return any(addr in a for a in self.areas)
 
-    def area_near(self, proc, thread, addr: int, arch) -> XolArea:
-        for area in self.areas:
-            if arch.in_rel32_reach(addr, area.start) and arch.in_rel32_reach(addr, area.end):
+    def area_near(self, proc, thread, addr: int, arch, size: int) -> XolArea:
+        """An area within rel32 reach of ``addr`` with ``size`` bytes free,
+        mapping a new one when none has room."""
+        for area in reversed(self.areas):
+            if area.room(size) and arch.in_rel32_reach(addr, area.start) \
+                    and arch.in_rel32_reach(addr, area.end):
                 return area
-        start = _map_near(proc, thread, self.syscall_at, addr, arch)
-        area = XolArea(start, header=False)
+        area = XolArea(_map_near(proc, thread, self.syscall_at, addr, arch), header=False)
         self.areas.append(area)
         return area
 
     def boost_slot(self, proc, thread, addr: int, plan, arch):
         """Write ``plan``'s boosted copy into a fresh slot near ``addr``;
         None when the plan cannot be boosted from there."""
-        area = self.area_near(proc, thread, addr, arch)
-        at = area._next
-        code = plan.boost_code(addr, at)
+        area = self.area_near(proc, thread, addr, arch, self.slot_size)
+        code = plan.boost_code(addr, area.next)
         if code is None:
             return None
         slot = area.take(self.slot_size)
-        if slot is None:
-            area = XolArea(_map_near(proc, thread, self.syscall_at, addr, arch), header=False)
-            self.areas.append(area)
-            slot = area.take(self.slot_size)
-            code = plan.boost_code(addr, slot)
-            if code is None:
-                return None
         proc.write(slot, code.ljust(self.slot_size, arch.breakpoint_insn))
-        area.boosted = True
         return slot
 
     def block(self, proc, thread, near: int, size: int, arch) -> int:
         """``size`` bytes (at most an area) for code of a variable length,
         within rel32 reach of ``near``: an inline probe's trampoline.  Like
         a boosted slot, a block is never reused while the process lives."""
-        area = self.area_near(proc, thread, near, arch)
-        at = area.take(size)
-        if at is None:
-            area = XolArea(_map_near(proc, thread, self.syscall_at, near, arch), header=False)
-            self.areas.append(area)
-            at = area.take(size)
-        area.boosted = True
-        return at
+        return self.area_near(proc, thread, near, arch, size).take(size)
 
     def step_slot(self, tid: int) -> int:
         slot = self._step_slots.get(tid)

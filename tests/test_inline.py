@@ -6,7 +6,6 @@ program's own behaviour, against the int3 path, and after detach; 64- and
 import os
 import subprocess
 import threading
-import time
 
 import pytest
 

@@ -188,6 +188,8 @@ def _maps(pid):
     ("uprobe:libnosuchlib:foo", r"libnosuchlib"),
     ("uprobe:/no/such/file:foo", r"/no/such/file: no such file"),
     ("bogus", r"bad probe 'bogus'"),
+    ("uprobe:{exe}:handle+010", r"offset 0xa is not on an instruction boundary"),
+    ("uprobe:/tmp:main", r"/tmp is a directory"),
     ("uretprobe:{exe}:handle+4", r"return probe"),
 ])
 def test_bad_probes_are_refused_and_nothing_is_patched(build, spec, message):

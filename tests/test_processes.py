@@ -225,3 +225,78 @@ def test_return_probe_pending_across_fork(build, follow):
     assert proc.exit_code == 0
     assert (proc.pid, 222) in rets
     assert sorted(v for _, v in rets) == ([111, 222] if follow else [222])
+
+
+@pytest.mark.parametrize("follow", [True, False], ids=["follow", "nofollow"])
+def test_a_vfork_child_never_borrows_its_parents_step_slot(build, follow):
+    exe = build("vforkstep.c")
+    out, proc, (fa, fb) = _run([exe], [(f"uprobe:{exe}:fa+*", None), (f"uprobe:{exe}:fb+*", None)],
+                               follow)
+    assert out == "fa(5)=-5 child=252 fa(7)=-7\n" and proc.exit_code == 0
+    assert fa.hits == 2 * 3  # three instructions, two calls
+    assert fb.hits == (3 if follow else 0)  # an unfollowed vfork child runs silently
+
+
+def test_detach_in_the_middle_of_a_stepped_rep_copy(build):
+    exe = build("repcopy.c", flags=("-O2",))
+    r, w = os.pipe()
+    with Tracer() as t:
+        proc = t.spawn([str(exe)], stdout=w)
+        os.close(w)
+        cp = t.add_probe(f"uprobe:{exe}:cp+*")
+        while cp.hits < 2 and proc.alive:  # at the rep instruction
+            t.run(timeout=0.05)
+        t.run(timeout=0.2)
+        finished = not proc.alive
+        t.detach()
+    if not finished:
+        _, status = os.waitpid(proc.pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    else:
+        assert proc.exit_code == 0
+    assert os.fdopen(r).read() == "copying\ndone 0\n"
+
+
+def test_probes_come_back_with_a_library_loaded_again(build, bits):
+    plugin = build_c("plugin.c", bits, ("-O2", "-shared", "-fPIC"), name="plugin.so")
+    exe = build("dlcycle.c", libs=("-ldl",))
+    out, proc, (entry, ret) = _run([exe, plugin], [(f"uprobe:{plugin}:plugin_work", None),
+                                                   (f"uretprobe:{plugin}:plugin_work", None)])
+    assert out == "total=33\n" and proc.exit_code == 0
+    assert (entry.hits, ret.hits) == (3, 3)
+
+
+def test_probes_added_and_removed_from_a_handler_during_a_thread_storm(build):
+    exe = build("storm.c", flags=("-O0", "-pthread"))
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "10", "8", "100"], stdout=subprocess.DEVNULL)
+
+        def churn(hit):
+            if hit.probe.hits % 50 == 0:
+                t.remove_probe(t.add_probe(f"uprobe:{exe}:body"))
+
+        work = t.add_probe(f"uprobe:{exe}:work", churn)
+        t.run()
+    assert proc.exit_code == 0 and work.hits == 10 * 8 * 100
+
+
+def test_many_boosted_sites_share_few_areas(build):
+    exe = build("mix.c", flags=("-O2",))
+    seen = {}
+    with Tracer() as t:
+        proc = t.spawn([str(exe)], stdout=subprocess.DEVNULL)
+
+        def at_main(hit):
+            if not seen:
+                probe = t.add_probe("uprobe:libc:mem*+*")
+                ps = proc.probe_state
+                seen["boosted"] = sum(1 for s in ps.bps.sites.values() if s.boost_slot is not None)
+                seen["areas"] = len(ps.xol.areas)
+                t.remove_probe(probe)
+
+        t.add_probe(f"uprobe:{exe}:main", at_main)
+        t.run()
+    assert proc.exit_code == 0
+    slots_per_area = (64 * 1024) // 32
+    assert seen["boosted"] > 100
+    assert seen["areas"] <= 2 + seen["boosted"] // slots_per_area
