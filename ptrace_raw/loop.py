@@ -44,6 +44,32 @@ def _install_wake_handler() -> None:
         _wake_installed = True
 
 
+class _Waker(threading.Thread):
+    """Ends a ``run(timeout)`` blocked in waitpid: after the timeout it
+    signals the loop's thread, again every 50 ms until the loop notices (a
+    wake-up that lands while the loop is busy between two waits is lost).
+    It blocks SIGINT and SIGTERM so that the kernel hands those to a thread
+    that can act on them, never to this one."""
+
+    def __init__(self, owner: int, timeout: float):
+        super().__init__(name="ptrace-raw waker", daemon=True)
+        self.owner = owner
+        self.timeout = timeout
+        self.done = threading.Event()
+
+    def run(self):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        if self.done.wait(self.timeout):
+            return
+        while True:
+            signal.pthread_kill(self.owner, WAKE_SIGNAL)
+            if self.done.wait(0.05):
+                return
+
+    def cancel(self):
+        self.done.set()
+
+
 def _sigtrap_pending(tid: int) -> bool:
     try:
         with open(f"/proc/{tid}/status") as f:
@@ -155,13 +181,13 @@ class Loop:
         if we spawned it, before returning)."""
         self._owner = threading.get_ident()
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._stop_signal = 0
         restore = self._install_signals()
         unpin = self._pin() if self.pin_cpu else None
         timer = None
         if timeout is not None:
             _install_wake_handler()
-            timer = threading.Timer(timeout, signal.pthread_kill, (self._owner, WAKE_SIGNAL))
-            timer.daemon = True
+            timer = _Waker(self._owner, timeout)
             timer.start()
         try:
             for proc in list(self.processes.values()):
@@ -169,7 +195,6 @@ class Loop:
                     if thread.stopped and thread.xol is None:
                         self._resume(thread)
             self._stop_requested = False
-            self._stop_signal = 0
             while self.processes and not self._stop_signal and not self._stop_requested:
                 pid = self._wait()
                 if pid is None:
