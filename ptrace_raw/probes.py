@@ -51,6 +51,9 @@ class Probe:
         self.hits = 0
         #: things worth telling the user, said once (sites of a line, skips)
         self.notes = []
+        #: ElfImage -> where the spec resolves in it (symbols and decoding
+        #: done once, whatever the number of processes mapping the file)
+        self.places = {}
         #: per pid: the addresses this probe is set at
         self.sites = {}
 
@@ -176,7 +179,10 @@ class ProbeEngine(Engine):
         arch = _ARCH_BY_BITS[image.bits]
         spec = probe.spec
         out, refused = [], []
-        for place in places(spec, image, arch, probe.note):
+        found = probe.places.get(image)
+        if found is None:
+            found = probe.places[image] = places(spec, image, arch, probe.note)
+        for place in found:
             code = original_code(image, place.vaddr, arch.max_insn_len)
             try:
                 out.append((place.vaddr + bias, arch.analyze(code, place.vaddr + bias), place))

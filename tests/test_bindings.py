@@ -61,3 +61,47 @@ def test_wait_status_decodes_exit_and_signal_death():
 def test_wait_status_table(raw, kind, sig, event):
     st = WaitStatus(raw)
     assert (st.kind, st.sig, st.event) == (kind, sig, event)
+
+
+def test_every_request_on_a_live_tracee():
+    """The requests the tracer does not use on its hot path, each once on a
+    real tracee: TRACEME, PEEK/POKEDATA, PEEK/POKEUSER, GETFPREGS,
+    GETSIGINFO, SYSCALL with GET_SYSCALL_INFO, KILL."""
+    import ctypes
+    from ptrace_raw import binding
+    from ptrace_raw.consts import PTRACE_SYSCALL_INFO_ENTRY, WALL
+    pid = os.fork()
+    if pid == 0:
+        binding.traceme()
+        os.kill(os.getpid(), signal.SIGUSR1)
+        os.getppid()
+        os._exit(0)
+    try:
+        _, raw = os.waitpid(pid, WALL)
+        assert WaitStatus(raw).sig == signal.SIGUSR1
+        info = binding.getsiginfo(pid)
+        assert (info.si_signo, info.fields.kill.pid) == (signal.SIGUSR1, pid)
+        sp = binding.peekuser(pid, UserRegs.rsp.offset)
+        word = binding.peekdata(pid, sp)
+        binding.pokedata(pid, sp, 0xFFFFFFFFFFFFFFFF)
+        assert binding.peekdata(pid, sp) == 0xFFFFFFFFFFFFFFFF  # -1 is data, not an error
+        binding.pokedata(pid, sp, word)
+        rip = binding.peekuser(pid, binding.RIP_OFFSET)
+        binding.pokeuser(pid, binding.RIP_OFFSET, rip)
+        assert binding.getfpregs(pid).mxcsr & 0x1F80 == 0x1F80  # exceptions masked by default
+        assert binding.vm_write(pid, sp, word.to_bytes(8, "little")) == 8
+        binding.setoptions(pid, 0x1)  # TRACESYSGOOD
+        binding.syscall(pid, 0)
+        _, raw = os.waitpid(pid, WALL)
+        assert WaitStatus(raw).kind is StopKind.SYSCALL
+        sc = binding.get_syscall_info(pid)
+        assert sc.op == PTRACE_SYSCALL_INFO_ENTRY and sc.data.entry.nr == 110  # getppid
+        binding.kill(pid)
+        _, raw = os.waitpid(pid, WALL)
+        assert WaitStatus(raw).kind is StopKind.KILLED
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
