@@ -9,7 +9,7 @@ import pytest
 from ptrace_raw.errors import ProbeError
 from ptrace_raw.tracer import Tracer
 from tests.conftest import build_c
-from tests.tracing import TracerThread, ask, pipe_pair, start_service, text_bytes
+from tests.tracing import TracerThread, ask, maps_of, pipe_pair, start_service, text_bytes
 
 
 def _untraced(argv):
@@ -108,7 +108,7 @@ def test_detach_restores_text_and_hijacked_returns(build, bits):
     svc = start_service(exe)
     try:
         assert svc.stdout.readline().strip() == "ready 1"
-        text = next(m for m in _maps(svc.pid) if m[2] == "r-xp" and m[3] == os.path.realpath(exe))
+        text = next(m for m in maps_of(svc.pid) if m[2] == "r-xp" and m[3] == os.path.realpath(exe))
         before = text_bytes(svc.pid, text[0], text[1])
         hits = []
 
@@ -169,15 +169,6 @@ def test_detach_while_a_hijacked_return_is_on_the_stack(build):
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
-
-def _maps(pid):
-    out = []
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            parts = line.split()
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            out.append((lo, hi, parts[1], parts[5] if len(parts) > 5 else ""))
-    return out
 
 
 @pytest.mark.parametrize("spec, message", [

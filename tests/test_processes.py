@@ -14,7 +14,7 @@ import pytest
 
 from ptrace_raw.tracer import Tracer
 from tests.conftest import build_c
-from tests.tracing import ask, start_service, text_bytes
+from tests.tracing import ask, maps_of, start_service, text_bytes
 
 
 def _run(argv, probes, follow=False):
@@ -185,7 +185,7 @@ def test_interrupted_tracer_leaves_the_tracee_intact(build, bits, round_):
     svc = start_service(exe)
     try:
         assert svc.stdout.readline().strip() == "ready"
-        text = next(m for m in _maps(svc.pid) if m[2] == "r-xp" and m[3] == os.path.realpath(exe))
+        text = next(m for m in maps_of(svc.pid) if m[2] == "r-xp" and m[3] == os.path.realpath(exe))
         before = text_bytes(svc.pid, text[0], text[1])
         tracer = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_TRACER, str(svc.pid), str(exe)],
                                   stdout=subprocess.PIPE, text=True,
@@ -204,15 +204,6 @@ def test_interrupted_tracer_leaves_the_tracee_intact(build, bits, round_):
         svc.kill()
         svc.wait()
 
-
-def _maps(pid):
-    out = []
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            parts = line.split()
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            out.append((lo, hi, parts[1], parts[5] if len(parts) > 5 else ""))
-    return out
 
 
 @pytest.mark.parametrize("follow", [True, False], ids=["follow", "nofollow"])

@@ -80,3 +80,14 @@ def text_bytes(pid, start, end):
 def pipe_pair():
     r, w = os.pipe()
     return os.fdopen(r, "r"), w
+
+
+def maps_of(pid):
+    """(start, end, perms, path) of each mapping of ``pid``."""
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            out.append((lo, hi, parts[1], parts[5] if len(parts) > 5 else ""))
+    return out
