@@ -151,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="power-of-two histogram of EXPR per hit (repeatable)")
     shown.add_argument("--hits", action="store_true",
                        help="print hit lines even with --count, --latency or --hist")
+    shown.add_argument("--no-inline", action="store_true",
+                       help="count and time with int3 probes even where an inline probe "
+                            "(no stop per hit) would do")
     out = trace.add_argument_group("where to print")
     out.add_argument("-o", "--output", metavar="FILE", help="write our output to FILE, not stderr")
     out.add_argument("--json", action="store_true", help="write NDJSON objects only")
@@ -190,6 +193,10 @@ class _CliProbe:
         self.locate = needs_location(self.spec)
         self.latency = latency
         self.hits = 0
+        #: the inline counter or histogram doing this probe's work, if any
+        self.inline = None
+        #: for --latency, the function entry an inline histogram goes on
+        self.entry_text = None
 
 
 def _latency_probe(text: str, nargs: Optional[int]) -> _CliProbe:
@@ -198,8 +205,10 @@ def _latency_probe(text: str, nargs: Optional[int]) -> _CliProbe:
     spec = parse_spec(text)
     if spec.func is None or spec.offset or spec.kind == "usdt":
         raise UsageError(f"--latency '{text}': needs a function, as in BIN:FUNC")
-    return _CliProbe(f"uretprobe:{spec.binary}:{spec.func}", nargs or 0,
-                     latency=Log2Hist(text, "usecs"))
+    probe = _CliProbe(f"uretprobe:{spec.binary}:{spec.func}", nargs or 0,
+                      latency=Log2Hist(text, "usecs"))
+    probe.entry_text = f"uprobe:{spec.binary}:{spec.func}"
+    return probe
 
 
 class _Session:
@@ -286,6 +295,9 @@ class _Session:
         if opts.argv:
             command = tracer.spawn(opts.argv)
         for probe in self.probes:
+            if self._inline_fits(probe):
+                self._set_inline(tracer, probe)
+                continue
             keep = max(probe.nargs, self.keep_args) if probe.spec.is_return else 0
             self._ours.append(tracer.add_probe(probe.spec.text, self._handler(probe), keep_args=keep))
         if opts.script:
@@ -294,6 +306,40 @@ class _Session:
             raise UsageError("nothing to trace: give -p PID, -c CMD or -- CMD ARGS"
                              + (" (the script started no process)" if opts.script else ""))
         return command
+
+    def _inline_fits(self, probe: _CliProbe) -> bool:
+        """--count and --latency need no Python per hit when nothing else
+        looks at the hits: then an inline probe counts or times them inside
+        the tracee, with no stop at all."""
+        opts = self.opts
+        if opts.no_inline or self.show_hits or self.filter is not None or self.hists \
+                or self.chrome is not None or opts.stack:
+            return False
+        if probe.latency is not None:
+            return True
+        return bool(opts.count) and probe.spec.kind == "uprobe"
+
+    def _set_inline(self, tracer, probe: _CliProbe) -> None:
+        if probe.latency is not None:
+            probe.inline = tracer.latency(probe.entry_text)
+        else:
+            probe.inline = tracer.count(probe.spec.text)
+        if probe.inline.inline:
+            what = "timed" if probe.latency is not None else "counted"
+            tracer.engine.say(f"probe '{probe.inline.spec.text}': {what} inline, in the tracee")
+
+    def _collect_inline(self) -> None:
+        """Read what inline probes gathered (their memory outlives the
+        tracee) into the summaries."""
+        for probe in self.probes:
+            if probe.inline is None:
+                continue
+            if probe.latency is None:
+                probe.hits = probe.inline.value
+                continue
+            for low_ns, count in probe.inline.buckets.items():
+                probe.latency.add_many(low_ns // 1000, count)
+                probe.hits += count
 
     def _run_script(self, tracer) -> None:
         try:
@@ -353,6 +399,7 @@ class _Session:
         return command.exit_code if command.exit_code >= 0 else 1
 
     def _summaries(self, script_probes) -> None:
+        self._collect_inline()
         if self.opts.count:
             counted = [(p.spec.text, p.hits) for p in self.probes if p.latency is None]
             counted += [(p.spec.text, p.hits) for p in script_probes]

@@ -25,10 +25,15 @@ class Log2Hist:
         self.sum = 0
 
     def add(self, value: int) -> None:
+        self.add_many(value, 1)
+
+    def add_many(self, value: int, count: int) -> None:
+        """``count`` values equal to ``value`` (an inline histogram's bucket
+        arrives as its lower bound and a count)."""
         index = value.bit_length() if value >= 0 else _NEGATIVE
-        self.counts[index] = self.counts.get(index, 0) + 1
-        self.total += 1
-        self.sum += value
+        self.counts[index] = self.counts.get(index, 0) + count
+        self.total += count
+        self.sum += value * count
 
     def buckets(self) -> List[Tuple[Optional[int], int, int]]:
         """(low, high, count) with inclusive bounds, from the lowest to the

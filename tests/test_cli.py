@@ -197,12 +197,29 @@ def test_latency_histogram_buckets_sum_to_the_calls(calls):
     for b in hist["buckets"]:
         assert b["high"] == (0 if b["low"] == 0 else 2 * b["low"] - 1)
     text = cli("trace", "--latency", f"{calls}:square", "--", calls, 60).stderr.splitlines()
+    assert text.pop(0) == f"ptrace-raw: probe 'uprobe:{calls}:square': timed inline, in the tracee"
     assert text[0] == f"{calls}:square:"
     assert re.fullmatch(r"\s+usecs\s+: count\s+distribution", text[1])
     rows = [re.fullmatch(r"\s*(\d+) -> (\d+)\s+: (\d+)\s+\|(\**)\s*\|", r) for r in text[2:-1]]
     assert all(rows) and sum(int(r[3]) for r in rows) == 60
     assert max(len(r[4]) for r in rows) == 40
     assert text[-1].endswith("count: 60")
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "int3"])
+def test_count_and_latency_say_which_path_they_took(calls_bits, inline):
+    extra = () if inline else ("--no-inline",)
+    res = cli("trace", "--count", f"uprobe:{calls_bits}:add", "--latency", f"{calls_bits}:square",
+              "--json", *extra, "--", calls_bits, 500)
+    assert res.returncode == 0, res.stderr
+    objs = ndjson(res.stderr)
+    said = [o["message"] for o in objs if o["type"] == "warning"]
+    assert said == ([f"probe 'uprobe:{calls_bits}:add': counted inline, in the tracee",
+                     f"probe 'uprobe:{calls_bits}:square': timed inline, in the tracee"]
+                    if inline else [])
+    assert [o["hits"] for o in objs if o["type"] == "count"] == [500]
+    (hist,) = [o for o in objs if o["type"] == "hist"]
+    assert sum(b["count"] for b in hist["buckets"]) == 500
 
 
 def test_hist_of_an_argument_has_exact_log2_buckets(calls_bits, bits):

@@ -291,3 +291,14 @@ def test_many_boosted_sites_share_few_areas(build):
     slots_per_area = (64 * 1024) // 32
     assert seen["boosted"] > 100
     assert seen["areas"] <= 2 + seen["boosted"] // slots_per_area
+
+
+def test_probes_fire_in_every_stage_of_a_shell_pipeline(build):
+    calls = build("calls.c", flags=("-O0", "-pthread"))
+    service = build("service.c")
+    out, proc, (add, handle) = _run(
+        ["/bin/sh", "-c", f"'{calls}' 5 | '{service}'"],
+        [(f"uprobe:{calls}:add", None), (f"uprobe:{service}:handle", None)], follow=True)
+    assert proc.exit_code == 0
+    assert out == "ready 1\n1\n"  # service answers calls' one line "total=..." (atol: 0)
+    assert (add.hits, handle.hits) == (5, 1)
