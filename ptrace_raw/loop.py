@@ -13,6 +13,7 @@ import ctypes
 import errno
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -23,7 +24,7 @@ from .consts import (
     PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP,
     PTRACE_EVENT_VFORK, WALL,
 )
-from .errors import PtraceError
+from .errors import PtraceError, TracerError
 from .process import Process
 from .waitstatus import StopKind, WaitStatus
 
@@ -85,6 +86,11 @@ class Engine:
     """What the loop asks of the probe layer; this base does nothing, so a
     tracer without probes is a plain, transparent tracer."""
 
+    @staticmethod
+    def say(message: str) -> None:
+        """Tell the user something that does not stop tracing."""
+        print(f"ptrace-raw: {message}", file=sys.stderr)
+
     def on_new_process(self, proc: Process) -> None:
         """``proc`` is stopped (all threads) and traced: set its probes."""
 
@@ -143,6 +149,9 @@ class Loop:
         self._threads = {}
         self._early = {}
         self._silent = set()
+        #: our own children we no longer trace (their setup failed): run()
+        #: still waits for them, to reap them and record how they ended
+        self._orphans = {}
         #: threads resumed during detach to take an int3 trap already pending
         self._awaiting_trap = set()
         self._status = ctypes.c_int()
@@ -195,7 +204,8 @@ class Loop:
                     if thread.stopped and thread.xol is None:
                         self._resume(thread)
             self._stop_requested = False
-            while self.processes and not self._stop_signal and not self._stop_requested:
+            while (self.processes or self._orphans) and not self._stop_signal \
+                    and not self._stop_requested:
                 pid = self._wait()
                 if pid is None:
                     if deadline is not None and time.monotonic() >= deadline:
@@ -204,7 +214,7 @@ class Loop:
                 self.stops += 1
                 try:
                     self.dispatch(pid, self._status.value)
-                except OSError as exc:
+                except OSError:
                     if not self._vanished(pid):
                         raise
                     # Killed mid-hit (SIGKILL does not wait for us): its
@@ -265,7 +275,16 @@ class Loop:
     def dispatch(self, tid: int, raw: int) -> None:
         thread = self._threads.get(tid)
         if thread is None:
-            self._early[tid] = raw
+            orphan = self._orphans.pop(tid, None)
+            if orphan is None:
+                self._early[tid] = raw
+                return
+            status = WaitStatus(raw)
+            if status.kind is StopKind.EXITED:
+                orphan.exit_code = status.code
+            else:
+                orphan.exit_signal = status.sig
+            self.finished.append(orphan)
             return
         if raw == _SIGTRAP_STOP:
             thread.stopped = True
@@ -407,7 +426,16 @@ class Loop:
             self._silent.discard(proc.pid)
             self._release(proc)
             return
-        self.engine.on_exec(proc)
+        try:
+            self.engine.on_exec(proc)
+        except TracerError as exc:
+            # One image we cannot trace (a seccomp filter refusing our
+            # mmap, say) must not end the tracing of the others.
+            self.engine.say(f"pid {proc.pid} runs on untraced: {exc}")
+            self._release(proc)
+            if proc.child_of_tracer:
+                self._orphans[proc.pid] = proc
+            return
         self._resume(leader)
 
     def _release(self, proc: Process) -> None:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 import traceback
 from typing import Callable, Optional
 
 import arch as _arch
 
-from . import binding
 from .breakpoints import Breakpoints
 from .elf import ElfError, ElfImage
 from .errors import ProbeError, TracerError
@@ -66,7 +64,7 @@ class Probe:
         ``notes`` for tools that show it their own way)."""
         if message not in self.notes:
             self.notes.append(message)
-            (self._say or _to_stderr)(f"probe '{self.spec.text}': {message}")
+            (self._say or Engine.say)(f"probe '{self.spec.text}': {message}")
 
     def __repr__(self):
         return f"<Probe {self.spec.text} hits={self.hits}>"
@@ -116,7 +114,7 @@ class ProbeEngine(Engine):
     def __init__(self, tracer, fatal_errors: bool = False, on_message=None):
         self.tracer = tracer
         self.fatal_errors = fatal_errors
-        self.say = on_message or _to_stderr
+        self.say = on_message or Engine.say
         self.probes = []
         self.errors = []
         self._fatal = None
@@ -727,10 +725,6 @@ class ProbeEngine(Engine):
         for probe in self.probes:
             probe.sites.pop(proc.pid, None)
         proc.probe_state = None
-
-
-def _to_stderr(message: str) -> None:
-    print(f"ptrace-raw: {message}", file=sys.stderr)
 
 
 def _semaphore_view(ps):

@@ -46,6 +46,8 @@ class Process:
         #: a vfork child we do not follow, traced only until it execs: its
         #: probe hits run no handlers
         self.silent = False
+        #: started by our spawn(): the tracer's own child, reaped by it
+        self.child_of_tracer = False
         self.argv0 = argv0 or _comm(pid)
 
     @property
@@ -208,6 +210,7 @@ def spawn(argv, env=None, cwd=None, stdin=None, stdout=None, stderr=None) -> Pro
     os.write(go_w, b"x")
     os.close(go_w)
     proc = Process(pid, spawned=True, argv0=os.path.basename(path))
+    proc.child_of_tracer = True
     thread = proc.add_thread(pid)
     while True:
         _, raw = os.waitpid(pid, WALL)

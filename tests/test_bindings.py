@@ -67,7 +67,6 @@ def test_every_request_on_a_live_tracee():
     """The requests the tracer does not use on its hot path, each once on a
     real tracee: TRACEME, PEEK/POKEDATA, PEEK/POKEUSER, GETFPREGS,
     GETSIGINFO, SYSCALL with GET_SYSCALL_INFO, KILL."""
-    import ctypes
     from ptrace_raw import binding
     from ptrace_raw.consts import PTRACE_SYSCALL_INFO_ENTRY, WALL
     pid = os.fork()

@@ -302,3 +302,21 @@ def test_probes_fire_in_every_stage_of_a_shell_pipeline(build):
     assert proc.exit_code == 0
     assert out == "ready 1\n1\n"  # service answers calls' one line "total=..." (atol: 0)
     assert (add.hits, handle.hits) == (5, 1)
+
+
+def test_an_image_we_cannot_trace_runs_on_untraced(tmp_path, capfd):
+    """A seccomp filter that refuses executable mmaps, installed before an
+    exec: the new image cannot get its out-of-line area.  The tracer says so
+    in one line, lets that process run on untraced and still reaps it."""
+    launcher = build_c("nox_launcher.c", 64)
+    target = build_c("hello.c", 64, ("-static",), name="hello-static")
+    with Tracer() as t:
+        proc = t.spawn([str(launcher), str(target), "4"], stdout=subprocess.DEVNULL)
+        main = t.add_probe(f"uprobe:{target}:main")
+        t.run()
+    assert proc.exit_code == 4 and main.hits == 0
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == [f"ptrace-raw: pid {proc.pid} runs on untraced: cannot map an out-of-line area "
+                   f"near {err[0].split('near ')[1].split()[0]} in pid {proc.pid}: mmap failed: "
+                   "Operation not permitted (a seccomp filter or security module forbids "
+                   "executable mappings)"]
