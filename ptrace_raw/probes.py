@@ -361,16 +361,10 @@ class ProbeEngine(Engine):
         addr = arch.ip(regs) - 1
         site = ps.bps.sites.get(addr)
         if site is None:
-            if addr == ps.xol.trampoline:
-                self._return_hit(thread, regs, arch, ps, run_handlers=not proc.silent)
-                thread.resume()
-                return True
-            if addr in ps.bps.removed and proc.read(addr, 1) != arch.breakpoint_insn:
-                arch.set_ip(regs, addr)
-                thread.regs_dirty = True
-                thread.resume()
-                return True
-            return False
+            if not self._other_trap(thread, regs, arch, ps, addr, not proc.silent):
+                return False
+            thread.resume()
+            return True
         arch.set_ip(regs, addr)
         thread.regs_dirty = True
         if not proc.silent:
@@ -648,8 +642,19 @@ class ProbeEngine(Engine):
             arch.set_ip(regs, addr)
             thread.regs_dirty = True
             return True
+        return self._other_trap(thread, regs, arch, ps, addr, True)
+
+    def _other_trap(self, thread, regs, arch, ps, addr: int, run_handlers: bool) -> bool:
+        """A trap that is ours without being a probe site: the return
+        trampoline, or an int3 removed after it trapped but before we saw
+        it (rewound, so the restored instruction runs).  Leaves the thread
+        stopped; False when the trap is not ours."""
         if addr == ps.xol.trampoline:
-            self._return_hit(thread, regs, arch, ps, run_handlers=True)
+            self._return_hit(thread, regs, arch, ps, run_handlers)
+            return True
+        if addr in ps.bps.removed and thread.process.read(addr, 1) != arch.breakpoint_insn:
+            arch.set_ip(regs, addr)
+            thread.regs_dirty = True
             return True
         return False
 
