@@ -123,8 +123,10 @@ def _sdt_include() -> Path:
 
 
 def _build(src: Path, name: str, flags: List[str]) -> Path:
-    """Compile ``src`` warning-free (-Werror), cached by content and flags."""
-    key = hashlib.sha1(src.read_bytes() + repr(flags).encode()).hexdigest()[:12]
+    """Compile ``src`` warning-free (-Werror), cached by content, path and
+    flags (the debug info records the path)."""
+    src = src.resolve()
+    key = hashlib.sha1(src.read_bytes() + repr((str(src), flags)).encode()).hexdigest()[:12]
     out = BUILD / f"{name}-{key}"
     if out.exists():
         return out

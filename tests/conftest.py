@@ -21,13 +21,16 @@ _BUILD = Path(os.environ.get("PTRACE_RAW_TEST_BUILD", "/tmp/ptrace-raw-tests"))
 
 def build_c(source, bits=64, flags=(), name=None, libs=()):
     """Compile ``source`` (a path, or a name under tests/tracees) and return
-    the binary's path.  Cached by content and flags, so parallel tests and
-    repeated runs share one build."""
+    the binary's path.  Cached by content, source path and flags, so parallel
+    tests and repeated runs share one build; the path is part of the key
+    because the debug info records it, and line tests match on it."""
     src = Path(source)
     if not src.is_absolute() and not src.exists():
         src = TRACEES / source
     flags = list(flags)
-    key = hashlib.sha1(src.read_bytes() + repr((bits, flags, list(libs))).encode()).hexdigest()[:12]
+    src = src.resolve()
+    key = hashlib.sha1(src.read_bytes()
+                       + repr((str(src), bits, flags, list(libs))).encode()).hexdigest()[:12]
     out = _BUILD / f"{name or src.stem}-{bits}-{key}"
     if out.exists():
         return out
