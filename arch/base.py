@@ -81,6 +81,10 @@ class XolPlan:
     text: str
     #: "emulate", "boost" or "step": the preferred strategy
     strategy: str
+    #: True when ``pre_xol`` only sets ip := slot and ``post_xol`` only adds
+    #: ``addr - slot`` to ip (a plain copy): the tracer may then step it
+    #: with the instruction pointer alone, never reading the other registers
+    plain_step: bool = False
 
     def emulate(self, regs, mem: Memory) -> bool:
         """Run the instruction on ``regs``/``mem`` as if executed at its home
@@ -90,6 +94,13 @@ class XolPlan:
         probe address (past the int3 trap), which is where the instruction
         counts from."""
         return False
+
+    def next_ip(self, addr: int) -> Optional[int]:
+        """Where emulating the instruction at ``addr`` leaves ip when it
+        changes nothing else (a nop, endbr, jmp rel), else None.  The
+        tracer then moves ip alone, without reading or writing the other
+        registers."""
+        return None
 
     def boost_code(self, addr: int, slot: int) -> Optional[bytes]:
         """Bytes for an immutable slot at ``slot`` that runs the instruction

@@ -101,6 +101,9 @@ class NopPlan(X86Plan):
         regs.rip = (regs.rip + self.length) & self._mask
         return True
 
+    def next_ip(self, addr):
+        return (addr + self.length) & self._mask
+
 
 class PushPlan(X86Plan):
     """push reg / pushf.  ``push %rsp`` stores the old value, which falls
@@ -160,6 +163,9 @@ class JumpPlan(_BranchPlan):
 
     def _go(self, regs, ip):
         regs.rip = (ip + self._offset) & self._mask
+
+    def next_ip(self, addr):
+        return (addr + self._offset) & self._mask
 
 
 # taken-predicates of the even condition codes (70, 72, ... 7e); the odd
@@ -322,6 +328,7 @@ class CopyPlan(X86Plan):
         self._disp = (int.from_bytes(code[disp_at:disp_at + 4], "little", signed=True)
                       if disp_at is not None else 0)
         self._rep = rep
+        self.plain_step = fix == FIX_IP and scratch is None and not rep
 
     def boost_code(self, addr, slot):
         if self.strategy != "boost":

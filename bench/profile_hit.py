@@ -41,6 +41,7 @@ def _split(args) -> None:
     import ptrace_raw.binding as binding
     import ptrace_raw.loop as loop
     import ptrace_raw.memory as memory
+    import ptrace_raw.thread as thread
     from ptrace_raw.consts import REQUEST_NAMES
 
     spent = collections.Counter()
@@ -69,15 +70,15 @@ def _split(args) -> None:
             calls[name] += 1
 
     real_pwrite = os.pwrite
-    saved = (binding._ptrace, loop._waitpid, os.pwrite, memory.vm_read)
-    binding._ptrace = ptrace
+    saved = (binding._ptrace, thread._ptrace, loop._waitpid, os.pwrite, memory.vm_read)
+    binding._ptrace = thread._ptrace = ptrace
     loop._waitpid = timed("waitpid", loop._waitpid)
     memory.vm_read = timed("process_vm_readv", memory.vm_read)
     os.pwrite = timed("pwrite /proc/PID/mem", real_pwrite)
     try:
         r = _run(args)
     finally:
-        binding._ptrace, loop._waitpid, os.pwrite, memory.vm_read = saved
+        binding._ptrace, thread._ptrace, loop._waitpid, os.pwrite, memory.vm_read = saved
     # Only the hits' share: the run also holds start-up and exit, but with
     # N hits these add a handful of calls; report per hit over all calls.
     total = r.elapsed_ns

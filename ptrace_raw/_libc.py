@@ -9,7 +9,8 @@ import ctypes.util
 
 from .structs import IoVec
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_LIBC_NAME = ctypes.util.find_library("c") or "libc.so.6"
+_libc = ctypes.CDLL(_LIBC_NAME, use_errno=True)
 
 ptrace = _libc.ptrace
 ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
@@ -24,8 +25,19 @@ process_vm_writev = _libc.process_vm_writev
 process_vm_writev.argtypes = process_vm_readv.argtypes
 process_vm_writev.restype = ctypes.c_ssize_t
 
+# The hit path's calls are bound a second time without argtypes: converting
+# arguments through argtypes costs about 1 us per call here, as much as the
+# system call itself.  Untyped, ctypes passes a Python int as a C int that
+# libffi sign-extends to the register width, None as NULL and a byref()
+# object as its pointer, and refuses (ArgumentError) an int that does not
+# fit, so only small ints (request, tid, signal) and byref() go through
+# these.  ptrace_small is on a PyDLL handle, which keeps the GIL across the
+# call: the requests it serves never block.  waitpid blocks, so it stays on
+# the CDLL handle that releases the GIL for the waker thread.
+ptrace_small = ctypes.PyDLL(_LIBC_NAME, use_errno=True).ptrace
+ptrace_small.restype = ctypes.c_long
+
 waitpid = _libc.waitpid
-waitpid.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
 waitpid.restype = ctypes.c_int
 
 sched_getcpu = _libc.sched_getcpu

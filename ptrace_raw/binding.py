@@ -22,6 +22,7 @@ from .errors import PtraceError
 from .structs import IoVec, SigInfo, SyscallInfo, UserFpRegs, UserRegs
 
 _ptrace = _libc.ptrace
+_ptrace_small = _libc.ptrace_small
 _get_errno = _libc.get_errno
 _set_errno = _libc.set_errno
 
@@ -62,12 +63,12 @@ def setoptions(pid: int, options: int) -> None:
 
 
 def cont(pid: int, sig: int = 0) -> None:
-    if _ptrace(PTRACE_CONT, pid, None, sig) == -1:
+    if _ptrace_small(PTRACE_CONT, pid, None, sig) == -1:
         raise failure(PTRACE_CONT, pid)
 
 
 def singlestep(pid: int, sig: int = 0) -> None:
-    if _ptrace(PTRACE_SINGLESTEP, pid, None, sig) == -1:
+    if _ptrace_small(PTRACE_SINGLESTEP, pid, None, sig) == -1:
         raise failure(PTRACE_SINGLESTEP, pid)
 
 
@@ -90,12 +91,12 @@ def kill(pid: int) -> None:
 def getregs(pid: int, regs_ref) -> None:
     """Fill a UserRegs passed as ``ctypes.byref(regs)`` (prebuilt by the
     caller so the hit path allocates nothing)."""
-    if _ptrace(PTRACE_GETREGS, pid, None, regs_ref) == -1:
+    if _ptrace_small(PTRACE_GETREGS, pid, None, regs_ref) == -1:
         raise failure(PTRACE_GETREGS, pid)
 
 
 def setregs(pid: int, regs_ref) -> None:
-    if _ptrace(PTRACE_SETREGS, pid, None, regs_ref) == -1:
+    if _ptrace_small(PTRACE_SETREGS, pid, None, regs_ref) == -1:
         raise failure(PTRACE_SETREGS, pid)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 class Site:
-    __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "entry", "returns",
+    __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "goto", "entry", "returns",
                  "internal", "module", "vaddr", "sdt")
 
     def __init__(self, addr: int, saved: bytes, plan):
@@ -19,6 +19,10 @@ class Site:
         #: decided once: the hit path never asks the plan what it is
         self.emulate = plan.strategy == "emulate"
         self.boost_slot = None
+        #: where the thread goes on when running the instruction moves only
+        #: ip (a skipped nop or jmp, the boosted slot): no other register
+        #: is read or written for such a hit
+        self.goto = plan.next_ip(addr) if self.emulate else None
         #: entry probes and return probes set here
         self.entry = []
         self.returns = []

@@ -289,6 +289,7 @@ class Loop:
         if raw == _SIGTRAP_STOP:
             thread.stopped = True
             thread.regs_fresh = False
+            thread.known_ip = -1
             engine = self.engine
             if thread.xol is not None:
                 engine.on_step(thread)
@@ -301,8 +302,7 @@ class Loop:
         if kind is StopKind.EXITED or kind is StopKind.KILLED:
             self._thread_gone(thread, status)
             return
-        thread.stopped = True
-        thread.regs_fresh = False
+        thread.stale()
         if kind is StopKind.SIGNAL:
             if thread.xol is not None:
                 self.engine.on_signal_in_step(thread, status.sig)
@@ -417,8 +417,7 @@ class Loop:
                 del proc.threads[tid]
         leader = proc.add_thread(proc.pid)
         self._threads[proc.pid] = leader
-        leader.stopped = True
-        leader.regs_fresh = False
+        leader.stale()
         leader.returns = []
         leader.xol = None
         proc.memory.reopen()
@@ -518,8 +517,7 @@ class Loop:
         if not status.is_stop:
             self._thread_gone(thread, status)
             return
-        thread.stopped = True
-        thread.regs_fresh = False
+        thread.stale()
         if status.kind is StopKind.SIGNAL:
             if thread.xol is not None and status.sig == signal.SIGTRAP:
                 self.engine.on_step(thread, resume=False)

@@ -332,6 +332,7 @@ class ProbeEngine(Engine):
                 site.boost_slot = ps.xol.boost_slot(proc, proc.stopped_thread(), addr, plan, arch)
                 if site.boost_slot is not None:
                     ps.boosted[site.boost_slot] = addr
+                    site.goto = site.boost_slot
         return site
 
     def _uninstall(self, proc, probe: Probe) -> None:
@@ -352,75 +353,93 @@ class ProbeEngine(Engine):
 
     # -- the hit path --------------------------------------------------------------
     def on_trap(self, thread) -> bool:
+        """An int3 stop.  Registers are read only as far as the hit needs
+        them: ip always, the rest when a handler, a return probe or the
+        instruction's emulation asks (``Thread`` fetches them lazily)."""
         proc = thread.process
         ps = proc.probe_state
         if ps is None:
             return False
-        regs = thread.get_regs()
-        arch = _arch.for_regs(regs)
-        addr = arch.ip(regs) - 1
+        addr = thread.get_ip() - 1
         site = ps.bps.sites.get(addr)
         if site is None:
-            if not self._other_trap(thread, regs, arch, ps, addr, not proc.silent):
+            if not self._other_trap(thread, thread.get_regs(), thread.arch, ps, addr,
+                                    not proc.silent):
                 return False
             thread.resume()
             return True
-        arch.set_ip(regs, addr)
-        thread.regs_dirty = True
+        thread.set_ip(addr)
         if not proc.silent:
             for fn in site.internal:
                 fn(thread)
-            for probe in site.entry:
-                probe.hits += 1
-                if probe.handler is not None:
-                    self._call(probe, Hit(probe, thread, arch, addr, self))
+            entry = site.entry
+            if entry:
+                arch = thread.arch
+                for probe in entry:
+                    probe.hits += 1
+                    if probe.handler is not None:
+                        self._call(probe, Hit(probe, thread, arch, addr, self))
             if site.returns:
-                self._hijack(thread, regs, arch, ps, site)
-            if arch.ip(regs) != addr:
+                self._hijack(thread, thread.get_regs(), thread.arch, ps, site)
+            if thread.get_ip() != addr:
                 thread.resume()
-                self._raise_fatal()
+                if self._fatal is not None:
+                    self._raise_fatal()
                 return True
-        self._execute(thread, regs, arch, ps, site)
-        self._raise_fatal()
+        self._execute(thread, ps, site)
+        if self._fatal is not None:
+            self._raise_fatal()
         return True
 
-    def _execute(self, thread, regs, arch, ps, site) -> None:
-        if site.emulate:
-            if site.plan.emulate(regs, thread.process.memory):
-                thread.resume()
-                return
-        elif site.boost_slot is not None:
-            arch.set_ip(regs, site.boost_slot)
+    def _execute(self, thread, ps, site) -> None:
+        goto = site.goto
+        if goto is not None:
+            thread.set_ip(goto)
             thread.resume()
             return
-        self._step(thread, regs, ps, site)
+        if site.emulate:
+            if site.plan.emulate(thread.get_regs(), thread.process.memory):
+                thread.regs_dirty = True
+                thread.resume()
+                return
+        self._step(thread, ps, site)
 
-    def _step(self, thread, regs, ps, site) -> None:
+    def _step(self, thread, ps, site) -> None:
         xol = ps.xol
         slot = xol.step_slot(thread.tid)
         if xol.step_holds.get(slot) != site.addr:
             thread.process.write(slot, site.plan.step_code(site.addr, slot))
             xol.step_holds[slot] = site.addr
-        token = site.plan.pre_xol(regs, site.addr, slot)
-        thread.regs_dirty = True
+        plan = site.plan
+        if plan.plain_step:
+            thread.set_ip(slot)
+            token = None
+        else:
+            token = plan.pre_xol(thread.get_regs(), site.addr, slot)
+            thread.regs_dirty = True
         thread.xol = (site, slot, token)
         thread.singlestep()
 
     def on_step(self, thread, resume: bool = True) -> None:
         site, slot, token = thread.xol
-        regs = thread.get_regs()
-        if not site.plan.post_xol(regs, thread.process.memory, site.addr, slot, token):
-            thread.regs_dirty = True
-            if resume:
-                thread.singlestep()
+        plan = site.plan
+        if plan.plain_step:
+            thread.set_ip(thread.get_ip() + site.addr - slot)
+        else:
+            regs = thread.get_regs()
+            if not plan.post_xol(regs, thread.process.memory, site.addr, slot, token):
+                thread.regs_dirty = True
+                if resume:
+                    thread.singlestep()
+                    return
+                # A rep-string instruction between iterations: its registers
+                # say how far it got, so it resumes correctly from its own
+                # address.
+                plan.abort_xol(regs, site.addr, slot, token)
+                thread.xol = None
+                thread.release_held()
                 return
-            # A rep-string instruction between iterations: its registers say
-            # how far it got, so it resumes correctly from its own address.
-            site.plan.abort_xol(regs, site.addr, slot, token)
-            thread.xol = None
-            thread.release_held()
-            return
-        thread.regs_dirty = True
+            thread.regs_dirty = True
         thread.xol = None
         thread.release_held()
         if resume:

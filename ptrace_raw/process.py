@@ -125,8 +125,7 @@ class Process:
             if status.kind is StopKind.SIGNAL:
                 thread.held_signals.append(status.sig)
             binding.singlestep(thread.tid, 0)
-        thread.stopped = True
-        thread.regs_fresh = False
+        thread.stale()
 
     def __repr__(self):
         return f"<Process {self.pid} {self.argv0}>"

@@ -2,7 +2,11 @@
 
 Registers are fetched at most once per stop into a struct allocated once per
 thread, and written back only if someone changed them: GETREGS and SETREGS
-are each a syscall on the hit path.
+are each a syscall on the hit path.  A hit that only moves the instruction
+pointer (a boosted or skipped instruction, a handler that reads nothing)
+needs less: PEEKUSER and POKEUSER of rip cost about half of GETREGS and
+SETREGS, which copy and check every register.  The thread predicts which a
+stop will need from what its previous stop needed.
 """
 
 from __future__ import annotations
@@ -12,13 +16,18 @@ import ctypes
 import arch as _arch
 
 from . import binding
-from ._libc import ptrace as _ptrace
-from .consts import PTRACE_CONT, PTRACE_GETREGS, PTRACE_SETREGS
+from ._libc import ptrace_small as _ptrace
+from .consts import PTRACE_CONT, PTRACE_GETREGS, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_SETREGS
 from .structs import UserRegs
+
+#: rip in the x86_64 user_regs_struct, which is also where a 32-bit
+#: tracee's eip appears (zero-extended) to a 64-bit tracer
+_RIP = UserRegs.rip.offset
 
 
 class Thread:
     __slots__ = ("tid", "process", "regs", "_regs_ref", "regs_fresh", "regs_dirty",
+                 "known_ip", "_ip_arg", "ip_dirty", "_regs_wanted", "_predict_regs", "_arch",
                  "stopped", "group_stopped", "pending_sig", "xol", "held_signals",
                  "returns", "__weakref__")
 
@@ -29,6 +38,16 @@ class Thread:
         self._regs_ref = ctypes.byref(self.regs)
         self.regs_fresh = False
         self.regs_dirty = False
+        #: the ip of this stop when read alone (-1: not read), and whether it
+        #: was changed without the other registers having been read
+        self.known_ip = -1
+        self._ip_arg = ctypes.c_void_p()
+        self.ip_dirty = False
+        #: whether this stop asked for the registers, and whether the last did
+        self._regs_wanted = False
+        self._predict_regs = False
+        #: from cs, refreshed on every GETREGS
+        self._arch = None
         #: in a ptrace-stop we have not resumed from yet
         self.stopped = False
         #: stopped in a group-stop: resume with LISTEN, not CONT
@@ -43,11 +62,51 @@ class Thread:
         self.returns = []
 
     def get_regs(self) -> UserRegs:
+        self._regs_wanted = True
         if not self.regs_fresh:
-            if _ptrace(PTRACE_GETREGS, self.tid, None, self._regs_ref) == -1:
-                raise binding.failure(PTRACE_GETREGS, self.tid)
-            self.regs_fresh = True
+            self._fetch()
         return self.regs
+
+    def _fetch(self) -> None:
+        regs = self.regs
+        if _ptrace(PTRACE_GETREGS, self.tid, None, self._regs_ref) == -1:
+            raise binding.failure(PTRACE_GETREGS, self.tid)
+        self.regs_fresh = True
+        self._arch = _arch.for_regs(regs)
+        if self.ip_dirty:
+            regs.rip = self.known_ip
+            self.ip_dirty = False
+            self.regs_dirty = True
+
+    def get_ip(self) -> int:
+        """The instruction pointer, with PEEKUSER unless the registers are
+        read already or the last stop needed them all."""
+        if self.regs_fresh:
+            return self.regs.rip
+        ip = self.known_ip
+        if ip < 0:
+            if self._predict_regs:
+                self._fetch()
+                return self.regs.rip
+            ip = _ptrace(PTRACE_PEEKUSER, self.tid, _RIP, None)
+            if ip == -1:
+                raise binding.failure(PTRACE_PEEKUSER, self.tid)
+            self.known_ip = ip
+        return ip
+
+    def set_ip(self, ip: int) -> None:
+        if self.regs_fresh:
+            self.regs.rip = ip
+            self.regs_dirty = True
+        else:
+            self.known_ip = ip
+            self.ip_dirty = True
+
+    def stale(self) -> None:
+        """A new stop: what was read at the last one no longer holds."""
+        self.stopped = True
+        self.regs_fresh = False
+        self.known_ip = -1
 
     def release_held(self) -> None:
         """Deliver the signals held while the thread was busy (a step, an
@@ -67,29 +126,46 @@ class Thread:
 
     @property
     def arch(self) -> _arch.Arch:
-        """Decided per stop from the code segment: a far jump can switch it."""
-        return _arch.for_regs(self.get_regs())
+        """From the code segment at the last GETREGS: a far jump can switch
+        it, and is seen at the next stop that reads the registers."""
+        arch = self._arch
+        if arch is None:
+            self._fetch()
+            arch = self._arch
+        return arch
 
     def flush_regs(self) -> None:
         """Write changed registers back; the thread stays stopped."""
-        if self.regs_dirty:
-            binding.setregs(self.tid, self._regs_ref)
-            self.regs_dirty = False
-
-    def _flush(self) -> None:
-        self.flush_regs()
-        self.regs_fresh = False
-        self.stopped = False
-
-    def resume(self) -> None:
-        """Continue from the current stop, delivering any pending signal.
-        The hit path ends here on every hit: calls go to ptrace directly."""
         tid = self.tid
         if self.regs_dirty:
             if _ptrace(PTRACE_SETREGS, tid, None, self._regs_ref) == -1:
                 raise binding.failure(PTRACE_SETREGS, tid)
             self.regs_dirty = False
+        elif self.ip_dirty:
+            arg = self._ip_arg
+            arg.value = self.known_ip
+            if _ptrace(PTRACE_POKEUSER, tid, _RIP, arg) == -1:
+                raise binding.failure(PTRACE_POKEUSER, tid)
+            self.ip_dirty = False
+
+    def _flush(self) -> None:
+        self.flush_regs()
+        self._predict_regs = self._regs_wanted
+        self._regs_wanted = False
         self.regs_fresh = False
+        self.known_ip = -1
+        self.stopped = False
+
+    def resume(self) -> None:
+        """Continue from the current stop, delivering any pending signal.
+        The hit path ends here on every hit: calls go to ptrace directly."""
+        if self.regs_dirty or self.ip_dirty:
+            self.flush_regs()
+        tid = self.tid
+        self._predict_regs = self._regs_wanted
+        self._regs_wanted = False
+        self.regs_fresh = False
+        self.known_ip = -1
         self.stopped = False
         if self.group_stopped:
             self.group_stopped = False

@@ -153,7 +153,12 @@ def run_plan(bits, plan, code, addr, slot, regs, how):
     m.write(addr, code)
     ns = make_regs(**vars(regs))
     if how == "emulate":
+        before = dict(vars(ns))
         if plan.emulate(ns, m):
+            if plan.next_ip(addr) is not None:
+                # The tracer moves ip alone for these: emulation must agree.
+                assert dict(vars(ns), rip=None) == dict(before, rip=None), plan
+                assert ns.rip == plan.next_ip(addr), plan
             m.set_regs(ns)
             return m.state(), "emulate"
         how = "step"
@@ -168,15 +173,24 @@ def run_plan(bits, plan, code, addr, slot, regs, how):
             return m.state(), "boost"
         how = "step"
     m.write(slot, plan.step_code(addr, slot))
+    before = dict(vars(ns))
     token = plan.pre_xol(ns, addr, slot)
     assert ns.rip == slot
+    if plan.plain_step:
+        # The tracer then steps with ip alone: the plan must agree.
+        assert dict(vars(ns), rip=None) == dict(before, rip=None), plan
     for _ in range(10000):
         m.set_regs(ns)
         m.step()
         got = m.get_regs()
         for name in GPRS + ("rip", "eflags"):
             setattr(ns, name, getattr(got, name))
+        stepped = dict(vars(ns))
         if plan.post_xol(ns, m, addr, slot, token):
+            if plan.plain_step:
+                mask = (1 << bits) - 1
+                assert dict(vars(ns), rip=None) == dict(stepped, rip=None), plan
+                assert ns.rip == (stepped["rip"] + addr - slot) & mask, plan
             break
     else:
         raise AssertionError("post_xol never finished")
