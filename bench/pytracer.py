@@ -9,14 +9,13 @@ What is measured matches ``bench/ref_tracer.c``:
 * hits: handler calls.  For ``return`` a hit is a *return* (the uretprobe
   handler); the entry probe is set too, with no handler, as a user setting
   ``uprobe:F`` + ``uretprobe:F`` without caring about the entry would.
-* stops: the ptrace stops of the hit path, from ``t.stops``.  ``t.stops``
-  counts every waitpid report the loop serves, which also includes reports
-  the reference does not count (its loop has no loader hook, and it does not
-  count clone events, new threads' first stops or exits).  So the runner
-  splits ``t.stops`` by kind with a pass-through wrapper on ``t.dispatch``
-  that counts SIGTRAP stops, and reports the SIGTRAP stops from the first
-  hit's on (those are int3 hits, step completions and trampoline returns:
-  exactly the set ref counts).  The raw ``t.stops`` total is returned too.
+* stops: the ptrace stops of the hit path.  ``t.stops`` counts every
+  waitpid report the loop serves, which also includes reports the reference
+  does not count (its loop has no loader hook, and it does not count clone
+  events, new threads' first stops or exits).  So the runner reports
+  ``t.trap_stops`` (SIGTRAP stops: int3 hits, step completions and
+  trampoline returns, exactly the set ref counts) from the first hit's on.
+  The raw ``t.stops`` total is returned too.
 * checksum: parsed from the tracee's stdout (a pipe).
 * args: the handler reads a, b (``hit.arg``) and the C string
   (``hit.read_cstring``) and sums a + b + strlen(s) like ref's ``-A``.
@@ -63,16 +62,14 @@ class _Counter:
     """Hit count and the first/last hit times; the handler is the hot path,
     so it does only what ref does at a hit: count and stamp."""
 
-    __slots__ = ("hits", "first_ns", "last_ns", "args_sum", "traps", "traps_before")
+    __slots__ = ("hits", "first_ns", "last_ns", "args_sum", "traps_before")
 
     def __init__(self):
         self.hits = 0
         self.first_ns = 0
         self.last_ns = 0
         self.args_sum = 0
-        #: SIGTRAP stops served, and how many of them came before the first
-        #: hit of the entry probe (-1 until it has hit)
-        self.traps = 0
+        #: SIGTRAP stops served before the first hit's own (-1: no hit yet)
         self.traps_before = -1
 
 
@@ -81,16 +78,24 @@ def run_py(run: harness.Run) -> harness.Measurement:
     binary = run.argv[0]
     c = _Counter()
 
+    # The first handler call comes at the entry's trap, or for ``return``
+    # at the trap of the first return, one trap after its entry's.
+    own_traps = 2 if case.scheme == "return" else 1
+
+    def first_hit(hit):
+        c.first_ns = hit.time_ns
+        c.traps_before = t.trap_stops - own_traps
+
     def on_hit(hit):
         c.last_ns = hit.time_ns
         if not c.hits:
-            c.first_ns = c.last_ns
+            first_hit(hit)
         c.hits += 1
 
     def on_args(hit):
         c.last_ns = hit.time_ns
         if not c.hits:
-            c.first_ns = c.last_ns
+            first_hit(hit)
         c.hits += 1
         c.args_sum += hit.arg(0) + hit.arg(1) + len(hit.read_cstring(hit.arg(2), 64))
 
@@ -101,17 +106,6 @@ def run_py(run: harness.Run) -> harness.Measurement:
         if run.tracer_cpu is not None:
             os.sched_setaffinity(0, {run.tracer_cpu})
         with Tracer(fatal_errors=True) as t:
-            dispatch = t.dispatch
-            entry = []  # the probe at the function entry, once added
-
-            def counting_dispatch(tid, raw, _dispatch=dispatch, _trap=_SIGTRAP_STOP):
-                _dispatch(tid, raw)
-                if raw == _trap:
-                    c.traps += 1
-                    if c.traps_before < 0 and entry[0].hits:
-                        c.traps_before = c.traps - 1
-
-            t.dispatch = counting_dispatch  # instance attribute: run() calls self.dispatch
             proc = t.spawn(run.argv, stdout=out_w)
             os.close(out_w)
             out_w = -1
@@ -119,18 +113,18 @@ def run_py(run: harness.Run) -> harness.Measurement:
                 _pin_tree(proc.pid, run.tracee_cpu)
             handler = on_args if run.read_args else on_hit
             if case.scheme == "return":
-                entry.append(t.add_probe(f"uprobe:{binary}:{run.symbol}", None))
+                t.add_probe(f"uprobe:{binary}:{run.symbol}", None)
                 t.add_probe(f"uretprobe:{binary}:{run.symbol}", handler)
             elif run.symbol is None:
                 try:
-                    entry.append(t.add_probe(f"usdt:{binary}:ptrace_raw_bench:tick", handler))
+                    t.add_probe(f"usdt:{binary}:ptrace_raw_bench:tick", handler)
                     info["usdt_fallback"] = False
                 except ProbeError as exc:
                     info["usdt_fallback"] = True
                     info["usdt_error"] = str(exc)
-                    entry.append(t.add_probe(f"uprobe:{binary}:{run.address:#x}", handler))
+                    t.add_probe(f"uprobe:{binary}:{run.address:#x}", handler)
             else:
-                entry.append(t.add_probe(f"uprobe:{binary}:{run.symbol}", handler))
+                t.add_probe(f"uprobe:{binary}:{run.symbol}", handler)
             t.run()
             if t.engine.errors:
                 raise RuntimeError(f"py: handler errors: {t.engine.errors[:3]}")
@@ -138,7 +132,7 @@ def run_py(run: harness.Run) -> harness.Measurement:
                 raise RuntimeError(f"py: tracee exited with {proc.exit_code} "
                                    f"(signal {proc.exit_signal})")
             info["loop_stops"] = t.stops
-            stops = c.traps - c.traps_before if c.traps_before >= 0 else 0
+            stops = t.trap_stops - c.traps_before if c.traps_before >= 0 else 0
     finally:
         if out_w >= 0:
             os.close(out_w)

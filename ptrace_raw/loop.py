@@ -159,7 +159,10 @@ class Loop:
         self._stop_signal = 0
         self._stop_requested = False
         self._owner = None
+        #: waitpid reports served, and how many were SIGTRAP stops (int3
+        #: hits, finished steps, returns through the trampoline)
         self.stops = 0
+        self.trap_stops = 0
 
     # -- registry ------------------------------------------------------------
     def _adopt(self, proc: Process) -> Process:
@@ -287,6 +290,7 @@ class Loop:
             self.finished.append(orphan)
             return
         if raw == _SIGTRAP_STOP:
+            self.trap_stops += 1
             thread.stopped = True
             thread.regs_fresh = False
             thread.known_ip = -1

@@ -38,8 +38,8 @@ class Thread:
         self._regs_ref = ctypes.byref(self.regs)
         self.regs_fresh = False
         self.regs_dirty = False
-        #: the ip of this stop when read alone (-1: not read), and whether it
-        #: was changed without the other registers having been read
+        #: the ip of this stop when read alone (-1: not read), and whether
+        #: set_ip changed it (written alone unless other registers changed)
         self.known_ip = -1
         self._ip_arg = ctypes.c_void_p()
         self.ip_dirty = False
@@ -75,8 +75,6 @@ class Thread:
         self._arch = _arch.for_regs(regs)
         if self.ip_dirty:
             regs.rip = self.known_ip
-            self.ip_dirty = False
-            self.regs_dirty = True
 
     def get_ip(self) -> int:
         """The instruction pointer, with PEEKUSER unless the registers are
@@ -95,12 +93,12 @@ class Thread:
         return ip
 
     def set_ip(self, ip: int) -> None:
+        """Move ip; if nothing else changes, the resume writes it alone
+        (POKEUSER), whether or not the other registers were read."""
         if self.regs_fresh:
             self.regs.rip = ip
-            self.regs_dirty = True
-        else:
-            self.known_ip = ip
-            self.ip_dirty = True
+        self.known_ip = ip
+        self.ip_dirty = True
 
     def stale(self) -> None:
         """A new stop: what was read at the last one no longer holds."""
@@ -140,7 +138,7 @@ class Thread:
         if self.regs_dirty:
             if _ptrace(PTRACE_SETREGS, tid, None, self._regs_ref) == -1:
                 raise binding.failure(PTRACE_SETREGS, tid)
-            self.regs_dirty = False
+            self.regs_dirty = self.ip_dirty = False
         elif self.ip_dirty:
             arg = self._ip_arg
             arg.value = self.known_ip

@@ -92,6 +92,20 @@ def test_return_probes_recursion_tail_calls_and_longjmp(build):
     assert deep.hits == 0  # every deep() frame was left by longjmp
 
 
+def test_return_probes_where_the_first_instruction_uses_the_return_slot(build):
+    """The return address swap is held back to share a write with an
+    emulated push: a ret must still return through the trampoline, and a
+    call must push below the swapped slot, not over it."""
+    exe = build("stackfirst.c")
+    got = []
+    out, code, _ = _traced([exe], [
+        (f"uretprobe:{exe}:ret_first", lambda h: got.append("ret_first")),
+        (f"uretprobe:{exe}:call_first", lambda h: got.append("call_first")),
+    ])
+    assert out == _untraced([exe]) == "done\n" and code == 0
+    assert got == ["ret_first", "ret_first", "call_first"] * 3
+
+
 def test_keep_args_gives_entry_arguments_to_the_return_handler(build):
     exe = build("calls.c", flags=("-O0", "-pthread"))
     pairs = []
