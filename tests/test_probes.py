@@ -2,6 +2,7 @@
 output, libraries, return probes and clean detach, 64- and 32-bit."""
 
 import os
+import select
 import subprocess
 
 import pytest
@@ -156,21 +157,20 @@ def test_detach_while_a_hijacked_return_is_on_the_stack(build):
     exe = build("returns.c", flags=("-O0",))
     r, w = os.pipe()
     out_r, out_w = os.pipe()
-    state = {}
 
     def traced(t):
         proc = t.spawn([str(exe), "block"], stdin=r, stdout=out_w)
         t.add_probe(f"uretprobe:{exe}:wait_line")
-        lines = []
-        reader = os.fdopen(out_r, "r")
-        state["reader"] = reader
-        while not lines or lines[-1] != "waiting\n":
+        # The tracee prints only once it is inside wait_line, past the
+        # probe: keep serving stops while waiting for its output, never
+        # block on the pipe with the loop idle.
+        got = b""
+        while not got.endswith(b"waiting\n"):
             t.run(timeout=0.05)
-            if not lines:
-                lines.append(reader.readline())
-                lines.append(reader.readline())
+            while select.select([out_r], [], [], 0)[0]:
+                got += os.read(out_r, 4096)
         t.detach()
-        return proc.pid, lines
+        return proc.pid, got.decode().splitlines(keepends=True)
 
     tt = TracerThread(traced)
     tt.start()
@@ -179,7 +179,8 @@ def test_detach_while_a_hijacked_return_is_on_the_stack(build):
     os.close(out_w)
     assert lines == ["t=345 got=7\n", "waiting\n"]
     os.write(w, b"hey\n")
-    assert state["reader"].read() == "read=4 leaf=15\n"
+    with os.fdopen(out_r) as rest:
+        assert rest.read() == "read=4 leaf=15\n"
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
