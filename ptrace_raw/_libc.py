@@ -47,12 +47,21 @@ sched_getcpu.restype = ctypes.c_int
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _SYS_TGKILL = 234
+_SYS_RT_TGSIGQUEUEINFO = 297
 
 
 def tgkill(tgid: int, tid: int, sig: int) -> int:
     """tgkill(2); glibc before 2.30 has no wrapper, so go through syscall."""
     return _syscall(ctypes.c_long(_SYS_TGKILL), ctypes.c_long(tgid),
                     ctypes.c_long(tid), ctypes.c_long(sig))
+
+
+def rt_tgsigqueueinfo(tgid: int, tid: int, sig: int, info) -> int:
+    """Queue ``sig`` with a siginfo_t (a ctypes structure) to one thread.
+    The kernel accepts only infos a process could have made itself (a
+    negative si_code other than SI_TKILL, e.g. SI_QUEUE)."""
+    return _syscall(ctypes.c_long(_SYS_RT_TGSIGQUEUEINFO), ctypes.c_long(tgid),
+                    ctypes.c_long(tid), ctypes.c_long(sig), ctypes.byref(info))
 
 
 class _SigAction(ctypes.Structure):

@@ -15,7 +15,7 @@ from .consts import (
     PTRACE_ATTACH, PTRACE_CONT, PTRACE_DETACH, PTRACE_GET_SYSCALL_INFO, PTRACE_GETEVENTMSG,
     PTRACE_GETFPREGS, PTRACE_GETREGS, PTRACE_GETSIGINFO, PTRACE_INTERRUPT, PTRACE_KILL,
     PTRACE_LISTEN, PTRACE_PEEKDATA, PTRACE_PEEKUSER, PTRACE_POKEDATA, PTRACE_POKEUSER,
-    PTRACE_SEIZE, PTRACE_SETOPTIONS, PTRACE_SETREGS, PTRACE_SINGLESTEP, PTRACE_SYSCALL,
+    PTRACE_SEIZE, PTRACE_SETOPTIONS, PTRACE_SETREGS, PTRACE_SETSIGINFO, PTRACE_SINGLESTEP, PTRACE_SYSCALL,
     PTRACE_TRACEME, REQUEST_NAMES,
 )
 from .errors import PtraceError
@@ -145,6 +145,12 @@ def getsiginfo(pid: int) -> SigInfo:
     return info
 
 
+def setsiginfo(pid: int, info: SigInfo) -> None:
+    """Replace the siginfo of the signal the stopped thread is about to
+    get: resumed with that signal's number, it arrives with this info."""
+    _call(PTRACE_SETSIGINFO, pid, None, ctypes.addressof(info))
+
+
 def get_syscall_info(pid: int) -> SyscallInfo:
     info = SyscallInfo()
     _call(PTRACE_GET_SYSCALL_INFO, pid, ctypes.sizeof(info), ctypes.addressof(info))
@@ -155,6 +161,19 @@ def tgkill(tgid: int, tid: int, sig: int) -> None:
     if _libc.tgkill(tgid, tid, sig) == -1:
         err = _get_errno()
         raise OSError(err, f"tgkill({tgid}, {tid}, {sig}): {os.strerror(err)}")
+
+
+_SI_TKILL = -6
+
+
+def resend(tgid: int, tid: int, sig: int, info=None) -> None:
+    """Send ``sig`` to one thread again: with its original siginfo when
+    the kernel allows it (SI_QUEUE and the other codes a process could
+    have made), else as from tgkill."""
+    if info is not None and info.si_code < 0 and info.si_code != _SI_TKILL:
+        if _libc.rt_tgsigqueueinfo(tgid, tid, sig, info) != -1:
+            return
+    tgkill(tgid, tid, sig)
 
 
 def vm_read(pid: int, addr: int, size: int) -> bytes:

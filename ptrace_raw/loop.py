@@ -446,7 +446,7 @@ class Loop:
         for thread in list(proc.threads.values()):
             try:
                 thread.flush_regs()
-                binding.detach(thread.tid, thread.pending_sig)
+                binding.detach(thread.tid, thread.take_signal())
             except PtraceError as exc:
                 if not exc.gone:
                     raise

@@ -523,7 +523,7 @@ class ProbeEngine(Engine):
             thread.release_held()
             thread.resume()
             return
-        thread.held_signals.append(sig)
+        thread.hold_signal(sig)
         thread.singlestep()
 
     def settle(self, thread) -> None:

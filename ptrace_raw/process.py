@@ -123,7 +123,7 @@ class Process:
             if status.kind is StopKind.SIGNAL and status.sig == signal.SIGTRAP:
                 break
             if status.kind is StopKind.SIGNAL:
-                thread.held_signals.append(status.sig)
+                thread.hold_signal(status.sig)
             binding.singlestep(thread.tid, 0)
         thread.stale()
 

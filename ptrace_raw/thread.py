@@ -18,6 +18,7 @@ import arch as _arch
 from . import binding
 from ._libc import ptrace_small as _ptrace
 from .consts import PTRACE_CONT, PTRACE_GETREGS, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_SETREGS
+from .errors import PtraceError
 from .structs import UserRegs
 
 #: rip in the x86_64 user_regs_struct, which is also where a 32-bit
@@ -28,7 +29,7 @@ _RIP = UserRegs.rip.offset
 class Thread:
     __slots__ = ("tid", "process", "regs", "_regs_ref", "regs_fresh", "regs_dirty",
                  "known_ip", "_ip_arg", "ip_dirty", "_regs_wanted", "_predict_regs", "_arch",
-                 "stopped", "group_stopped", "pending_sig", "xol", "held_signals",
+                 "stopped", "group_stopped", "pending_sig", "pending_info", "xol", "held_signals",
                  "returns", "__weakref__")
 
     def __init__(self, tid: int, process):
@@ -54,9 +55,12 @@ class Thread:
         self.group_stopped = False
         #: signal to deliver when the thread resumes
         self.pending_sig = 0
+        #: the siginfo pending_sig must arrive with, when it was held back
+        #: (None: the one the kernel has for the current stop)
+        self.pending_info = None
         #: the probe engine's per-thread step state (None when not stepping)
         self.xol = None
-        #: signals that arrived while stepping, delivered after the step
+        #: (signal, siginfo) that arrived while stepping, delivered after
         self.held_signals = []
         #: return-probe instances, innermost last
         self.returns = []
@@ -106,18 +110,39 @@ class Thread:
         self.regs_fresh = False
         self.known_ip = -1
 
+    def hold_signal(self, sig: int) -> None:
+        """Keep a signal that arrived while the thread was busy (a step, an
+        injected syscall), with its siginfo, until ``release_held``."""
+        try:
+            info = binding.getsiginfo(self.tid)
+        except PtraceError:
+            info = None
+        self.held_signals.append((sig, info))
+
     def release_held(self) -> None:
-        """Deliver the signals held while the thread was busy (a step, an
-        injected syscall): the first with the next resume, the others queued
-        to the thread again."""
+        """Deliver the held signals: the first with the next resume, its
+        siginfo restored, the others queued to the thread again."""
         held = self.held_signals
         if not held:
             return
         if not self.pending_sig:
-            self.pending_sig = held.pop(0)
-        for sig in held:
-            binding.tgkill(self.process.pid, self.tid, sig)
+            self.pending_sig, self.pending_info = held.pop(0)
+        for sig, info in held:
+            binding.resend(self.process.pid, self.tid, sig, info)
         held.clear()
+
+    def take_signal(self) -> int:
+        """The signal to resume with (0: none).  A held signal's siginfo is
+        put in place first: resumed with the same number, the kernel
+        delivers the signal with that info instead of making one up."""
+        sig = self.pending_sig
+        if sig:
+            self.pending_sig = 0
+            info = self.pending_info
+            if info is not None:
+                self.pending_info = None
+                binding.setsiginfo(self.tid, info)
+        return sig
 
     def mark_regs_dirty(self) -> None:
         self.regs_dirty = True
@@ -169,9 +194,7 @@ class Thread:
             self.group_stopped = False
             binding.listen(tid)
             return
-        sig = self.pending_sig
-        if sig:
-            self.pending_sig = 0
+        sig = self.take_signal() if self.pending_sig else 0
         if _ptrace(PTRACE_CONT, tid, None, sig) == -1:
             raise binding.failure(PTRACE_CONT, tid)
 

@@ -80,6 +80,9 @@ def test_every_request_on_a_live_tracee():
         assert WaitStatus(raw).sig == signal.SIGUSR1
         info = binding.getsiginfo(pid)
         assert (info.si_signo, info.fields.kill.pid) == (signal.SIGUSR1, pid)
+        info.fields.kill.pid = 12345
+        binding.setsiginfo(pid, info)
+        assert binding.getsiginfo(pid).fields.kill.pid == 12345
         sp = binding.peekuser(pid, UserRegs.rsp.offset)
         word = binding.peekdata(pid, sp)
         binding.pokedata(pid, sp, 0xFFFFFFFFFFFFFFFF)

@@ -74,7 +74,7 @@ def test_faults_in_slots_and_signals_during_steps(build):
     exe = build("faults.c", flags=("-O2", "-pthread"))
     out, proc, made = _run([exe, 3000], [(f"uprobe:{exe}:{fn}+*", None)
                                           for fn in ("faulty", "faulty2", "stepme")])
-    assert out == "faults_at_home=6 received=3000 bad=0\n" and proc.exit_code == 0
+    assert out == "faults_at_home=6 received=3000 bad=0 info_bad=0\n" and proc.exit_code == 0
     assert made[0].hits >= 3 and made[1].hits >= 3 and made[2].hits > 0
 
 

@@ -3,8 +3,10 @@
  *    the SIGSEGV handler checks the fault is reported at faulty's own
  *    faulting instruction, then siglongjmps out (on an alternate stack);
  *  - stepme() starts with an instruction a tracer must single-step; a
- *    second thread sends the main thread SIGUSR1 while it calls stepme()
- *    in a loop, and both sides count: every signal must arrive once.
+ *    second thread queues SIGUSR1 with a sequence number to the main
+ *    thread while it calls stepme() in a loop, and both sides count: every
+ *    signal must arrive once, with the siginfo it was sent with (a signal
+ *    a tracer holds back during a step must not lose it).
  * Usage: faults SIGNALS */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -39,8 +41,8 @@ long stepme(long x);
 
 static sigjmp_buf env;
 static volatile long fault_ip;
-static volatile int received, sending = 1;
-static pid_t main_tid;
+static volatile int received, info_bad, sending = 1;
+static pthread_t main_thread;
 
 static void on_segv(int sig, siginfo_t *si, void *ctx)
 {
@@ -49,14 +51,20 @@ static void on_segv(int sig, siginfo_t *si, void *ctx)
     siglongjmp(env, 1);
 }
 
-static void on_usr1(int sig) { (void)sig; received++; }
+static void on_usr1(int sig, siginfo_t *si, void *ctx)
+{
+    (void)sig; (void)ctx;
+    info_bad += si->si_code != SI_QUEUE || si->si_pid != getpid() ||
+                si->si_value.sival_int != received;
+    received++;
+}
 
 static void *sender(void *arg)
 {
     long n = (long)arg;
     for (long i = 0; i < n; i++) {
         int before = received;
-        syscall(SYS_tgkill, getpid(), main_tid, SIGUSR1);
+        pthread_sigqueue(main_thread, SIGUSR1, (union sigval){.sival_int = (int)i});
         while (received == before)
             ;
     }
@@ -74,8 +82,8 @@ int main(int argc, char **argv)
     sa.sa_sigaction = on_segv;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigaction(SIGSEGV, &sa, NULL);
-    sa.sa_handler = on_usr1;
-    sa.sa_flags = 0;
+    sa.sa_sigaction = on_usr1;
+    sa.sa_flags = SA_SIGINFO;
     sigaction(SIGUSR1, &sa, NULL);
 
     int faults = 0;
@@ -87,7 +95,7 @@ int main(int argc, char **argv)
             faulty2(NULL);
         faults += fault_ip == (long)faulty2 + (sizeof(long) == 8 ? 0 : 4);
     }
-    main_tid = (pid_t)syscall(SYS_gettid);
+    main_thread = pthread_self();
     pthread_t t;
     pthread_create(&t, NULL, sender, (void *)n);
     long calls = 0, bad = 0;
@@ -96,6 +104,7 @@ int main(int argc, char **argv)
         calls++;
     }
     pthread_join(t, NULL);
-    printf("faults_at_home=%d received=%d bad=%ld\n", faults, received, bad);
+    printf("faults_at_home=%d received=%d bad=%ld info_bad=%d\n", faults, received, bad,
+           info_bad);
     return 0;
 }
