@@ -417,11 +417,16 @@ class ProbeEngine(Engine):
                 arch = thread.arch
                 for probe in entry:
                     probe.hits += 1
-                    if probe.handler is not None:
-                        self._call(probe, Hit(probe, thread, arch, addr, self))
+                    handler = probe.handler
+                    if handler is not None:
+                        try:
+                            handler(Hit(probe, thread, arch, addr, self))
+                        except Exception as exc:
+                            self._handler_failed(probe, exc)
             swap = self._hijack(thread, thread.get_regs(), thread.arch, ps, site) \
                 if site.returns else None
-            if thread.get_ip() != addr:
+            # A handler moves ip through hit.regs, which reads the registers.
+            if thread.regs_fresh and thread.regs.rip != addr:
                 if swap is not None:
                     swap.finish()
                 thread.resume()
@@ -592,13 +597,16 @@ class ProbeEngine(Engine):
         try:
             probe.handler(hit)
         except Exception as exc:
-            self.errors.append((probe, exc))
-            if self.fatal_errors:
-                if self._fatal is None:
-                    self._fatal = exc
-            elif len(self.errors) <= 10:
-                line = traceback.format_exception_only(type(exc), exc)[-1].strip()
-                self.say(f"handler of '{probe.spec.text}' raised {line}")
+            self._handler_failed(probe, exc)
+
+    def _handler_failed(self, probe, exc: Exception) -> None:
+        self.errors.append((probe, exc))
+        if self.fatal_errors:
+            if self._fatal is None:
+                self._fatal = exc
+        elif len(self.errors) <= 10:
+            line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            self.say(f"handler of '{probe.spec.text}' raised {line}")
 
     def _raise_fatal(self) -> None:
         if self._fatal is not None:
