@@ -27,7 +27,7 @@ class I386Arch(X86):
     word_size = 4
     reg_names = tuple(_FIELDS)
     syscall_insn = b"\xcd\x80"
-    syscall_numbers = {"openat": 295, "close": 6, "mmap": 192}
+    syscall_numbers = {"openat": 295, "close": 6, "mmap": 192, "munmap": 91}
     dwarf_reg_names = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "ip")
 
     def ip(self, regs):

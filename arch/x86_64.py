@@ -23,7 +23,7 @@ class X86_64Arch(X86):
     word_size = 8
     reg_names = _REG_NAMES
     syscall_insn = b"\x0f\x05"
-    syscall_numbers = {"openat": 257, "close": 3, "mmap": 9}
+    syscall_numbers = {"openat": 257, "close": 3, "mmap": 9, "munmap": 11}
     dwarf_reg_names = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
                        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "ip")
 

@@ -162,6 +162,12 @@ def _map_near(proc, thread, syscall_at: int, near: int, arch) -> int:
             continue
         if arch.in_rel32_reach(near, got) and arch.in_rel32_reach(near, got + AREA_SIZE):
             return got
+        # The kernel placed it elsewhere (the hint 0, or a kernel without
+        # MAP_FIXED_NOREPLACE taking it as a hint): give it back.
+        nr = arch.syscall_numbers["munmap"]
+        proc.inject_syscall(thread, syscall_at,
+                            lambda a, regs, at=got: a.set_syscall(regs, nr, at, AREA_SIZE))
+        why = f"the kernel placed the area at {got:#x}, out of reach"
     raise XolError(f"cannot map an out-of-line area near {near:#x} in pid {proc.pid}: {why}")
 
 

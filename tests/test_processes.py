@@ -13,6 +13,7 @@ import textwrap
 import pytest
 
 from ptrace_raw.tracer import Tracer
+from ptrace_raw.xol import XolError
 from tests.conftest import build_c
 from tests.tracing import ask, maps_of, start_service, text_bytes
 
@@ -291,6 +292,32 @@ def test_many_boosted_sites_share_few_areas(build):
     slots_per_area = (64 * 1024) // 32
     assert seen["boosted"] > 100
     assert seen["areas"] <= 2 + seen["boosted"] // slots_per_area
+
+
+def test_an_area_the_kernel_places_out_of_reach_is_given_back():
+    """No free range lies within +-2 GiB of an address in the middle of the
+    empty half of the address space, so the kernel picks one: it is out of
+    reach, and must be unmapped rather than leaked."""
+    exe = build_c("hello.c", 64)
+    seen = {}
+    with Tracer() as t:
+        proc = t.spawn([str(exe)], stdout=subprocess.DEVNULL)
+
+        def at_main(hit):
+            xol = proc.probe_state.xol
+            before = maps_of(proc.pid)
+            try:
+                xol.area_near(proc, hit.thread, 0x4000_0000_0000, hit.arch, 32)
+            except XolError as exc:
+                seen["error"] = str(exc)
+            seen["maps"] = (before, maps_of(proc.pid))
+
+        t.add_probe(f"uprobe:{exe}:main", at_main)
+        t.run()
+    assert proc.exit_code == 0
+    assert "out of reach" in seen["error"]
+    before, after = seen["maps"]
+    assert after == before
 
 
 def test_probes_fire_in_every_stage_of_a_shell_pipeline(build):
