@@ -46,7 +46,8 @@ def _install_wake_handler() -> None:
 
 
 class _Waker(threading.Thread):
-    """Ends a ``run(timeout)`` blocked in waitpid: after the timeout it
+    """Ends a ``run`` blocked in waitpid (its timeout, or ``stop`` called
+    from another thread): after the timeout it
     signals the loop's thread, again every 50 ms until the loop notices (a
     wake-up that lands while the loop is busy between two waits is lost).
     It blocks SIGINT and SIGTERM so that the kernel hands those to a thread
@@ -158,6 +159,9 @@ class Loop:
         self._status_ref = ctypes.byref(self._status)
         self._stop_signal = 0
         self._stop_requested = False
+        self._running = False
+        #: wakers started by stop() from other threads, ended with the run
+        self._stop_wakers = []
         self._owner = None
         #: waitpid reports served, and how many were SIGTRAP stops (int3
         #: hits, finished steps, returns through the trampoline)
@@ -196,17 +200,17 @@ class Loop:
         self._stop_signal = 0
         restore = self._install_signals()
         unpin = self._pin() if self.pin_cpu else None
+        _install_wake_handler()
         timer = None
         if timeout is not None:
-            _install_wake_handler()
             timer = _Waker(self._owner, timeout)
             timer.start()
+        self._running = True
         try:
             for proc in list(self.processes.values()):
                 for thread in list(proc.threads.values()):
                     if thread.stopped and thread.xol is None:
                         self._resume(thread)
-            self._stop_requested = False
             while (self.processes or self._orphans) and not self._stop_signal \
                     and not self._stop_requested:
                 pid = self._wait()
@@ -226,6 +230,11 @@ class Loop:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         finally:
+            self._running = False
+            self._stop_requested = False
+            for waker in self._stop_wakers:
+                waker.cancel()
+            self._stop_wakers.clear()
             if timer is not None:
                 timer.cancel()
             if unpin is not None:
@@ -235,9 +244,18 @@ class Loop:
             self.detach(kill_spawned=True)
 
     def stop(self) -> None:
-        """End ``run`` after the stop being served (callable from a
-        handler); the tracees stay traced until ``detach``."""
+        """End the current ``run`` (or the next one, if none is running)
+        after the stop being served; the tracees stay traced until
+        ``detach``.  Callable from a handler, or from another thread: a loop
+        blocked in waitpid is woken, as ``run(timeout)`` wakes it."""
         self._stop_requested = True
+        owner = self._owner
+        if self._running and owner is not None and owner != threading.get_ident():
+            waker = _Waker(owner, 0)
+            self._stop_wakers.append(waker)
+            waker.start()
+            if not self._running:  # the run ended meanwhile, past its cleanup
+                waker.cancel()
 
     @property
     def stopped_by(self) -> int:

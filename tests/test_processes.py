@@ -294,6 +294,39 @@ def test_many_boosted_sites_share_few_areas(build):
     assert seen["areas"] <= 2 + seen["boosted"] // slots_per_area
 
 
+def test_stop_from_another_thread_ends_a_run_blocked_in_waitpid(build):
+    """An embedding program's other thread (its Ctrl-C handler, say) calls
+    stop() while the loop waits for a tracee that is itself waiting."""
+    import threading
+    exe = build("service.c", flags=("-O0",))
+    svc = start_service(exe)
+    try:
+        assert svc.stdout.readline().strip() == "ready 1"
+        t = Tracer()
+        ready, hits = threading.Event(), []
+
+        def body():
+            t.attach(svc.pid)
+            t.add_probe(f"uprobe:{exe}:handle", hits.append)
+            ready.set()
+            t.run()
+            t.detach()
+
+        th = threading.Thread(target=body, daemon=True)
+        th.start()
+        ready.wait(60)
+        # The reply comes after the hit was served: the loop is then back
+        # in waitpid, or on its way there, with nothing more to come.
+        assert ask(svc, "3") == "10" and len(hits) == 1
+        t.stop()
+        th.join(60)
+        assert not th.is_alive(), "stop() did not wake the loop"
+        assert ask(svc, "4") == "17" and len(hits) == 1
+    finally:
+        svc.kill()
+        svc.wait()
+
+
 def test_an_area_the_kernel_places_out_of_reach_is_given_back():
     """No free range lies within +-2 GiB of an address in the middle of the
     empty half of the address space, so the kernel picks one: it is out of
