@@ -439,9 +439,7 @@ class Loop:
                 del proc.threads[tid]
         leader = proc.add_thread(proc.pid)
         self._threads[proc.pid] = leader
-        leader.stale()
-        leader.returns = []
-        leader.xol = None
+        leader.new_image()
         proc.memory.reopen()
         if proc.pid in self._silent:
             self._silent.discard(proc.pid)
@@ -464,6 +462,7 @@ class Loop:
         for thread in list(proc.threads.values()):
             try:
                 thread.flush_regs()
+                thread.release_held()
                 binding.detach(thread.tid, thread.take_signal())
             except PtraceError as exc:
                 if not exc.gone:

@@ -524,7 +524,7 @@ class ProbeEngine(Engine):
             site.plan.abort_xol(regs, site.addr, slot, token)
             thread.regs_dirty = True
             thread.xol = None
-            thread.pending_sig = sig
+            thread.replace_pending(sig)
             thread.release_held()
             thread.resume()
             return

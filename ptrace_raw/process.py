@@ -92,8 +92,9 @@ class Process:
         Registers are restored afterwards, so a syscall the thread was
         interrupted in restarts as if nothing happened.
         """
-        arch = thread.arch
+        thread.keep_siginfo()
         saved = thread.get_regs().copy()
+        arch = thread.arch
         regs = thread.regs
         while True:
             ctypes.memmove(ctypes.addressof(regs), ctypes.addressof(saved), ctypes.sizeof(regs))

@@ -105,10 +105,21 @@ class Thread:
         self.ip_dirty = True
 
     def stale(self) -> None:
-        """A new stop: what was read at the last one no longer holds."""
+        """A new stop: what was read or left unwritten at the last one no
+        longer holds."""
         self.stopped = True
         self.regs_fresh = False
         self.known_ip = -1
+        self.regs_dirty = self.ip_dirty = False
+
+    def new_image(self) -> None:
+        """After exec: the thread runs another program, which may be of the
+        other bitness; nothing read or held for the old one applies."""
+        self.stale()
+        self._arch = None
+        self._predict_regs = self._regs_wanted = False
+        self.returns = []
+        self.xol = None
 
     def hold_signal(self, sig: int) -> None:
         """Keep a signal that arrived while the thread was busy (a step, an
@@ -141,8 +152,26 @@ class Thread:
             info = self.pending_info
             if info is not None:
                 self.pending_info = None
-                binding.setsiginfo(self.tid, info)
+                if info.si_signo == sig:
+                    binding.setsiginfo(self.tid, info)
         return sig
+
+    def keep_siginfo(self) -> None:
+        """Save the siginfo of the signal this stop is delivering before
+        the thread runs anything else (an injected syscall) in between:
+        the stop delivering it then is another one, with other info."""
+        if self.pending_sig and self.pending_info is None:
+            try:
+                self.pending_info = binding.getsiginfo(self.tid)
+            except PtraceError:
+                pass
+
+    def replace_pending(self, sig: int) -> None:
+        """Deliver ``sig`` (this stop's signal) on the next resume; a signal
+        released earlier and still pending is queued again, not dropped."""
+        if self.pending_sig:
+            self.held_signals.insert(0, (self.pending_sig, self.pending_info))
+        self.pending_sig, self.pending_info = sig, None
 
     def mark_regs_dirty(self) -> None:
         self.regs_dirty = True

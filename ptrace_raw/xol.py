@@ -70,8 +70,9 @@ class XolSpace:
         of ``proc`` stopped too: the mmap is injected through a syscall
         instruction written over the thread's current instruction, which no
         other thread may run meanwhile."""
+        regs = thread.get_regs()
         arch = thread.arch
-        ip = arch.ip(thread.get_regs())
+        ip = arch.ip(regs)
         saved = proc.read(ip, len(arch.syscall_insn))
         proc.write(ip, arch.syscall_insn)
         try:

@@ -50,6 +50,20 @@ def test_fork_tree_with_execs_gives_exact_per_pid_counts(build, bits, follow):
         assert dict(per) == {proc.pid: 2} and add.hits == 0
 
 
+def test_exec_into_a_program_of_the_other_bitness(build, bits):
+    """Nothing read for the old image (its mode above all) may outlive the
+    exec: the new image gets its area, probes and arguments in its own."""
+    launcher = build("execer.c")
+    target = build_c("calls.c", 96 - bits, ("-O0", "-pthread"))
+    seen = []
+    out, proc, (add,) = _run([launcher, target, 4], [
+        (f"uprobe:{target}:add", lambda h: seen.append((h.arg(0), h.arg(1), h.arch.bits))),
+    ])
+    assert out == subprocess.run([str(target), "4"], capture_output=True, text=True).stdout
+    assert proc.exit_code == 0
+    assert seen == [(i, 1, 96 - bits) for i in range(4)]
+
+
 @pytest.mark.parametrize("follow", [True, False], ids=["follow", "nofollow"])
 def test_vfork_and_exec(build, follow):
     exe = build("vforker.c")
