@@ -74,12 +74,15 @@ class _Pending:
     """A hijacked return: where the real return address was and what to
     hand the return handler."""
 
-    __slots__ = ("probe", "orig", "sp", "args", "time_ns", "entry")
+    __slots__ = ("probe", "orig", "sp", "args", "time_ns", "entry", "signals")
 
-    def __init__(self, probe, orig, sp, args, time_ns, entry):
+    def __init__(self, probe, orig, sp, args, time_ns, entry, signals):
         self.probe, self.orig, self.sp, self.args, self.time_ns = probe, orig, sp, args, time_ns
         #: the probed function's address, which a return hit is about
         self.entry = entry
+        #: the thread's count of delivered signals when recorded: another
+        #: count means a signal handler may have run since, on another stack
+        self.signals = signals
 
 
 class _HeldWrite:
@@ -120,6 +123,34 @@ class _HeldWrite:
         if self.data is not None:
             data, self.data = self.data, None
             self.mem.write(self.addr, data)
+
+
+def _forget_left_frames(thread, stack, sp: int, fresh: bool, mem, arch, tramp: int) -> None:
+    """Drop the return-probe instances whose frames are gone: those at
+    ``sp`` when a fresh call reuses that slot, and those deeper than ``sp``,
+    which a longjmp left.  Depth compares only within one stack: past a
+    signal delivered since an instance was recorded, the thread may be on
+    another (a handler's sigaltstack, or the stack the handler
+    interrupted), so such an instance goes only once its slot no longer
+    holds the trampoline.  Instances below one still in use are kept (the
+    others are found at a later hit), and the instance at ``sp`` on a
+    return may sit under ones from the other stack."""
+    now = thread.signals_delivered
+    kept = []
+    while stack and stack[-1].sp <= sp:
+        pending = stack.pop()
+        if pending.sp == sp:
+            if not fresh:
+                kept.append(pending)
+            continue
+        if pending.signals != now:
+            try:
+                still = arch.read_word(mem, pending.sp) == tramp
+            except OSError:
+                still = False
+            if still:
+                kept.append(pending)
+    stack.extend(reversed(kept))
 
 
 class _ProcState:
@@ -547,15 +578,13 @@ class ProbeEngine(Engine):
         tramp = ps.xol.trampoline
         ret = arch.read_word(mem, sp)
         chained = ret == tramp
-        # Instances recorded deeper than this frame (or, for a fresh call, at
-        # this very slot) belong to frames a longjmp already left.
-        while stack and (stack[-1].sp < sp or (not chained and stack[-1].sp == sp)):
-            stack.pop()
+        _forget_left_frames(thread, stack, sp, not chained, mem, arch, tramp)
         if chained:
             # A tail call: the caller's frame already returns through us.
-            if not stack or stack[-1].sp != sp:
+            owner = next((p for p in reversed(stack) if p.sp == sp), None)
+            if owner is None:
                 return None
-            orig = stack[-1].orig
+            orig = owner.orig
             swap = None
         else:
             orig = ret
@@ -563,17 +592,24 @@ class ProbeEngine(Engine):
             arch.write_word(swap, sp, tramp)
         for probe in site.returns:
             args = arch.args(regs, mem, probe.keep_args) if probe.keep_args else None
-            stack.append(_Pending(probe, orig, sp, args, time.monotonic_ns(), site.addr))
+            stack.append(_Pending(probe, orig, sp, args, time.monotonic_ns(), site.addr,
+                                  thread.signals_delivered))
         return swap
 
     def _return_hit(self, thread, regs, arch, ps, run_handlers: bool) -> None:
         stack = thread.returns
         entry_sp = arch.sp(regs) - arch.word_size
-        while stack and stack[-1].sp < entry_sp:
-            stack.pop()  # frames skipped by longjmp
         done = []
         while stack and stack[-1].sp == entry_sp:
             done.append(stack.pop())
+        if not done:
+            _forget_left_frames(thread, stack, entry_sp, False, thread.process.memory, arch,
+                                ps.xol.trampoline)
+            i = len(stack)
+            while i and stack[i - 1].sp <= entry_sp:
+                i -= 1
+                if stack[i].sp == entry_sp:
+                    done.append(stack.pop(i))
         if not done:
             # Nothing says where this return goes (a stack switched under
             # us): the program cannot go on, as it could not had it met an
@@ -782,8 +818,10 @@ class ProbeEngine(Engine):
         for hook in self.hooks:
             hook.on_fork(parent, child, follow or vfork)
         child_thread = child.leader
-        child_thread.returns = [_Pending(p.probe, p.orig, p.sp, p.args, p.time_ns, p.entry)
+        child_thread.returns = [_Pending(p.probe, p.orig, p.sp, p.args, p.time_ns, p.entry,
+                                         p.signals)
                                 for p in forker.returns]
+        child_thread.signals_delivered = forker.signals_delivered
         if vfork:
             child.probe_state = ps
         elif follow:

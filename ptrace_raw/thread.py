@@ -29,7 +29,8 @@ _RIP = UserRegs.rip.offset
 class Thread:
     __slots__ = ("tid", "process", "regs", "_regs_ref", "regs_fresh", "regs_dirty",
                  "known_ip", "_ip_arg", "ip_dirty", "_regs_wanted", "_predict_regs", "_arch",
-                 "stopped", "group_stopped", "pending_sig", "pending_info", "xol", "held_signals",
+                 "stopped", "group_stopped", "pending_sig", "pending_info", "signals_delivered",
+                 "xol", "held_signals",
                  "returns", "__weakref__")
 
     def __init__(self, tid: int, process):
@@ -55,6 +56,8 @@ class Thread:
         self.group_stopped = False
         #: signal to deliver when the thread resumes
         self.pending_sig = 0
+        #: signals resumed into the thread so far (a handler may have run)
+        self.signals_delivered = 0
         #: the siginfo pending_sig must arrive with, when it was held back
         #: (None: the one the kernel has for the current stop)
         self.pending_info = None
@@ -149,6 +152,7 @@ class Thread:
         sig = self.pending_sig
         if sig:
             self.pending_sig = 0
+            self.signals_delivered += 1
             info = self.pending_info
             if info is not None:
                 self.pending_info = None

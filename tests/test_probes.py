@@ -107,6 +107,28 @@ def test_return_probes_where_the_first_instruction_uses_the_return_slot(build):
     assert got == ["ret_first", "ret_first", "call_first"] * 3
 
 
+def test_a_return_above_frames_a_longjmp_left(build):
+    exe = build("catcher.c", flags=("-O0",))
+    got = []
+    out, code, (catcher, dive) = _traced([exe], [
+        (f"uretprobe:{exe}:catcher", lambda h: got.append(h.retval)),
+        (f"uretprobe:{exe}:dive", None),
+    ])
+    assert out == _untraced([exe]) == "t=90\n" and code == 0
+    assert got == [30, 30, 30] and dive.hits == 0
+
+
+def test_return_probes_across_a_signal_handler_on_an_alternate_stack(build):
+    exe = build("altstack.c", flags=("-O0", "-pthread"))
+    got = []
+    out, code, _ = _traced([exe], [
+        (f"uretprobe:{exe}:outer", lambda h: got.append(("outer", h.retval))),
+        (f"uretprobe:{exe}:inner", lambda h: got.append(("inner", h.retval))),
+    ])
+    assert out == _untraced([exe]) == "sum=20 inner=5 alt_above=1\n" and code == 0
+    assert got == [x for i in range(5) for x in (("inner", i + 1), ("outer", 2 * i))]
+
+
 def test_keep_args_gives_entry_arguments_to_the_return_handler(build):
     exe = build("calls.c", flags=("-O0", "-pthread"))
     pairs = []
