@@ -21,10 +21,9 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Run the tracers of one configuration back to back, ``ref`` first:
-    each ratio then compares runs made minutes apart at most, not a whole
-    session apart (a VM's speed drifts), and the ratio is known when the
-    Python tracer's benchmark writes its extra_info."""
+    """Run the tracers of one configuration back to back, ``ref`` first, so
+    the table's rows for one configuration come from the same minutes (the
+    ratios themselves pair each round with a ref run of its own)."""
     order = {name: k for k, name in enumerate(harness.tracers())}
 
     def key(item):
@@ -49,15 +48,9 @@ def built():
 
 
 @pytest.fixture
-def rows(request):
-    """The rows measured so far this session (to find ``ref``'s for a ratio)."""
-    return request.config.stash[_ROWS]
-
-
-@pytest.fixture
-def record(rows):
+def record(request):
     """``record(row)`` adds a dict to the end-of-session ns/hit table."""
-    return rows.append
+    return request.config.stash[_ROWS].append
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -80,15 +73,14 @@ def pytest_terminal_summary(terminalreporter, config):
     others = sorted({r["tracer"] for r in rows} - {"ref"})
     by_key = {(r["tracer"], r["case"], r["bits"], r["placement"]): r for r in rows}
     for tracer in others:
-        tr.section(f"{tracer} / ref: ns per hit, medians, side by side")
+        tr.section(f"{tracer} / ref: ns per hit, medians of rounds each paired with a ref run")
         tr.write_line("%-14s %4s %-9s %9s %9s %7s %12s" % (
             "case", "bits", "placement", "ref", tracer, "ratio", f"{tracer} stops/hit"))
         for (t, case, bits, placement), r in sorted(by_key.items(),
                                                      key=lambda kv: (kv[0][3], kv[0][2], kv[0][1])):
             if t != tracer:
                 continue
-            ref = by_key.get(("ref", case, bits, placement))
+            ref_ns, ratio = r.get("ref_ns_per_hit"), r.get("ratio_to_ref")
             tr.write_line("%-14s %4d %-9s %9s %9.0f %7s %12.2f" % (
-                case, bits, placement, "-" if ref is None else "%.0f" % ref["ns_per_hit"],
-                r["ns_per_hit"], "-" if ref is None else "%.2f" % (r["ns_per_hit"] / ref["ns_per_hit"]),
-                r["stops_per_hit"]))
+                case, bits, placement, "-" if ref_ns is None else "%.0f" % ref_ns,
+                r["ns_per_hit"], "-" if ratio is None else "%.2f" % ratio, r["stops_per_hit"]))

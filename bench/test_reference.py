@@ -18,11 +18,20 @@ ROUNDS = 3
 N = {"py": 5000}
 
 
-def _measure(benchmark, record, rows, tracer, case, bits, placement, rounds):
-    results = []
+def _measure(benchmark, record, tracer, case, bits, placement, rounds):
+    """Each round of a tracer other than ``ref`` is paired with a ``ref``
+    run made just before it (untimed, in pedantic's setup), and the ratio is
+    the median of the rounds' ratios: the VM's speed drifts by tens of
+    percent within minutes, much less between two runs a second apart."""
+    results, paired = [], []
     n = N.get(tracer, harness.N_DEFAULT)
+
+    def pair():
+        paired.append(harness.run_case(case, bits, placement, "ref", harness.N_DEFAULT))
+
     benchmark.pedantic(lambda: results.append(
-        harness.run_case(case, bits, placement, tracer, n)), rounds=rounds, iterations=1)
+        harness.run_case(case, bits, placement, tracer, n)), setup=None if tracer == "ref" else pair,
+        rounds=rounds, iterations=1)
     ns = sorted(r.ns_per_hit for r in results)
     base = harness.baseline(bits, harness.CASES[case], harness.placement_cpus(placement)[1])
     row = {
@@ -34,12 +43,12 @@ def _measure(benchmark, record, rows, tracer, case, bits, placement, rounds):
     }
     if tracer == "py":
         row.update({f"py_{k}": v for k, v in pytracer.LAST_INFO.items()})
-    if tracer != "ref":
-        ref = next((r for r in rows if (r["tracer"], r["case"], r["bits"], r["placement"])
-                    == ("ref", case, bits, placement)), None)
-        if ref is not None:
-            row["ref_ns_per_hit"] = ref["ns_per_hit"]
-            row["ratio_to_ref"] = row["ns_per_hit"] / ref["ns_per_hit"]
+    if paired:
+        ratios = sorted(r.ns_per_hit / p.ns_per_hit for r, p in zip(results, paired))
+        refs = sorted(p.ns_per_hit for p in paired)
+        row["ref_ns_per_hit"] = refs[len(refs) // 2]
+        row["ratio_to_ref"] = ratios[len(ratios) // 2]
+        row["ratio_samples"] = ratios
     benchmark.extra_info.update(row)
     record(row)
 
@@ -48,12 +57,12 @@ def _measure(benchmark, record, rows, tracer, case, bits, placement, rounds):
 @pytest.mark.parametrize("bits", harness.BITS, ids=lambda b: f"m{b}")
 @pytest.mark.parametrize("case", list(harness.CASES))
 @pytest.mark.parametrize("tracer", harness.tracers())
-def test_pinned(benchmark, record, rows, built, tracer, case, bits, placement):
-    _measure(benchmark, record, rows, tracer, case, bits, placement, ROUNDS)
+def test_pinned(benchmark, record, built, tracer, case, bits, placement):
+    _measure(benchmark, record, tracer, case, bits, placement, ROUNDS)
 
 
 @pytest.mark.parametrize("bits", harness.BITS, ids=lambda b: f"m{b}")
 @pytest.mark.parametrize("tracer", harness.tracers())
-def test_unpinned(benchmark, record, rows, built, tracer, bits):
+def test_unpinned(benchmark, record, built, tracer, bits):
     """Unpinned, what a user sees: a spread, so more rounds and min/median/max."""
-    _measure(benchmark, record, rows, tracer, "emulate-push", bits, "none", 7)
+    _measure(benchmark, record, tracer, "emulate-push", bits, "none", 7)
