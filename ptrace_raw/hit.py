@@ -47,6 +47,38 @@ class Regs:
         return " ".join(f"{k}={v:#x}" for k, v in self.as_dict().items())
 
 
+#: bytes of stack one argument read brings in: the next arguments of an
+#: i386 function (all on the stack) then cost no further system call
+_ARG_WINDOW = 32
+
+
+class _ArgWindow:
+    """The stack as one hit's argument reads see it: the first read fetches
+    a window, the next ones inside it come from there."""
+
+    __slots__ = ("mem", "start", "data")
+
+    def __init__(self, mem):
+        self.mem = mem
+        self.start = 0
+        self.data = b""
+
+    def read(self, addr: int, size: int) -> bytes:
+        at = addr - self.start
+        if 0 <= at and at + size <= len(self.data):
+            return self.data[at:at + size]
+        try:
+            data = self.mem.read(addr, max(size, _ARG_WINDOW))
+        except OSError:  # the window runs into an unmapped page
+            return self.mem.read(addr, size)
+        self.start, self.data = addr, data
+        return data[:size]
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.data = b""
+        self.mem.write(addr, data)
+
+
 class Hit:
     """One probe hit, as seen by its handler.
 
@@ -56,7 +88,7 @@ class Hit:
     them (``keep_args=N``).
     """
 
-    __slots__ = ("probe", "thread", "arch", "ip", "time_ns", "_entry", "_engine")
+    __slots__ = ("probe", "thread", "arch", "ip", "time_ns", "_entry", "_engine", "_window")
 
     def __init__(self, probe, thread, arch, ip, engine, entry=None):
         self.probe = probe
@@ -66,6 +98,7 @@ class Hit:
         self.time_ns = time.monotonic_ns()
         self._entry = entry
         self._engine = engine
+        self._window = None
 
     @property
     def pid(self) -> int:
@@ -90,7 +123,10 @@ class Hit:
     def arg(self, n: int) -> int:
         """The n-th integer argument at function entry (SysV on x86_64,
         cdecl on i386); only meaningful at a function's first instruction."""
-        return self.arch.arg(self.thread.get_regs(), self.thread.process.memory, n)
+        window = self._window
+        if window is None:
+            window = self._window = _ArgWindow(self.thread.process.memory)
+        return self.arch.arg(self.thread.get_regs(), window, n)
 
     def args_list(self, count: int):
         """The first ``count`` arguments, with one stack read on i386."""
