@@ -188,6 +188,8 @@ class ProbeEngine(Engine):
         self.say = on_message or Engine.say
         self.probes = []
         self.errors = []
+        #: threads told that their return probes are skipped (CET shadow stack)
+        self._shadow_warned = set()
         self._fatal = None
         #: add-ons told about process events after the engine (inline probes)
         self.hooks = []
@@ -572,6 +574,13 @@ class ProbeEngine(Engine):
         None when there is nothing to write."""
         stack = thread.returns
         if len(stack) >= MAX_RETURN_DEPTH:
+            return None
+        if thread.has_shadow_stack():
+            if thread.tid not in self._shadow_warned:
+                self._shadow_warned.add(thread.tid)
+                self.say(f"thread {thread.tid} of pid {thread.process.pid} runs with a CET "
+                         "shadow stack: its return probes are skipped (a swapped return "
+                         "address would fault at the return)")
             return None
         mem = thread.process.memory
         sp = arch.sp(regs)

@@ -26,11 +26,22 @@ from .structs import UserRegs
 _RIP = UserRegs.rip.offset
 
 
+def thread_features(status: str) -> set:
+    """The x86 features a thread has enabled (``shstk``, ``wrss``), from the
+    ``x86_Thread_features:`` line of its /proc status (kernels with user
+    shadow stack support, 6.6 and later); empty without that line."""
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key == "x86_Thread_features":
+            return set(value.split())
+    return set()
+
+
 class Thread:
     __slots__ = ("tid", "process", "regs", "_regs_ref", "regs_fresh", "regs_dirty",
                  "known_ip", "_ip_arg", "ip_dirty", "_regs_wanted", "_predict_regs", "_arch",
                  "stopped", "group_stopped", "pending_sig", "pending_info", "signals_delivered",
-                 "xol", "held_signals",
+                 "xol", "held_signals", "_shadow_stack",
                  "returns", "__weakref__")
 
     def __init__(self, tid: int, process):
@@ -67,6 +78,8 @@ class Thread:
         self.held_signals = []
         #: return-probe instances, innermost last
         self.returns = []
+        #: whether the thread runs with a CET shadow stack (None: not read)
+        self._shadow_stack = None
 
     def get_regs(self) -> UserRegs:
         self._regs_wanted = True
@@ -176,6 +189,18 @@ class Thread:
         if self.pending_sig:
             self.held_signals.insert(0, (self.pending_sig, self.pending_info))
         self.pending_sig, self.pending_info = sig, None
+
+    def has_shadow_stack(self) -> bool:
+        """Whether the thread runs with a CET shadow stack, on which a
+        swapped return address faults at the return.  Read once per thread
+        (glibc enables it at start-up, before main)."""
+        if self._shadow_stack is None:
+            try:
+                with open(f"/proc/{self.process.pid}/task/{self.tid}/status") as f:
+                    self._shadow_stack = "shstk" in thread_features(f.read())
+            except OSError:
+                self._shadow_stack = False
+        return self._shadow_stack
 
     def mark_regs_dirty(self) -> None:
         self.regs_dirty = True
