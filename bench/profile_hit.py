@@ -69,16 +69,17 @@ def _split(args) -> None:
             spent[name] += clock() - t0
             calls[name] += 1
 
-    real_pwrite = os.pwrite
-    saved = (binding._ptrace, thread._ptrace, loop._waitpid, os.pwrite, memory.vm_read)
+    real_pwrite, real_pread = os.pwrite, os.pread
+    saved = (binding._ptrace, thread._ptrace, loop._waitpid, os.pwrite, os.pread, memory.vm_read)
     binding._ptrace = thread._ptrace = ptrace
     loop._waitpid = timed("waitpid", loop._waitpid)
     memory.vm_read = timed("process_vm_readv", memory.vm_read)
     os.pwrite = timed("pwrite /proc/PID/mem", real_pwrite)
+    os.pread = timed("pread /proc/PID/mem", real_pread)
     try:
         r = _run(args)
     finally:
-        binding._ptrace, thread._ptrace, loop._waitpid, os.pwrite, memory.vm_read = saved
+        binding._ptrace, thread._ptrace, loop._waitpid, os.pwrite, os.pread, memory.vm_read = saved
     # Only the hits' share: the run also holds start-up and exit, but with
     # N hits these add a handful of calls; report per hit over all calls.
     total = r.elapsed_ns
