@@ -488,8 +488,7 @@ class ProbeEngine(Engine):
         elif swap is not None:
             swap.finish()
         if goto is not None:
-            thread.set_ip(goto)
-            thread.resume()
+            thread.resume(goto)
             return
         self._step(thread, ps, site)
 

@@ -223,11 +223,14 @@ class Thread:
                 raise binding.failure(PTRACE_SETREGS, tid)
             self.regs_dirty = self.ip_dirty = False
         elif self.ip_dirty:
-            arg = self._ip_arg
-            arg.value = self.known_ip
-            if _ptrace(PTRACE_POKEUSER, tid, _RIP, arg) == -1:
-                raise binding.failure(PTRACE_POKEUSER, tid)
-            self.ip_dirty = False
+            self._poke_ip(self.known_ip)
+
+    def _poke_ip(self, ip: int) -> None:
+        arg = self._ip_arg
+        arg.value = ip
+        if _ptrace(PTRACE_POKEUSER, self.tid, _RIP, arg) == -1:
+            raise binding.failure(PTRACE_POKEUSER, self.tid)
+        self.ip_dirty = False
 
     def _flush(self) -> None:
         self.flush_regs()
@@ -237,12 +240,19 @@ class Thread:
         self.known_ip = -1
         self.stopped = False
 
-    def resume(self) -> None:
-        """Continue from the current stop, delivering any pending signal.
-        The hit path ends here on every hit: calls go to ptrace directly."""
-        if self.regs_dirty or self.ip_dirty:
-            self.flush_regs()
+    def resume(self, ip: int = -1) -> None:
+        """Continue from the current stop (at ``ip`` if given), delivering
+        any pending signal.  The hit path ends here on every hit: calls go
+        to ptrace directly, and moving ip alone (a skipped or boosted
+        instruction) is a single POKEUSER."""
         tid = self.tid
+        if ip >= 0 and not self.regs_dirty:
+            self._poke_ip(ip)
+        else:
+            if ip >= 0:
+                self.set_ip(ip)
+            if self.regs_dirty or self.ip_dirty:
+                self.flush_regs()
         self._predict_regs = self._regs_wanted
         self._regs_wanted = False
         self.regs_fresh = False
