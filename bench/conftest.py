@@ -14,10 +14,12 @@ from bench import harness
 from bench import pytracer  # noqa: F401  registers the "py" tracer before collection
 
 _ROWS = pytest.StashKey[list]()
+_FACTS = pytest.StashKey[list]()
 
 
 def pytest_configure(config):
     config.stash[_ROWS] = []
+    config.stash[_FACTS] = []
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -53,11 +55,22 @@ def record(request):
     return request.config.stash[_ROWS].append
 
 
+@pytest.fixture
+def fact(request):
+    """``fact(what, value)`` adds a line to the end-of-session summary."""
+    return lambda what, value: request.config.stash[_FACTS].append((what, value))
+
+
 def pytest_terminal_summary(terminalreporter, config):
+    tr = terminalreporter
+    facts = config.stash.get(_FACTS, [])
+    if facts:
+        tr.section("start-up and memory")
+        for what, value in facts:
+            tr.write_line(f"{what}: {value}")
     rows = config.stash.get(_ROWS, [])
     if not rows:
         return
-    tr = terminalreporter
     tr.section("ns per probe hit (median of rounds; untraced costs per iteration)")
     head = ("tracer", "case", "bits", "placement", "N", "ns/hit", "min", "max",
             "stops/hit", "vs ref", "call ns", "loop ns")

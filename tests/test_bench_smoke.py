@@ -16,6 +16,7 @@ import pytest
 
 from bench import harness
 from bench import pytracer  # noqa: F401  registers the "py" tracer
+from bench import test_startup as startup
 
 N = 200
 
@@ -41,3 +42,10 @@ def test_bench_case(tracer, case, bits, placement):
 
 def test_py_is_registered():
     assert {"ref", "py"} <= set(harness.tracers())
+
+
+def test_startup_and_memory_benchmarks_run():
+    target = harness.build_target(64)
+    assert startup.spawn_to_first_libc_hit(target) > 0
+    early, late = startup.rss_over_hits(target, 300, early=100)
+    assert early > 0 and late > 0
