@@ -200,9 +200,9 @@ class Loop:
         self._stop_signal = 0
         restore = self._install_signals()
         unpin = self._pin() if self.pin_cpu else None
-        _install_wake_handler()
         timer = None
         if timeout is not None:
+            _install_wake_handler()
             timer = _Waker(self._owner, timeout)
             timer.start()
         self._running = True
@@ -249,8 +249,11 @@ class Loop:
         ``detach``.  Callable from a handler, or from another thread: a loop
         blocked in waitpid is woken, as ``run(timeout)`` wakes it."""
         self._stop_requested = True
+        if not self._running:
+            return
         owner = self._owner
-        if self._running and owner is not None and owner != threading.get_ident():
+        if owner is not None and owner != threading.get_ident():
+            _install_wake_handler()
             waker = _Waker(owner, 0)
             self._stop_wakers.append(waker)
             waker.start()

@@ -133,8 +133,7 @@ def _forget_left_frames(thread, stack, sp: int, fresh: bool, mem, arch, tramp: i
     another (a handler's sigaltstack, or the stack the handler
     interrupted), so such an instance goes only once its slot no longer
     holds the trampoline.  Instances below one still in use are kept (the
-    others are found at a later hit), and the instance at ``sp`` on a
-    return may sit under ones from the other stack."""
+    others are found at a later hit)."""
     now = thread.signals_delivered
     kept = []
     while stack and stack[-1].sp <= sp:
@@ -572,8 +571,6 @@ class ProbeEngine(Engine):
         for the trampoline; the swap is returned held (``_HeldWrite``), or
         None when there is nothing to write."""
         stack = thread.returns
-        if len(stack) >= MAX_RETURN_DEPTH:
-            return None
         if thread.has_shadow_stack():
             if thread.tid not in self._shadow_warned:
                 self._shadow_warned.add(thread.tid)
@@ -587,6 +584,12 @@ class ProbeEngine(Engine):
         ret = arch.read_word(mem, sp)
         chained = ret == tramp
         _forget_left_frames(thread, stack, sp, not chained, mem, arch, tramp)
+        if not chained and stack and stack[0].signals != thread.signals_delivered:
+            # A fresh call at this slot: whatever was recorded for it is dead,
+            # even under instances from another stack.
+            stack[:] = [p for p in stack if p.sp != sp]
+        if len(stack) >= MAX_RETURN_DEPTH:
+            return None
         if chained:
             # A tail call: the caller's frame already returns through us.
             owner = next((p for p in reversed(stack) if p.sp == sp), None)
@@ -611,13 +614,16 @@ class ProbeEngine(Engine):
         while stack and stack[-1].sp == entry_sp:
             done.append(stack.pop())
         if not done:
-            _forget_left_frames(thread, stack, entry_sp, False, thread.process.memory, arch,
-                                ps.xol.trampoline)
+            # Under the latest instance for this slot: everything recorded
+            # after it was entered after it (frames a longjmp left, a signal
+            # handler left by siglongjmp) and is gone now that it returns.
             i = len(stack)
-            while i and stack[i - 1].sp <= entry_sp:
+            while i and stack[i - 1].sp != entry_sp:
                 i -= 1
-                if stack[i].sp == entry_sp:
-                    done.append(stack.pop(i))
+            if i:
+                del stack[i:]
+                while stack and stack[-1].sp == entry_sp:
+                    done.append(stack.pop())
         if not done:
             # Nothing says where this return goes (a stack switched under
             # us): the program cannot go on, as it could not had it met an

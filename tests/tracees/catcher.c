@@ -1,6 +1,8 @@
 /* A probed function that catches a longjmp from deeper probed frames, then
  * returns: at its return, the frames the longjmp left are still recorded
- * above it. */
+ * above it.  With "deep", main first leaves 100 probed frames (more than a
+ * tracer may record) by a longjmp of its own.
+ * Usage: catcher [deep] */
 #include <setjmp.h>
 #include <stdio.h>
 
@@ -23,9 +25,12 @@ __attribute__((noinline)) long catcher(long n)
     return r * 10;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argv;
     long t = 0;
+    if (argc > 1 && !setjmp(env))
+        dive(100);
     for (int i = 0; i < 3; i++)
         t += catcher(4);
     printf("t=%ld\n", t);
