@@ -160,8 +160,10 @@ class Loop:
         self._stop_signal = 0
         self._stop_requested = False
         self._running = False
-        #: wakers started by stop() from other threads, ended with the run
+        #: wakers started by stop() from other threads, ended with the run;
+        #: the lock makes "running" and "has a waker" change together
         self._stop_wakers = []
+        self._run_lock = threading.Lock()
         self._owner = None
         #: waitpid reports served, and how many were SIGTRAP stops (int3
         #: hits, finished steps, returns through the trampoline)
@@ -205,7 +207,8 @@ class Loop:
             _install_wake_handler()
             timer = _Waker(self._owner, timeout)
             timer.start()
-        self._running = True
+        with self._run_lock:
+            self._running = True
         try:
             for proc in list(self.processes.values()):
                 for thread in list(proc.threads.values()):
@@ -230,11 +233,12 @@ class Loop:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         finally:
-            self._running = False
+            with self._run_lock:
+                self._running = False
+                for waker in self._stop_wakers:
+                    waker.cancel()
+                self._stop_wakers.clear()
             self._stop_requested = False
-            for waker in self._stop_wakers:
-                waker.cancel()
-            self._stop_wakers.clear()
             if timer is not None:
                 timer.cancel()
             if unpin is not None:
@@ -249,16 +253,13 @@ class Loop:
         ``detach``.  Callable from a handler, or from another thread: a loop
         blocked in waitpid is woken, as ``run(timeout)`` wakes it."""
         self._stop_requested = True
-        if not self._running:
-            return
-        owner = self._owner
-        if owner is not None and owner != threading.get_ident():
+        with self._run_lock:
+            if not self._running or self._owner == threading.get_ident():
+                return
             _install_wake_handler()
-            waker = _Waker(owner, 0)
+            waker = _Waker(self._owner, 0)
             self._stop_wakers.append(waker)
             waker.start()
-            if not self._running:  # the run ended meanwhile, past its cleanup
-                waker.cancel()
 
     @property
     def stopped_by(self) -> int:
