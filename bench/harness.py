@@ -170,7 +170,7 @@ def probe_address(target: Path, case: Case) -> int:
     raise RuntimeError(f"{case.symbol} not in {target}")
 
 
-def _kv(line: str) -> Dict[str, str]:
+def kv_pairs(line: str) -> Dict[str, str]:
     return dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
 
 
@@ -187,7 +187,7 @@ def run_untraced(target: Path, argv_tail: List[str], cpu: Optional[int] = None) 
     """Run the target without a tracer and return its key=value line."""
     res = subprocess.run([str(target), *argv_tail], capture_output=True, text=True,
                          preexec_fn=_pin_preexec(cpu), check=True)
-    return _kv(res.stdout)
+    return kv_pairs(res.stdout)
 
 
 _checksums: Dict[Tuple[int, str, int], int] = {}
@@ -290,7 +290,7 @@ def _run_ref(run: Run) -> Measurement:
     res = subprocess.run([*cmd, "--", *run.argv], capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"ref_tracer failed: {' '.join(cmd)}\n{res.stderr}")
-    kv = _kv(res.stdout)
+    kv = kv_pairs(res.stdout)
     return Measurement(int(kv["hits"]), int(kv["stops"]), int(kv["elapsed_ns"]),
                        int(kv["checksum"]), int(kv["args_sum"]))
 

@@ -16,6 +16,7 @@ import pytest
 
 from bench import harness
 from bench import pytracer  # noqa: F401  registers the "py" tracer
+from bench import test_cli as cli
 from bench import test_startup as startup
 
 N = 200
@@ -49,3 +50,8 @@ def test_startup_and_memory_benchmarks_run():
     assert startup.spawn_to_first_libc_hit(target) > 0
     early, late = startup.rss_over_hits(target, 300, early=100)
     assert early > 0 and late > 0
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "int3"])
+def test_cli_count_benchmark_runs(inline):
+    assert cli.cli_count(harness.build_target(64), 50, inline) > 0
