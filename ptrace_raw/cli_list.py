@@ -14,6 +14,7 @@ from typing import Iterator, List, Optional
 from .cli_output import CliError
 from .elf import ElfError, ElfImage
 from .errors import TracerError
+from .ifunc import implementation
 from .lines import iter_source_lines
 from .maps import read_maps
 
@@ -59,7 +60,7 @@ def describe(path: str, pattern: Optional[str], lines: bool) -> Iterator[str]:
     if funcs:
         body.append(f"  functions ({len(funcs)}): address, size, name")
         for s in funcs:
-            kind = "  [ifunc: the resolver]" if s.kind == "ifunc" else ""
+            kind = _ifunc_note(image, s) if s.kind == "ifunc" else ""
             body.append(f"    {s.value:#0{width}x} {s.size:#8x}  {s.name}{kind}")
     markers = [p for p in image.sdt_probes() if match(f"{p.provider}:{p.name}")]
     if markers:
@@ -90,3 +91,10 @@ def list_files(paths: List[str], pattern: Optional[str], lines: bool, strict: bo
         except ElfError:
             if strict:
                 raise
+
+
+def _ifunc_note(image, sym) -> str:
+    impl = implementation(image, sym.value)
+    if impl is None:
+        return "  [ifunc: the resolver]"
+    return f"  [ifunc: the resolver; it selects {impl:#x} on this machine]"

@@ -13,6 +13,7 @@ from typing import List, NamedTuple
 
 from .elf import ElfError, ElfImage, SymbolNotFound
 from .errors import ProbeError, TracerError
+from .ifunc import implementation
 from .lines import line_sites
 
 
@@ -52,12 +53,20 @@ def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
     if spec.line is not None:
         return _line_places(spec, image)
     out = []
+    resolved, unresolved, unsized = [], [], []
     for sym in _functions(spec, image):
         if sym.kind == "ifunc":
-            warn(f"{sym.name} is an IFUNC; the probe is on its resolver, "
-                 "which runs once at load time, not on the implementation callers reach")
+            impl = implementation(image, sym.value)
+            if impl is None:
+                unresolved.append(sym.name)
+            else:
+                resolved.append(sym.name)
+                sym = sym._replace(value=impl, size=_size_at(image, impl), kind="func")
         if spec.offset == "*":
             if not sym.size:
+                if spec.is_glob:
+                    unsized.append(sym.name)
+                    continue
                 raise ProbeError(f"probe '{spec.text}': {sym.name} has no size, cannot probe every instruction")
             out.extend(Place(a, f"{sym.name}+{a - sym.value:#x}")
                        for a in _instruction_starts(arch, image, sym))
@@ -71,7 +80,31 @@ def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
                 raise ProbeError(f"probe '{spec.text}': offset {off:#x} is not on an instruction "
                                  f"boundary of {sym.name}")
         out.append(Place(sym.value + off, f"{sym.name}+{off:#x}" if off else sym.name))
-    return out
+    if resolved:
+        warn(f"{_names(resolved)}: IFUNC, probing the implementation selected on this machine")
+    if unresolved:
+        warn(f"{_names(unresolved)}: IFUNC, the probe is on the resolver, which runs once at "
+             f"load time (the implementation is found only for files the tracer maps itself)")
+    if unsized:
+        warn(f"{_names(unsized)}: no size recorded (an IFUNC's implementation in a stripped "
+             "library, say), skipped")
+        if not out:
+            raise ProbeError(f"probe '{spec.text}': no function it matches has a size, "
+                             "cannot probe every instruction")
+    # IFUNCs that select one implementation (memcpy and memmove) share a site.
+    seen = set()
+    return [p for p in out if not (p.vaddr in seen or seen.add(p.vaddr))]
+
+
+def _names(names: List[str]) -> str:
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+
+def _size_at(image: ElfImage, vaddr: int) -> int:
+    """The size of the symbol starting at ``vaddr``, or 0 (a stripped
+    library names no IFUNC implementation)."""
+    found = image.symbolize(vaddr)
+    return found[0].size if found is not None and found[1] == 0 else 0
 
 
 def _usdt_places(spec, image: ElfImage) -> List[Place]:

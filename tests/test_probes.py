@@ -140,6 +140,43 @@ def test_return_probes_across_signal_handlers_on_an_alternate_stack(build, mode,
     assert got == expected
 
 
+def test_an_ifunc_probe_fires_in_the_implementation_callers_reach(build, bits):
+    """memrchr is an IFUNC in glibc: the symbol is a resolver run once at
+    load.  A 64-bit tracee's libc is the tracer's own, so the tracer runs
+    the resolver and probes what it selects; a 32-bit libc it cannot run
+    keeps the probe on the resolver, and says so."""
+    exe = build("ifuncs.c", flags=("-O0", "-fno-builtin"))
+    said = []
+    r, w = pipe_pair()
+    with Tracer(on_message=said.append) as t:
+        proc = t.spawn([str(exe), "7"], stdout=w)
+        os.close(w)
+        memrchr = t.add_probe("uprobe:libc:memrchr", lambda h: None)
+        wcslen = t.add_probe("uprobe:libc:wcslen", lambda h: None)
+        t.run()
+    assert r.read() == _untraced([exe, 7]) == "total=84\n" and proc.exit_code == 0
+    if bits == 64:
+        assert (memrchr.hits, wcslen.hits) == (7, 7)
+        assert any("memrchr: IFUNC, probing the implementation" in m for m in said)
+    else:
+        assert memrchr.hits <= 1  # the resolver, run once when memrchr is bound
+        assert any("memrchr: IFUNC, the probe is on the resolver" in m for m in said)
+
+
+def test_ifuncs_that_select_one_implementation_share_one_site():
+    from ptrace_raw.elf import ElfImage
+    from ptrace_raw.resolve import places
+    from ptrace_raw.specs import parse_spec
+    import arch
+    libc = "/lib/x86_64-linux-gnu/libc.so.6"
+    if not os.path.exists(libc):
+        pytest.skip(f"no {libc}")
+    got = places(parse_spec(f"uprobe:{libc}:mem*"), ElfImage.open(libc), arch.X86_64,
+                 warn=lambda msg: None)
+    assert len({p.vaddr for p in got}) == len(got)
+    assert {"memcpy", "memmove"} & {p.label for p in got}
+
+
 def test_keep_args_gives_entry_arguments_to_the_return_handler(build):
     exe = build("calls.c", flags=("-O0", "-pthread"))
     pairs = []
