@@ -66,6 +66,8 @@ def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
             if not sym.size:
                 if spec.is_glob:
                     unsized.append(sym.name)
+                    if resolved and resolved[-1] == sym.name:
+                        resolved.pop()  # said once, as skipped
                     continue
                 raise ProbeError(f"probe '{spec.text}': {sym.name} has no size, cannot probe every instruction")
             out.extend(Place(a, f"{sym.name}+{a - sym.value:#x}")
