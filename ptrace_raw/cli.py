@@ -327,6 +327,9 @@ class _Session:
         if probe.inline.inline:
             what = "timed" if probe.latency is not None else "counted"
             tracer.engine.say(f"probe '{probe.inline.spec.text}': {what} inline, in the tracee")
+        elif probe.inline.probe is not None:
+            # its int3 stand-in is ours too, not a script's to count again
+            self._ours.append(probe.inline.probe)
 
     def _collect_inline(self) -> None:
         """Read what inline probes gathered (their memory outlives the

@@ -36,7 +36,6 @@ import ctypes
 import mmap
 import os
 import struct
-import sys
 import tempfile
 import threading
 import time
@@ -272,8 +271,8 @@ class InlineProbes:
         return obj
 
     def _fall_back(self, obj, why: str) -> None:
-        print(f"ptrace-raw: probe '{obj.spec.text}' cannot run inline ({why}); "
-              "using an int3 probe", file=sys.stderr)
+        self.tracer.engine.say(f"probe '{obj.spec.text}' cannot run inline ({why}); "
+                               "using an int3 probe")
         obj.inline = False
         obj.cells = []
         engine = self.tracer.engine
@@ -305,8 +304,10 @@ class InlineProbes:
         st = self._procs.get(proc.pid)
         if st is None:
             st = self._procs[proc.pid] = _ProcInline(mod.image.bits)
+        say = self.tracer.engine.say
         sites = [self._check(proc, st, arch, mod, place.vaddr)
-                 for place in places(spec, mod.image, arch)]
+                 for place in places(spec, mod.image, arch,
+                                     lambda msg: say(f"probe '{spec.text}': {msg}"))]
         values = self._values(proc, st, obj)
         for addr, length, orig in sites:
             site = st.sites.get(addr)
@@ -481,8 +482,8 @@ class InlineProbes:
                 self._install(proc, obj)
             except _Fallback as why:
                 self._uninstall(proc, obj)
-                print(f"ptrace-raw: probe '{obj.spec.text}' is not set in pid {proc.pid}: {why}",
-                      file=sys.stderr)
+                self.tracer.engine.say(f"probe '{obj.spec.text}' is not set in pid {proc.pid}: "
+                                       f"{why}")
 
     on_exec = on_new_process
 

@@ -481,3 +481,17 @@ def test_demo_runs_in_seconds():
     assert "greet() was called with ['ptrace-raw']" in out
     assert re.search(r"^avg = \d+ usecs, total: \d+ usecs, count: 600$", out, re.M)
     assert re.search(r"probe hits: -?[\d.]+ us per hit$", out, re.M)
+
+
+def test_json_stays_json_when_a_count_falls_back_to_int3(bits):
+    """--count on a libc IFUNC of a spawned command: libc is not mapped yet
+    when the probe is set, so the count cannot run inline; every word we
+    say about it (and about the IFUNC) must still be an NDJSON object."""
+    exe = build_c("ifuncs.c", bits, ("-O0", "-fno-builtin"))
+    res = cli("trace", "--count", "--json", "uprobe:libc:memrchr", "--", exe, 3)
+    assert res.returncode == 0 and res.stdout == untraced(exe, 3)
+    objs = ndjson(res.stderr)
+    assert objs[-1] == {"type": "exit", "status": 0}
+    assert any(o["type"] == "warning" and "cannot run inline" in o["message"] for o in objs)
+    counts = [o["hits"] for o in objs if o["type"] == "count"]
+    assert counts == ([3] if bits == 64 else [counts[0]]) and counts[0] <= 3
