@@ -7,8 +7,8 @@
 ``plain``     one run of the ``py`` runner, as the benchmark does (for
               ``py-spy record -- python -m bench.profile_hit``).
 ``split``     wraps each system call the hit path makes (waitpid, ptrace
-              GETREGS/SETREGS/CONT/..., the /proc/PID/mem pwrite, the
-              process_vm_readv reads) with a perf_counter_ns pair, and
+              GETREGS/SETREGS/CONT/..., the /proc/PID/mem pread and pwrite,
+              the process_vm_readv reads) with a perf_counter_ns pair, and
               prints µs per hit in each; what is left is Python.  The
               wrappers add ~0.2 µs per call of their own, which lands in
               the "Python" share, so that share is an upper bound.

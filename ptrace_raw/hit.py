@@ -122,7 +122,9 @@ class Hit:
 
     def arg(self, n: int) -> int:
         """The n-th integer argument at function entry (SysV on x86_64,
-        cdecl on i386); only meaningful at a function's first instruction."""
+        cdecl on i386); only meaningful at a function's first instruction.
+        Stack arguments are read once per hit, as they were at the first
+        ``arg`` call."""
         window = self._window
         if window is None:
             window = self._window = _ArgWindow(self.thread.process.memory)
