@@ -125,6 +125,19 @@ class _HeldWrite:
             self.mem.write(self.addr, data)
 
 
+def _same_glibc_tunables(pid: int) -> bool:
+    """Whether an IFUNC resolver run in the tracer selects what it selects
+    in process ``pid``: same CPU, same file, and the same GLIBC_TUNABLES,
+    which can turn CPU features off for glibc's choice."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return False
+    theirs = next((e[15:] for e in env if e.startswith(b"GLIBC_TUNABLES=")), None)
+    return theirs == os.environb.get(b"GLIBC_TUNABLES")
+
+
 def _forget_left_frames(thread, stack, sp: int, fresh: bool, mem, arch, tramp: int) -> None:
     """Drop the return-probe instances whose frames are gone: those at
     ``sp`` when a fresh call reuses that slot, and those deeper than ``sp``,
@@ -165,6 +178,9 @@ class _ProcState:
         self.semaphores = {}
         #: boosted slot -> the probe address its copy came from
         self.boosted = {}
+        #: whether IFUNCs select here what they select in the tracer (None:
+        #: not checked yet)
+        self.ifuncs_as_here = None
 
     def fork_copy(self) -> "_ProcState":
         """State for a forked child: the same addresses in a copied address
@@ -177,6 +193,7 @@ class _ProcState:
         dup.bits = self.bits
         dup.semaphores = dict(self.semaphores)
         dup.boosted = dict(self.boosted)
+        dup.ifuncs_as_here = self.ifuncs_as_here
         return dup
 
 
@@ -242,16 +259,17 @@ class ProbeEngine(Engine):
             raise ProbeError(f"probe '{spec.text}': {exc}") from None
         self._plans(probe, image, 0)
 
-    def _plans(self, probe: Probe, image, bias: int):
+    def _plans(self, probe: Probe, image, bias: int, ifuncs_as_here: bool = True):
         """(runtime address, plan) for every site of ``probe`` in ``image``
         mapped at ``bias``; refused instructions are errors, except under
         ``FUNC+*`` where they are skipped with one warning."""
         arch = _ARCH_BY_BITS[image.bits]
         spec = probe.spec
         out, refused = [], []
-        found = probe.places.get(image)
+        found = probe.places.get((image, ifuncs_as_here))
         if found is None:
-            found = probe.places[image] = places(spec, image, arch, probe.note)
+            found = probe.places[image, ifuncs_as_here] = places(
+                spec, image, arch, probe.note, resolve_ifuncs=ifuncs_as_here)
         for place in found:
             code = original_code(image, place.vaddr, arch.max_insn_len)
             try:
@@ -363,7 +381,9 @@ class ProbeEngine(Engine):
                 ps.waiting.append(probe)
             return False
         mod = mods[0]
-        plans = self._plans(probe, mod.image, mod.bias)
+        if ps.ifuncs_as_here is None:
+            ps.ifuncs_as_here = _same_glibc_tunables(proc.pid)
+        plans = self._plans(probe, mod.image, mod.bias, ps.ifuncs_as_here)
         patched = [(a, p) for a, _, p in plans if any(h.covers(proc, a) for h in self.hooks)]
         if patched:
             if probe.spec.offset != "*":

@@ -26,8 +26,12 @@ class Place(NamedTuple):
     sdt: object = None
 
 
-def _instruction_starts(arch, image: ElfImage, sym) -> List[int]:
-    code = image.read(sym.value, sym.size, partial=True)
+def _instruction_starts(arch, image: ElfImage, sym, upto: int = 0) -> List[int]:
+    """Instruction addresses of ``sym``; one without a recorded size (an
+    IFUNC's implementation in a stripped library) is decoded ``upto`` bytes
+    and one instruction past them."""
+    size = sym.size or upto + arch.max_insn_len
+    code = image.read(sym.value, size, partial=True)
     return [insn.addr for insn in arch.decode(code, sym.value)]
 
 
@@ -43,8 +47,10 @@ def _functions(spec, image: ElfImage):
         raise ProbeError(f"probe '{spec.text}': {exc}") from None
 
 
-def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
-    """File virtual addresses of ``spec`` in ``image``."""
+def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True) -> List[Place]:
+    """File virtual addresses of ``spec`` in ``image``.  IFUNCs stand for
+    the implementation their resolver selects here (see ifunc.py) unless
+    ``resolve_ifuncs`` is false: the tracee's selection may differ."""
     warn = warn or (lambda msg: print(f"ptrace-raw: probe '{spec.text}': {msg}", file=sys.stderr))
     if spec.address is not None:
         return [_checked_address(spec, image, arch)]
@@ -56,11 +62,15 @@ def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
     resolved, unresolved, unsized = [], [], []
     for sym in _functions(spec, image):
         if sym.kind == "ifunc":
-            impl = implementation(image, sym.value)
+            impl = implementation(image, sym.value) if resolve_ifuncs else None
             if impl is None:
                 unresolved.append(sym.name)
             else:
                 resolved.append(sym.name)
+                sharing = _sharing(image, impl, sym.name)
+                if sharing and not spec.is_glob:
+                    warn(f"{sym.name} is the same function as {_names(sharing)} on this "
+                         "machine: calls to any of them are hits")
                 sym = sym._replace(value=impl, size=_size_at(image, impl), kind="func")
         if spec.offset == "*":
             if not sym.size:
@@ -78,7 +88,7 @@ def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
             if sym.size and off >= sym.size:
                 raise ProbeError(f"probe '{spec.text}': offset {off:#x} is beyond the end of "
                                  f"{sym.name} ({sym.size:#x} bytes)")
-            if sym.value + off not in _instruction_starts(arch, image, sym):
+            if sym.value + off not in _instruction_starts(arch, image, sym, off):
                 raise ProbeError(f"probe '{spec.text}': offset {off:#x} is not on an instruction "
                                  f"boundary of {sym.name}")
         out.append(Place(sym.value + off, f"{sym.name}+{off:#x}" if off else sym.name))
@@ -86,7 +96,7 @@ def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
         warn(f"{_names(resolved)}: IFUNC, probing the implementation selected on this machine")
     if unresolved:
         warn(f"{_names(unresolved)}: IFUNC, the probe is on the resolver, which runs once at "
-             f"load time (the implementation is found only for files the tracer maps itself)")
+             "load time: the implementation it selects could not be found here")
     if unsized:
         warn(f"{_names(unsized)}: no size recorded (an IFUNC's implementation in a stripped "
              "library, say), skipped")
@@ -100,6 +110,14 @@ def places(spec, image: ElfImage, arch, warn=None) -> List[Place]:
 
 def _names(names: List[str]) -> str:
     return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+
+def _sharing(image: ElfImage, impl: int, name: str) -> List[str]:
+    """The other IFUNCs of ``image`` that select ``impl`` here (memmove
+    and memcpy are one function on most x86 machines)."""
+    return sorted(s.name for s in image.iter_functions()
+                  if s.kind == "ifunc" and s.name != name
+                  and implementation(image, s.value) == impl)
 
 
 def _size_at(image: ElfImage, vaddr: int) -> int:

@@ -163,6 +163,39 @@ def test_an_ifunc_probe_fires_in_the_implementation_callers_reach(build, bits):
         assert any("memrchr: IFUNC, the probe is on the resolver" in m for m in said)
 
 
+def test_ifunc_probes_at_an_offset_and_under_other_glibc_tunables():
+    """An offset into the selected implementation is checked by decoding it
+    (a stripped libc gives it no size); a tracee whose GLIBC_TUNABLES differ
+    from the tracer's may select another one, so its probe stays on the
+    resolver, with a message."""
+    import arch
+    from ptrace_raw.elf import ElfImage
+    from ptrace_raw.ifunc import implementation
+    exe = build_c("ifuncs.c", 64, ("-O0", "-fno-builtin"))
+    libc = ElfImage.open("/lib/x86_64-linux-gnu/libc.so.6")
+    impl = implementation(libc, libc.get_function("memrchr").value)
+    second = list(arch.X86_64.decode(libc.read(impl, 32), impl))[1].addr - impl
+
+    def traced(spec, env=None):
+        said = []
+        r, w = pipe_pair()
+        with Tracer(on_message=said.append) as t:
+            proc = t.spawn([str(exe), "7"], env=env, stdout=w)
+            os.close(w)
+            probe = t.add_probe(spec, lambda h: None)
+            t.run()
+        assert r.read() == "total=84\n" and proc.exit_code == 0
+        return probe.hits, said
+
+    hits, said = traced(f"uprobe:libc:memrchr+{second:#x}")
+    assert hits == 7 and any("probing the implementation" in m for m in said)
+    hits, said = traced("uprobe:libc:memrchr",
+                        dict(os.environ, GLIBC_TUNABLES="glibc.cpu.hwcaps=-AVX2"))
+    assert hits <= 1 and any("could not be found here" in m for m in said)
+    with pytest.raises(ProbeError, match="not on an instruction boundary"):
+        traced(f"uprobe:libc:memrchr+{second - 1:#x}")
+
+
 def test_ifuncs_that_select_one_implementation_share_one_site():
     from ptrace_raw.elf import ElfImage
     from ptrace_raw.resolve import places
