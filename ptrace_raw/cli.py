@@ -403,9 +403,9 @@ class _Session:
 
     def _summaries(self, script_probes) -> None:
         self._collect_inline()
-        if self.opts.count:
-            counted = [(p.spec.text, p.hits) for p in self.probes if p.latency is None]
-            counted += [(p.spec.text, p.hits) for p in script_probes]
+        counted = [(p.spec.text, p.hits) for p in self.probes if p.latency is None]
+        counted += [(p.spec.text, p.hits) for p in script_probes]
+        if self.opts.count and counted:
             if self.opts.json:
                 for text, hits in counted:
                     self.emit({"type": "count", "probe": text, "hits": hits})

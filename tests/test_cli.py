@@ -204,6 +204,9 @@ def test_latency_histogram_buckets_sum_to_the_calls(calls):
     assert all(rows) and sum(int(r[3]) for r in rows) == 60
     assert max(len(r[4]) for r in rows) == 40
     assert text[-1].endswith("count: 60")
+    # --count with nothing but --latency probes prints no empty count table
+    text = cli("trace", "--count", "--latency", f"{calls}:square", "--", calls, 60).stderr
+    assert "hits  probe" not in text and text.rstrip().endswith("count: 60")
 
 
 @pytest.mark.parametrize("inline", [True, False], ids=["inline", "int3"])
