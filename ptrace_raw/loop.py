@@ -313,9 +313,7 @@ class Loop:
             return
         if raw == _SIGTRAP_STOP:
             self.trap_stops += 1
-            thread.stopped = True
-            thread.regs_fresh = False
-            thread.known_ip = -1
+            thread.stale()
             engine = self.engine
             if thread.xol is not None:
                 engine.on_step(thread)

@@ -96,7 +96,8 @@ class _HeldWrite:
 
     def __init__(self, mem):
         self.mem = mem
-        self.addr = 0
+        #: the held write (-1 until the first write comes; data None once out)
+        self.addr = -1
         self.data = None
 
     def _overlaps(self, addr: int, size: int) -> bool:
@@ -109,7 +110,7 @@ class _HeldWrite:
         return self.mem.read(addr, size)
 
     def write(self, addr: int, data: bytes) -> None:
-        if self.data is None and not self.addr:
+        if self.addr < 0:
             self.addr, self.data = addr, data
         elif self.data is not None and addr + len(data) == self.addr:
             self.mem.write(addr, data + self.data)

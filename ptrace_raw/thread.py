@@ -233,7 +233,10 @@ class Thread:
         self.ip_dirty = False
 
     def _flush(self) -> None:
-        self.flush_regs()
+        """Write back what changed and leave the stop: what was read for it
+        is stale from here on, and what it needed predicts the next one."""
+        if self.regs_dirty or self.ip_dirty:
+            self.flush_regs()
         self._predict_regs = self._regs_wanted
         self._regs_wanted = False
         self.regs_fresh = False
@@ -246,18 +249,12 @@ class Thread:
         to ptrace directly, and moving ip alone (a skipped or boosted
         instruction) is a single POKEUSER."""
         tid = self.tid
-        if ip >= 0 and not self.regs_dirty:
-            self._poke_ip(ip)
-        else:
-            if ip >= 0:
+        if ip >= 0:
+            if self.regs_dirty:
                 self.set_ip(ip)
-            if self.regs_dirty or self.ip_dirty:
-                self.flush_regs()
-        self._predict_regs = self._regs_wanted
-        self._regs_wanted = False
-        self.regs_fresh = False
-        self.known_ip = -1
-        self.stopped = False
+            else:
+                self._poke_ip(ip)
+        self._flush()
         if self.group_stopped:
             self.group_stopped = False
             binding.listen(tid)
