@@ -61,6 +61,9 @@ class X86Plan(XolPlan):
         self.text = text
         self._mode = mode
         self._mask = mode.mask
+        #: the stack word's size and packer, read on every emulated push
+        self._word_size = mode.word.size
+        self._pack_word = mode.word.pack
         self._step = (code if step is None else step).ljust(mode.slot_size, _INT3)
 
     def __repr__(self):
@@ -83,9 +86,10 @@ class X86Plan(XolPlan):
     def _push(self, regs, mem, value) -> bool:
         """Store ``value`` as the instruction's own push would, through
         ``mem`` (which grows the stack); False, regs untouched, on a fault."""
-        sp = (regs.rsp - self._mode.word.size) & self._mask
+        mask = self._mask
+        sp = (regs.rsp - self._word_size) & mask
         try:
-            mem.write(sp, self._mode.word.pack(value & self._mask))
+            mem.write(sp, self._pack_word(value & mask))
         except OSError:
             return False
         regs.rsp = sp

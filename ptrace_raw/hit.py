@@ -88,17 +88,22 @@ class Hit:
     them (``keep_args=N``).
     """
 
-    __slots__ = ("probe", "thread", "arch", "ip", "time_ns", "_entry", "_engine", "_window")
+    __slots__ = ("probe", "thread", "ip", "time_ns", "_entry", "_engine", "_window")
 
-    def __init__(self, probe, thread, arch, ip, engine, entry=None):
+    def __init__(self, probe, thread, ip, engine, entry=None):
         self.probe = probe
         self.thread = thread
-        self.arch = arch
         self.ip = ip
         self.time_ns = time.monotonic_ns()
         self._entry = entry
         self._engine = engine
         self._window = None
+
+    @property
+    def arch(self):
+        """The thread's arch (``arch.X86_64`` or ``arch.I386``); asked of
+        the thread only when used, as most handlers never do."""
+        return self.thread.arch
 
     @property
     def pid(self) -> int:

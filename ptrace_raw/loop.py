@@ -178,20 +178,15 @@ class Loop:
         return proc
 
     # -- the loop --------------------------------------------------------------
-    def _wait(self):
-        """One waitpid(-1, WALL); None when interrupted by a signal to us.
-        ctypes' waitpid returns EINTR to us (os.waitpid would retry), which is
-        how Ctrl-C and the timeout reach a loop blocked here."""
-        pid = _waitpid(-1, self._status_ref, WALL)
-        if pid < 0:
-            err = get_errno()
-            if err == errno.EINTR:
-                return None
-            if err == errno.ECHILD:
-                self._forget_all()
-                return None
+    def _wait_failed(self) -> None:
+        """After waitpid(-1, WALL) returned -1.  ctypes' waitpid returns EINTR
+        to us (os.waitpid would retry), which is how Ctrl-C and the timeout
+        reach a loop blocked in it."""
+        err = get_errno()
+        if err == errno.ECHILD:
+            self._forget_all()
+        elif err != errno.EINTR:
             raise OSError(err, "waitpid")
-        return pid
 
     def run(self, timeout=None) -> None:
         """Serve stops until every tracee is gone, ``timeout`` seconds pass,
@@ -209,6 +204,8 @@ class Loop:
             timer.start()
         with self._run_lock:
             self._running = True
+        status, status_ref = self._status, self._status_ref
+        threads, on_trap = self._threads, self.engine.on_trap
         try:
             for proc in list(self.processes.values()):
                 for thread in list(proc.threads.values()):
@@ -216,14 +213,23 @@ class Loop:
                         self._resume(thread)
             while (self.processes or self._orphans) and not self._stop_signal \
                     and not self._stop_requested:
-                pid = self._wait()
-                if pid is None:
+                pid = _waitpid(-1, status_ref, WALL)
+                if pid < 0:
+                    self._wait_failed()
                     if deadline is not None and time.monotonic() >= deadline:
                         break
                     continue
                 self.stops += 1
+                raw = status.value
+                thread = threads.get(pid)
                 try:
-                    self.dispatch(pid, self._status.value)
+                    if raw == _SIGTRAP_STOP and thread is not None and thread.xol is None:
+                        # A probe hit: the hot path skips dispatch.
+                        self.trap_stops += 1
+                        if not on_trap(thread):
+                            self._foreign_trap(thread)
+                    else:
+                        self.dispatch(pid, raw)
                 except OSError:
                     if not self._vanished(pid):
                         raise
@@ -299,6 +305,15 @@ class Loop:
 
     def dispatch(self, tid: int, raw: int) -> None:
         thread = self._threads.get(tid)
+        if raw == _SIGTRAP_STOP and thread is not None:
+            # Every probe hit comes here: the trap is served first.
+            self.trap_stops += 1
+            if thread.xol is not None:
+                thread.stale()
+                self.engine.on_step(thread)
+            elif not self.engine.on_trap(thread):
+                self._foreign_trap(thread)
+            return
         if thread is None:
             orphan = self._orphans.pop(tid, None)
             if orphan is None:
@@ -310,16 +325,6 @@ class Loop:
             else:
                 orphan.exit_signal = status.sig
             self.finished.append(orphan)
-            return
-        if raw == _SIGTRAP_STOP:
-            self.trap_stops += 1
-            thread.stale()
-            engine = self.engine
-            if thread.xol is not None:
-                engine.on_step(thread)
-            elif not engine.on_trap(thread):
-                thread.pending_sig = signal.SIGTRAP
-                self._resume(thread)
             return
         status = WaitStatus(raw)
         kind = status.kind
@@ -341,6 +346,12 @@ class Loop:
             self._event(thread, status.event)
         else:
             self._resume(thread)
+
+    def _foreign_trap(self, thread) -> None:
+        """A SIGTRAP that is not ours (the program's own int3, or a kill):
+        the program gets it, as it would untraced."""
+        thread.pending_sig = signal.SIGTRAP
+        self._resume(thread)
 
     def _vanished(self, tid: int) -> bool:
         """Whether ``tid`` can no longer be ptraced: it died under us."""
@@ -590,8 +601,10 @@ class Loop:
         except ProcessLookupError:
             pass
         while proc.pid in self.processes:
-            pid = self._wait()
-            if pid is not None:
+            pid = _waitpid(-1, self._status_ref, WALL)
+            if pid < 0:
+                self._wait_failed()
+            else:
                 thread = self._threads.get(pid)
                 if thread is not None and thread.process is proc:
                     status = WaitStatus(self._status.value)

@@ -61,8 +61,9 @@ class Memory:
         return data
 
     def _read_forced(self, addr: int, size: int) -> bytes:
+        fd = self._fd
         try:
-            data = os.pread(self._mem_fd(), size, addr)
+            data = os.pread(fd if fd >= 0 else self._mem_fd(), size, addr)
         except OSError as exc:
             raise OSError(exc.errno or errno.EFAULT,
                           f"cannot read {size} bytes at {addr:#x} in pid {self.pid}") from None
@@ -72,8 +73,9 @@ class Memory:
 
     def write(self, addr: int, data: bytes) -> None:
         """Write anywhere mapped, read-only text included."""
+        fd = self._fd
         try:
-            done = os.pwrite(self._mem_fd(), data, addr)
+            done = os.pwrite(fd if fd >= 0 else self._mem_fd(), data, addr)
         except OSError as exc:
             raise OSError(exc.errno or errno.EFAULT,
                           f"cannot write {len(data)} bytes at {addr:#x} in pid {self.pid}") from None

@@ -448,50 +448,64 @@ class ProbeEngine(Engine):
     def on_trap(self, thread) -> bool:
         """An int3 stop.  Registers are read only as far as the hit needs
         them: ip always, the rest when a handler, a return probe or the
-        instruction's emulation asks (``Thread`` fetches them lazily)."""
+        instruction's emulation asks (``Thread`` fetches them lazily).
+        Every hit runs this, so the common case (entry probes, an
+        instruction skipped, boosted or emulated) makes no call it can do
+        without."""
+        addr = thread.at_trap()
         proc = thread.process
         ps = proc.probe_state
-        if ps is None:
-            return False
-        addr = thread.get_ip() - 1
-        site = ps.bps.sites.get(addr)
+        site = ps.bps.sites.get(addr) if ps is not None else None
         if site is None:
-            if not self._other_trap(thread, thread.get_regs(), thread.arch, ps, addr,
-                                    not proc.silent):
-                return False
-            thread.resume()
-            return True
-        thread.set_ip(addr)
-        if not proc.silent:
-            for fn in site.internal:
-                fn(thread)
-            entry = site.entry
-            if entry:
-                arch = thread.arch
-                for probe in entry:
-                    probe.hits += 1
-                    handler = probe.handler
-                    if handler is not None:
-                        try:
-                            handler(Hit(probe, thread, arch, addr, self))
-                        except Exception as exc:
-                            self._handler_failed(probe, exc)
-            swap = self._hijack(thread, thread.get_regs(), thread.arch, ps, site) \
-                if site.returns else None
-            # A handler moves ip through hit.regs, which reads the registers.
-            if thread.regs_fresh and thread.regs.rip != addr:
-                if swap is not None:
-                    swap.finish()
-                thread.resume()
-                if self._fatal is not None:
-                    self._raise_fatal()
-                return True
-            self._execute(thread, ps, site, swap)
-        else:
+            return self._not_a_site(thread, proc, ps, addr)
+        if proc.silent:
             self._execute(thread, ps, site, None)
+        else:
+            if site.internal:
+                for fn in site.internal:
+                    fn(thread)
+            for probe in site.entry:
+                probe.hits += 1
+                handler = probe.handler
+                if handler is not None:
+                    try:
+                        handler(Hit(probe, thread, addr, self))
+                    except Exception as exc:
+                        self._handler_failed(probe, exc)
+            # A handler moves ip through hit.regs, which reads the registers.
+            if site.returns:
+                self._hijack_and_execute(thread, ps, site, addr)
+            elif thread.regs_fresh and thread.regs.rip != addr:
+                thread.resume()
+            elif site.goto is not None:
+                thread.resume(site.goto)
+            else:
+                self._execute(thread, ps, site, None)
         if self._fatal is not None:
             self._raise_fatal()
         return True
+
+    def _not_a_site(self, thread, proc, ps, addr: int) -> bool:
+        """A trap at no probe site: ip goes back past the int3, and the
+        trap may still be ours (the return trampoline, an int3 removed
+        after it trapped)."""
+        thread.set_ip(addr + 1)
+        if ps is None or not self._other_trap(thread, thread.get_regs(), thread.arch, ps, addr,
+                                              not proc.silent):
+            return False
+        thread.resume()
+        return True
+
+    def _hijack_and_execute(self, thread, ps, site, addr: int) -> None:
+        """The hit's end at a site with return probes: the return address
+        is swapped with, or just before, the displaced instruction's run."""
+        swap = self._hijack(thread, thread.get_regs(), thread.arch, ps, site)
+        if thread.regs.rip != addr:
+            if swap is not None:
+                swap.finish()
+            thread.resume()
+            return
+        self._execute(thread, ps, site, swap)
 
     def _execute(self, thread, ps, site, swap) -> None:
         """Run the displaced instruction; ``swap`` is a return probe's held
@@ -661,7 +675,7 @@ class ProbeEngine(Engine):
                     continue
                 probe.hits += 1
                 if probe.handler is not None:
-                    self._call(probe, Hit(probe, thread, arch, done[-1].orig, self, pending))
+                    self._call(probe, Hit(probe, thread, done[-1].orig, self, pending))
 
     # -- handlers ---------------------------------------------------------------------
     def _call(self, probe, hit) -> None:

@@ -120,6 +120,28 @@ class Thread:
         self.known_ip = ip
         self.ip_dirty = True
 
+    def at_trap(self) -> int:
+        """A new stop at an int3: the int3's address (ip - 1).  ip is moved
+        back onto it, to be written only if the thread resumes with no
+        other ip given.  What the last stop read or left unwritten is
+        dropped (as ``stale``); ip is read alone unless the last stop needed
+        all registers.  The hit path's first call, so it does all three."""
+        self.stopped = True
+        self.regs_dirty = self.ip_dirty = False
+        if self._predict_regs:
+            self._fetch()
+            regs = self.regs
+            addr = regs.rip - 1
+            regs.rip = addr
+        else:
+            self.regs_fresh = False
+            addr = _ptrace(PTRACE_PEEKUSER, self.tid, _RIP, None) - 1
+            if addr == -2:
+                raise binding.failure(PTRACE_PEEKUSER, self.tid)
+        self.known_ip = addr
+        self.ip_dirty = True
+        return addr
+
     def stale(self) -> None:
         """A new stop: what was read or left unwritten at the last one no
         longer holds."""
@@ -217,44 +239,45 @@ class Thread:
 
     def flush_regs(self) -> None:
         """Write changed registers back; the thread stays stopped."""
+        self._write_back(-1)
+        self.regs_dirty = self.ip_dirty = False
+
+    def _write_back(self, ip: int) -> None:
+        """SETREGS if any register changed, else POKEUSER of ip alone
+        (``ip``, or the one set_ip left) if it moved."""
         tid = self.tid
         if self.regs_dirty:
+            if ip >= 0:
+                self.regs.rip = ip
             if _ptrace(PTRACE_SETREGS, tid, None, self._regs_ref) == -1:
                 raise binding.failure(PTRACE_SETREGS, tid)
-            self.regs_dirty = self.ip_dirty = False
-        elif self.ip_dirty:
-            self._poke_ip(self.known_ip)
-
-    def _poke_ip(self, ip: int) -> None:
+            return
+        if ip < 0:
+            if not self.ip_dirty:
+                return
+            ip = self.known_ip
         arg = self._ip_arg
         arg.value = ip
-        if _ptrace(PTRACE_POKEUSER, self.tid, _RIP, arg) == -1:
-            raise binding.failure(PTRACE_POKEUSER, self.tid)
-        self.ip_dirty = False
+        if _ptrace(PTRACE_POKEUSER, tid, _RIP, arg) == -1:
+            raise binding.failure(PTRACE_POKEUSER, tid)
 
-    def _flush(self) -> None:
+    def _leave(self, ip: int) -> None:
         """Write back what changed and leave the stop: what was read for it
         is stale from here on, and what it needed predicts the next one."""
-        if self.regs_dirty or self.ip_dirty:
-            self.flush_regs()
+        if ip >= 0 or self.regs_dirty or self.ip_dirty:
+            self._write_back(ip)
+        self.regs_dirty = self.ip_dirty = self.regs_fresh = self.stopped = False
+        self.known_ip = -1
         self._predict_regs = self._regs_wanted
         self._regs_wanted = False
-        self.regs_fresh = False
-        self.known_ip = -1
-        self.stopped = False
 
     def resume(self, ip: int = -1) -> None:
         """Continue from the current stop (at ``ip`` if given), delivering
         any pending signal.  The hit path ends here on every hit: calls go
         to ptrace directly, and moving ip alone (a skipped or boosted
         instruction) is a single POKEUSER."""
+        self._leave(ip)
         tid = self.tid
-        if ip >= 0:
-            if self.regs_dirty:
-                self.set_ip(ip)
-            else:
-                self._poke_ip(ip)
-        self._flush()
         if self.group_stopped:
             self.group_stopped = False
             binding.listen(tid)
@@ -264,7 +287,7 @@ class Thread:
             raise binding.failure(PTRACE_CONT, tid)
 
     def singlestep(self) -> None:
-        self._flush()
+        self._leave(-1)
         binding.singlestep(self.tid, 0)
 
     def __repr__(self):
