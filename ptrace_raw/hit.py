@@ -82,6 +82,10 @@ class _ArgWindow:
 class Hit:
     """One probe hit, as seen by its handler.
 
+    Everything but ``probe``, ``ip`` and ``time_ns`` is read from the
+    thread when asked, so a Hit is meaningful only while its handler runs
+    (the thread is stopped there); keep values, not the Hit.
+
     ``arg(n)`` reads the n-th integer argument by the ABI of the thread's
     arch; for a return probe ``retval`` is the return value and
     ``entry_args`` the arguments saved at entry when the probe asked for

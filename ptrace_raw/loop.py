@@ -1,10 +1,11 @@
 """The one blocking waitpid loop, serving every tracee and thread at once.
 
 All ptrace calls happen on the thread that runs this loop (ptrace binds a
-tracee to the thread that attached it).  Each stop is decoded once and
-dispatched; breakpoint traps and step completions go to the probe engine
-(``Engine``), everything else is handled here so that signals, group-stops,
-clones and exits behave exactly as without a tracer.
+tracee to the thread that attached it).  Each stop is decoded once;
+breakpoint traps and step completions go to the probe engine (``Engine``),
+int3 traps straight from the loop, as they are the hits; everything else is
+dispatched here so that signals, group-stops, clones and exits behave
+exactly as without a tracer.
 """
 
 from __future__ import annotations
@@ -100,7 +101,11 @@ class Engine:
 
     def on_trap(self, thread) -> bool:
         """A SIGTRAP stop outside a step; True if it was ours and handled
-        (the engine resumes the thread or leaves it stopped)."""
+        (the engine resumes the thread or leaves it stopped).  The loop
+        marks the thread stopped and nothing more: the engine starts the
+        stop with ``thread.at_trap()`` or ``thread.stale()`` before reading
+        registers, so that a hit reads ip once."""
+        thread.stale()
         return False
 
     def on_step(self, thread, resume: bool = True) -> None:
@@ -226,6 +231,7 @@ class Loop:
                     if raw == _SIGTRAP_STOP and thread is not None and thread.xol is None:
                         # A probe hit: the hot path skips dispatch.
                         self.trap_stops += 1
+                        thread.stopped = True
                         if not on_trap(thread):
                             self._foreign_trap(thread)
                     else:
@@ -306,12 +312,13 @@ class Loop:
     def dispatch(self, tid: int, raw: int) -> None:
         thread = self._threads.get(tid)
         if raw == _SIGTRAP_STOP and thread is not None:
-            # Every probe hit comes here: the trap is served first.
             self.trap_stops += 1
             if thread.xol is not None:
                 thread.stale()
                 self.engine.on_step(thread)
-            elif not self.engine.on_trap(thread):
+                return
+            thread.stopped = True
+            if not self.engine.on_trap(thread):
                 self._foreign_trap(thread)
             return
         if thread is None:

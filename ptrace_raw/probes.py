@@ -489,11 +489,13 @@ class ProbeEngine(Engine):
         """A trap at no probe site: ip goes back past the int3, and the
         trap may still be ours (the return trampoline, an int3 removed
         after it trapped)."""
-        thread.set_ip(addr + 1)
+        thread.undo_rewind()
         if ps is None or not self._other_trap(thread, thread.get_regs(), thread.arch, ps, addr,
                                               not proc.silent):
             return False
         thread.resume()
+        if self._fatal is not None:
+            self._raise_fatal()
         return True
 
     def _hijack_and_execute(self, thread, ps, site, addr: int) -> None:

@@ -142,6 +142,12 @@ class Thread:
         self.ip_dirty = True
         return addr
 
+    def undo_rewind(self) -> None:
+        """After ``at_trap``, for a trap at no probe: ip stays past the
+        int3, where the kernel left it, and needs no writing back."""
+        self.set_ip(self.known_ip + 1)
+        self.ip_dirty = False
+
     def stale(self) -> None:
         """A new stop: what was read or left unwritten at the last one no
         longer holds."""

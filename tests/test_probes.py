@@ -336,3 +336,50 @@ def test_a_handler_that_moves_the_ip_skips_the_instruction(build, bits):
     added = sum(i + 1 for i in range(50))
     assert code == 0 and add.hits == 50
     assert out == f"total={untraced - added + 50 * 1000}\n"
+
+
+@pytest.mark.parametrize("read_regs", [False, True], ids=["ip-only", "regs"])
+def test_the_programs_own_int3_reaches_it_once_with_ip_past_it(build, read_regs):
+    """A trap at no probe site goes to the program as if untraced, whether
+    the stop read ip alone or every register (the prediction follows what
+    the probes' handlers read)."""
+    exe = build("owntrap.c", flags=("-O0",))
+    seen = []
+
+    def entry(hit):
+        if read_regs:
+            seen.append(hit.sp)
+
+    out, code, (enter, leave) = _traced([exe, 200], [
+        (f"uprobe:{exe}:trapping", entry),
+        (f"uretprobe:{exe}:trapping", lambda h: seen.append(h.retval) if read_regs else None),
+    ])
+    assert out == _untraced([exe, 200]) == "sum=20100 traps=200 misplaced=0\n" and code == 0
+    assert enter.hits == leave.hits == 200
+    assert len(seen) == (400 if read_regs else 0)
+
+
+def test_an_engine_of_its_own_sees_its_trap_stops_as_stops(build):
+    """The loop hands int3 stops to the engine before anything reads the
+    thread: the thread must already count as stopped there."""
+    from ptrace_raw.loop import Engine
+
+    seen = []
+
+    class Watcher(Engine):
+        def on_trap(self, thread):
+            try:
+                found = thread.process.stopped_thread() is thread
+            except Exception as exc:  # reported, not raised: detach would wait for it
+                found = type(exc).__name__
+            seen.append((thread.stopped, found))
+            return super().on_trap(thread)
+
+    exe = build("owntrap.c", flags=("-O0",))
+    r, w = pipe_pair()
+    with Tracer(engine=Watcher()) as t:
+        proc = t.spawn([str(exe), "5"], stdout=w)
+        os.close(w)
+        t.run()
+    assert r.read() == "sum=15 traps=5 misplaced=0\n" and proc.exit_code == 0
+    assert seen == [(True, True)] * 5

@@ -140,6 +140,20 @@ def test_fatal_handler_error_stops_and_detaches(build):
     assert os.read(r, 100).startswith(b"total=")
 
 
+def test_fatal_error_in_the_last_return_handler_is_raised(build):
+    """Raised at the trampoline's own stop, not at a next hit that may
+    never come: here the only call returns once."""
+    exe = build("calls.c", flags=("-O0", "-pthread"))
+    r, w = os.pipe()
+    with pytest.raises(ValueError, match="at return"):
+        with Tracer(fatal_errors=True) as t:
+            t.spawn([str(exe), "1"], stdout=w)
+            t.add_probe(f"uretprobe:{exe}:add", lambda h: (_ for _ in ()).throw(ValueError("at return")))
+            t.run()
+    os.close(w)
+    assert os.read(r, 100).startswith(b"total=")
+
+
 def test_several_attached_processes_in_one_loop(build):
     exe = build("service.c", flags=("-O0",))
     svcs = [start_service(exe) for _ in range(3)]
