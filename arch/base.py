@@ -68,6 +68,11 @@ class XolPlan:
     * ``strategy == "boost"``: ``boost_code(addr, slot)`` is the instruction
       followed by a jump back, written once into a slot of its own that is
       never reused; the thread is pointed at it and continued: one stop.
+      An ``emulate`` plan may be ``boostable`` too: when its emulation needs
+      the registers, a tracer that pays more to read and write them than to
+      move ip (ptrace: GETREGS and SETREGS against one POKEUSER) runs the
+      boosted copy instead, and keeps emulation for when no slot is in
+      reach.
     * ``strategy == "step"``: the copy from ``step_code`` is single-stepped in
       a per-thread slot between ``pre_xol`` and ``post_xol``: two stops.
 
@@ -85,12 +90,16 @@ class XolPlan:
     #: ``addr - slot`` to ip (a plain copy): the tracer may then step it
     #: with the instruction pointer alone, never reading the other registers
     plain_step: bool = False
+    #: True when ``boost_code`` gives bytes for some slot address: a tracer
+    #: sets a slot aside only for these
+    boostable: bool = False
 
     def emulate(self, regs, mem: Memory) -> bool:
         """Run the instruction on ``regs``/``mem`` as if executed at its home
         address.  False (with ``regs`` untouched) when it cannot complete, e.g.
         a stack access faults: the tracer then steps the copy instead, so
-        the fault happens for real.  Called with ip already rewound to the
+        the fault happens for real.  ``mem`` has the program's own access
+        rights (a guard page refuses a write), not a debugger's.  Called with ip already rewound to the
         probe address (past the int3 trap), which is where the instruction
         counts from."""
         return False

@@ -85,7 +85,9 @@ class X86Plan(XolPlan):
 
     def _push(self, regs, mem, value) -> bool:
         """Store ``value`` as the instruction's own push would, through
-        ``mem`` (which grows the stack); False, regs untouched, on a fault."""
+        ``mem``; False, regs untouched, where it refuses (a guard page, a
+        stack not grown that far yet: the step path's real push then
+        faults or grows it)."""
         mask = self._mask
         sp = (regs.rsp - self._word_size) & mask
         try:
@@ -112,9 +114,12 @@ class NopPlan(X86Plan):
 class PushPlan(X86Plan):
     """push reg / pushf.  ``push %rsp`` stores the old value, which falls
     out of reading the register before moving sp.  pushf stores the flags
-    without TF/RF/VM: a stepped pushf would leak the tracer's TF."""
+    without TF/RF/VM: a stepped pushf would leak the tracer's TF.  Boosted,
+    the copy pushes for itself (no tracer TF is set when it runs), and a
+    push that hits a guard page faults as the program's own would."""
 
     strategy = "emulate"
+    boostable = True
 
     def __init__(self, mode, code, text, field: str, value_mask: int):
         super().__init__(mode, code, text)
@@ -128,6 +133,11 @@ class PushPlan(X86Plan):
             return False
         regs.rip = (regs.rip + self.length) & self._mask
         return True
+
+    def boost_code(self, addr, slot):
+        code = self._step[:self.length] + encode_jump(self._mode, slot + self.length,
+                                                      addr + self.length)
+        return code.ljust(self._mode.slot_size, _INT3)
 
     def post_xol(self, regs, mem, addr, slot, token):
         if self._clear_tf:
@@ -325,6 +335,7 @@ class CopyPlan(X86Plan):
                  disp_at: Optional[int], boost: bool, rep: bool):
         super().__init__(mode, code, text, step=step)
         self.strategy = "boost" if boost else "step"
+        self.boostable = boost
         self._code = code
         self._fix = fix
         self._scratch = scratch
@@ -335,7 +346,7 @@ class CopyPlan(X86Plan):
         self.plain_step = fix == FIX_IP and scratch is None and not rep
 
     def boost_code(self, addr, slot):
-        if self.strategy != "boost":
+        if not self.boostable:
             return None
         code = self._code
         at = self._disp_at

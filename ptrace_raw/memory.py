@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 
-from .binding import vm_read
+from .binding import vm_read, vm_write
 
 _PAGE = 4096
 _SMALL = 256
@@ -96,3 +96,27 @@ class Memory:
             out += data
             addr += chunk
         return out
+
+
+class ProgramMemory:
+    """The ``arch.Memory`` protocol with the program's own access rights,
+    for the instructions the tracer emulates.  /proc/PID/mem writes through
+    a guard page or read-only data; a push emulated that way would hide the
+    fault the program's own push takes there.  process_vm_readv/writev
+    honour page protections, so the emulation fails instead and the tracer
+    runs the real instruction, which faults where it should."""
+
+    __slots__ = ("pid",)
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def read(self, addr: int, size: int) -> bytes:
+        data = vm_read(self.pid, addr, size)
+        if len(data) < size:
+            raise OSError(errno.EFAULT, f"cannot read {size} bytes at {addr:#x} in pid {self.pid}")
+        return data
+
+    def write(self, addr: int, data: bytes) -> None:
+        if vm_write(self.pid, addr, data) != len(data):
+            raise OSError(errno.EFAULT, f"short write at {addr:#x} in pid {self.pid}")

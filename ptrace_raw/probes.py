@@ -90,11 +90,14 @@ class _HeldWrite:
     of the return address, kept until the instruction at the entry has run,
     so that an emulated push just below it goes out in the same write (one
     system call fewer per call).  Reads and writes that overlap it see it
-    written first."""
+    written first.  The held write alone goes through ``forced`` (the slot
+    the call just wrote); everything the emulation reads or writes,
+    the joined write included, goes through ``mem``, the program's view."""
 
-    __slots__ = ("mem", "addr", "data")
+    __slots__ = ("forced", "mem", "addr", "data")
 
-    def __init__(self, mem):
+    def __init__(self, forced, mem):
+        self.forced = forced
         self.mem = mem
         #: the held write (-1 until the first write comes; data None once out)
         self.addr = -1
@@ -123,7 +126,7 @@ class _HeldWrite:
     def finish(self) -> None:
         if self.data is not None:
             data, self.data = self.data, None
-            self.mem.write(self.addr, data)
+            self.forced.write(self.addr, data)
 
 
 def _same_glibc_tunables(pid: int) -> bool:
@@ -421,7 +424,9 @@ class ProbeEngine(Engine):
         site = ps.bps.get(addr)
         if site is None:
             site = ps.bps.insert(proc, addr, plan, arch.breakpoint_insn)
-            if plan.strategy == "boost":
+            # A boosted copy moves ip alone; an emulation that needs the
+            # registers costs a GETREGS and a SETREGS more.
+            if plan.boostable and site.goto is None:
                 site.boost_slot = ps.xol.boost_slot(proc, proc.stopped_thread(), addr, plan, arch)
                 if site.boost_slot is not None:
                     ps.boosted[site.boost_slot] = addr
@@ -514,7 +519,7 @@ class ProbeEngine(Engine):
         write of the return address, written with or before it."""
         goto = site.goto
         if goto is None and site.emulate:
-            done = site.plan.emulate(thread.get_regs(), swap or thread.process.memory)
+            done = site.plan.emulate(thread.get_regs(), swap or thread.process.program_memory)
             if swap is not None:
                 swap.finish()
             if done:
@@ -636,7 +641,7 @@ class ProbeEngine(Engine):
             swap = None
         else:
             orig = ret
-            swap = _HeldWrite(mem)
+            swap = _HeldWrite(mem, thread.process.program_memory)
             arch.write_word(swap, sp, tramp)
         for probe in site.returns:
             args = arch.args(regs, mem, probe.keep_args) if probe.keep_args else None

@@ -383,3 +383,19 @@ def test_an_engine_of_its_own_sees_its_trap_stops_as_stops(build):
         t.run()
     assert r.read() == "sum=15 traps=5 misplaced=0\n" and proc.exit_code == 0
     assert seen == [(True, True)] * 5
+
+
+@pytest.mark.parametrize("returns", [False, True], ids=["entry", "entry+return"])
+@pytest.mark.parametrize("func, mode", [("pushy", "push"), ("callfirst", "call")])
+def test_a_probed_push_onto_a_guard_page_faults_as_the_programs_own(build, func, mode, returns):
+    """The probed instruction's push must fault at the guard page as it
+    would untraced, reported at the instruction's own address: not be
+    written through by the tracer's forced access to the tracee (with a
+    return probe, the push would join the return address's swap)."""
+    exe = build("guardpage.c", flags=("-O0",))
+    probes = [(f"uprobe:{exe}:{func}", lambda h: None)]
+    if returns:
+        probes.append((f"uretprobe:{exe}:{func}", lambda h: None))
+    out, code, made = _traced([exe, mode, 50], probes)
+    assert out == _untraced([exe, mode, 50]) == "faults=50 misplaced=0\n" and code == 0
+    assert made[0].hits == 50 and all(p.hits == 0 for p in made[1:])

@@ -92,6 +92,12 @@ def check(arch, code, addr, slot, values, how):
     return ran
 
 
+def _ways(plan):
+    """Every way the tracer may run ``plan``: its strategy, a boosted copy
+    when it has one, and the step every plan must support."""
+    return sorted({plan.strategy, "step"} | ({"boost"} if plan.boostable else set()))
+
+
 _SETTINGS = settings(max_examples=6, deadline=None, derandomize=True,
                      suppress_health_check=[HealthCheck.too_slow])
 
@@ -101,7 +107,7 @@ _SETTINGS = settings(max_examples=6, deadline=None, derandomize=True,
 @given(values=states(64), slot=st.sampled_from([NEAR64, FAR64]), data=st.data())
 def test_plans_match_execution_64(code, values, slot, data):
     plan = X86_64.analyze(bytes.fromhex(code), V64)
-    how = data.draw(st.sampled_from(sorted({plan.strategy, "step"})))
+    how = data.draw(st.sampled_from(_ways(plan)))
     assume(check(X86_64, bytes.fromhex(code), V64, slot, values, how) is not None)
 
 
@@ -110,7 +116,7 @@ def test_plans_match_execution_64(code, values, slot, data):
 @given(values=states(32), data=st.data())
 def test_plans_match_execution_32(code, values, data):
     plan = I386.analyze(bytes.fromhex(code), V32)
-    how = data.draw(st.sampled_from(sorted({plan.strategy, "step"})))
+    how = data.draw(st.sampled_from(_ways(plan)))
     assume(check(I386, bytes.fromhex(code), V32, SLOT32, values, how) is not None)
 
 
@@ -174,7 +180,7 @@ def test_real_functions(binary):
             values = {r: rnd.choice([data + rnd.randrange(0x2000), rnd.getrandbits(arch.bits), 1])
                       for r in (GPRS if arch.bits == 64 else GPRS[:8])}
             values.update(rsp=stack - 8 * rnd.randrange(8), eflags=0x202 | rnd.choice([0, ZF, CF | SF]))
-            for how in sorted({plan.strategy, "step"}):
+            for how in _ways(plan):
                 for slot in slots:
                     try:
                         ran = check(arch, insn, at, slot, values, how)

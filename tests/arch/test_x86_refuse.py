@@ -77,5 +77,5 @@ def test_analyze_never_raises_anything_else(code, bits, slot):
     assert len(plan.step_code(addr, slot)) == arch.xol_slot_size
     boost = plan.boost_code(addr, slot & 0xffffffff if bits == 32 else slot)
     assert boost is None or len(boost) == arch.xol_slot_size
-    if plan.strategy != "boost":
+    if not plan.boostable:
         assert boost is None

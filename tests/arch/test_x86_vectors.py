@@ -334,6 +334,33 @@ def test_boost_reencodes_riprel_for_the_slot():
     assert plan.boost_code(V, FAR_SLOT) is None
 
 
+@pytest.mark.parametrize("arch, code", [(X86_64, "55"), (X86_64, "4155"), (X86_64, "9c"),
+                                        (I386, "55"), (I386, "9c")],
+                         ids=["push-rbp", "push-r13", "pushfq", "push-ebp", "pushfd"])
+def test_pushes_emulate_and_also_boost_as_themselves(arch, code):
+    """A push needs the registers to emulate, so a tracer prefers to run
+    it from a slot: the copy is the push itself and a jump back."""
+    addr, slot = (V, SLOT) if arch is X86_64 else (0x1000, 0x5000)
+    plan = arch.analyze(h(code), addr)
+    assert plan.strategy == "emulate" and plan.boostable and plan.next_ip(addr) is None
+    boosted = plan.boost_code(addr, slot)
+    n = len(h(code))
+    assert boosted[:n] == h(code) and boosted[n] == 0xe9
+    assert (slot + n + 5 + int.from_bytes(boosted[n + 1:n + 5], "little", signed=True)) \
+        & ((1 << arch.bits) - 1) == addr + n
+    assert boosted[n + 5:] == b"\xcc" * (32 - n - 5)
+    if arch is X86_64:
+        far = plan.boost_code(V, FAR_SLOT)
+        assert far[:n + 6] == h(code) + h("ff2500000000")
+        assert int.from_bytes(far[n + 6:n + 14], "little") == V + n
+
+
+def test_only_copies_and_pushes_are_boostable():
+    for code in ("f30f1efa", "90", "c3", "e800000000", "ffd0", "7400"):
+        plan = X86_64.analyze(h(code), V)
+        assert not plan.boostable and plan.boost_code(V, SLOT) is None, plan
+
+
 def test_boost_jump_back_forms():
     plan = X86_64.analyze(h("4889c3"), V)
     near = plan.boost_code(V, SLOT)
