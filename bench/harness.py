@@ -60,13 +60,14 @@ class Case:
 
 
 CASES: Dict[str, Case] = {c.name: c for c in (
-    Case("emulate-push", "push", "emulate", 1),
+    Case("boost-push", "push", "boost", 1),
     Case("emulate-endbr", "endbr", "emulate", 1),
-    Case("boost", "riprel", "boost", 1),
+    Case("emulate-call", "call", "emulate", 1),
+    Case("boost-riprel", "riprel", "boost", 1),
     Case("step", "step", "step", 2),
     Case("return", "push", "return", 2),
-    Case("threads4", "push", "emulate", 1, threads=4),
-    Case("args", "args", "emulate", 1, read_args=True),
+    Case("threads4", "push", "boost", 1, threads=4),
+    Case("args", "args", "boost", 1, read_args=True),
     Case("usdt", "usdt", "emulate", 1),
 )}
 

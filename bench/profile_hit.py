@@ -1,6 +1,6 @@
 """Where the Python tracer's time per hit goes: a profiling driver.
 
-    python -m bench.profile_hit [--case emulate-push] [--bits 64]
+    python -m bench.profile_hit [--case boost-push] [--bits 64]
                                 [--placement same] [-n 20000]
                                 [--mode plain|split|cprofile]
 
@@ -107,7 +107,7 @@ def _cprofile(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--case", default="emulate-push", choices=list(harness.CASES))
+    p.add_argument("--case", default="boost-push", choices=list(harness.CASES))
     p.add_argument("--bits", type=int, default=64, choices=harness.BITS)
     p.add_argument("--placement", default="same")
     p.add_argument("-n", type=int, default=20000)

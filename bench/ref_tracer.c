@@ -9,12 +9,15 @@
  * arguments to read), else ip alone (PEEKUSER, half the cost).
  *
  * Schemes (per hit; V = probe address, L = instruction length, S = XOL slot):
- *   emulate  push %rbp/%ebp: write the word below sp, sp -= W, SETREGS;
+ *   emulate  push %rbp/%ebp or call rel32: write the pushed word below sp
+ *            (process_vm_writev, which honours a guard page as the
+ *            program's own push would), sp -= W, ip, SETREGS;
  *            endbr or nop:   POKEUSER ip = V + L.                    1 stop
  *   boost    POKEUSER ip = S; the slot holds the copy and a jmp back. 1 stop
  *   step     POKEUSER ip = S, SINGLESTEP; then ip += V - S.          2 stops
- *   return   emulate the entry and swap the return address for an int3
- *            trampoline in the XOL page; there, ip = saved address.  2 stops
+ *   return   swap the return address for an int3 trampoline in the XOL
+ *            page, then run the entry as the Python tracer does: a push
+ *            boosted, a nop skipped; at the trampoline, ip = saved.  2 stops
  *
  * The XOL page is mapped by an mmap system call injected at the exec stop,
  * near the code so a rip-relative displacement can be re-encoded for the
@@ -54,7 +57,7 @@
 #define MAX_DEPTH 64
 
 enum scheme { EMULATE, BOOST, STEP, RETURN };
-enum kind { K_PUSH, K_NOP, K_RIPREL, K_PLAIN };
+enum kind { K_PUSH, K_NOP, K_RIPREL, K_PLAIN, K_CALL };
 
 struct insn {
     enum kind kind;
@@ -77,6 +80,7 @@ static struct {
     int is32;  /* tracee runs in 32-bit mode (cs == 0x23) */
     unsigned word;
     uint64_t probe, slot, tramp;
+    uint64_t call_target; /* K_CALL: V + 5 + rel32 */
     struct insn insn;
     struct thread threads[MAX_THREADS];
     uint64_t hits, stops, returns, args_sum;
@@ -146,6 +150,14 @@ static void mem_write(uint64_t addr, const void *buf, size_t len)
         die("writing %zu bytes at %#" PRIx64 ": %s", len, addr, strerror(errno));
 }
 
+/* A write with the program's own rights, for an emulated push. */
+static void prog_write(uint64_t addr, const void *buf, size_t len)
+{
+    struct iovec local = {(void *)buf, len}, remote = {(void *)(uintptr_t)addr, len};
+    if (process_vm_writev(T.pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
+        die("writing %zu bytes at %#" PRIx64 ": %s", len, addr, strerror(errno));
+}
+
 static void mem_read(uint64_t addr, void *buf, size_t len)
 {
     struct iovec local = {buf, len}, remote = {(void *)(uintptr_t)addr, len};
@@ -211,6 +223,8 @@ static struct insn classify(const unsigned char *b)
         return (struct insn){K_PUSH, 1, 0};
     if (b[0] == 0x90)
         return (struct insn){K_NOP, 1, 0};
+    if (b[0] == 0xe8)
+        return (struct insn){K_CALL, 5, 1};
     if (memcmp(b, endbr, 3) == 0 && b[3] == (T.is32 ? 0xfb : 0xfa))
         return (struct insn){K_NOP, 4, 0};
     if (!T.is32 && b[0] == 0x48 && b[1] == 0x8b && (b[2] & 0xc7) == 0x05)
@@ -337,33 +351,34 @@ static void write_xol(const unsigned char *orig)
     mem_write(T.slot - SLOT_OFF, page, sizeof(page));
 }
 
-/* Entry emulation shared by `emulate` and `return`; the hijack is folded into one write. */
-static void emulate_entry(pid_t tid, struct user_regs_struct *r, struct thread *t)
+/* The emulate scheme: a push or a call pushes a word; a nop moves ip. */
+static void emulate(pid_t tid, struct user_regs_struct *r)
 {
-    unsigned char buf[16];
-    uint64_t sp = r->rsp;
-    if (T.scheme == RETURN) {
-        if (t->depth == MAX_DEPTH)
-            die("return-probe depth above %d", MAX_DEPTH);
-        mem_read(sp, buf, T.word);
-        t->ret[t->depth++] = get_word(buf, 0);
-    }
-    if (T.insn.kind == K_PUSH) {
-        /* [sp - W] = bp, and for `return` also [sp] = trampoline: one write. */
-        put_word(buf, 0, r->rbp);
-        if (T.scheme == RETURN)
-            put_word(buf, 1, T.tramp);
-        mem_write(sp - T.word, buf, T.scheme == RETURN ? 2 * T.word : T.word);
-        r->rsp = sp - T.word;
-    } else {
-        if (T.scheme == RETURN) {
-            put_word(buf, 0, T.tramp);
-            mem_write(sp, buf, T.word);
-        }
+    unsigned char buf[8];
+    if (T.insn.kind == K_NOP) {
         set_ip(tid, T.probe + T.insn.len);
         return;
     }
+    uint64_t sp = r->rsp - T.word;
+    put_word(buf, 0, T.insn.kind == K_PUSH ? r->rbp : T.probe + T.insn.len);
+    prog_write(sp, buf, T.word);
+    r->rsp = sp;
+    r->rip = T.insn.kind == K_PUSH ? T.probe + T.insn.len : T.call_target;
     setregs(tid, r);
+}
+
+/* The return scheme's entry: swap the return address (alone: the call just
+ * wrote that word), then a push runs boosted and a nop is skipped. */
+static void hijack_entry(pid_t tid, struct user_regs_struct *r, struct thread *t)
+{
+    unsigned char buf[8];
+    if (t->depth == MAX_DEPTH)
+        die("return-probe depth above %d", MAX_DEPTH);
+    mem_read(r->rsp, buf, T.word);
+    t->ret[t->depth++] = get_word(buf, 0);
+    put_word(buf, 0, T.tramp);
+    mem_write(r->rsp, buf, T.word);
+    set_ip(tid, T.insn.kind == K_PUSH ? T.slot : T.probe + T.insn.len);
 }
 
 /* The "two args and a C string" handler: sum a + b + strlen(s). */
@@ -394,7 +409,7 @@ static void on_sigtrap(pid_t tid)
     struct user_regs_struct r;
     struct thread *t = thread_of(tid);
     int full = !t->stepping && (T.read_args || T.scheme == RETURN ||
-                                (T.scheme == EMULATE && T.insn.kind == K_PUSH));
+                                (T.scheme == EMULATE && T.insn.kind != K_NOP));
     if (full)
         getregs(tid, &r);
     else
@@ -425,8 +440,10 @@ static void on_sigtrap(pid_t tid)
         read_args(&r);
     switch (T.scheme) {
     case EMULATE:
+        emulate(tid, &r);
+        break;
     case RETURN:
-        emulate_entry(tid, &r, t);
+        hijack_entry(tid, &r, t);
         break;
     case BOOST:
         set_ip(tid, T.slot);
@@ -532,9 +549,16 @@ int main(int argc, char **argv)
     mem_read(T.probe, orig, sizeof(orig));
     T.insn = classify(orig);
     if (T.scheme == RETURN && T.insn.kind != K_PUSH && T.insn.kind != K_NOP)
-        die("the return scheme emulates the entry; probe a push, endbr or nop");
-    if (T.scheme == EMULATE && T.insn.kind != K_PUSH && T.insn.kind != K_NOP)
+        die("the return scheme boosts or skips the entry; probe a push, endbr or nop");
+    if (T.scheme == EMULATE && T.insn.kind != K_PUSH && T.insn.kind != K_NOP &&
+        T.insn.kind != K_CALL)
         die("the probed instruction cannot be emulated; use boost or step");
+    if (T.insn.kind == K_CALL) {
+        int32_t rel;
+        memcpy(&rel, orig + T.insn.disp_off, 4);
+        T.call_target = (T.probe + T.insn.len + (uint64_t)(int64_t)rel) &
+                        (T.is32 ? 0xffffffffULL : ~0ULL);
+    }
     /* Below the executable, within rip-relative reach of it. */
     uint64_t page = inject_mmap((base ? base : T.probe & ~(PAGE - 1)) - 16 * PAGE);
     T.slot = page + SLOT_OFF;

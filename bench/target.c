@@ -5,13 +5,15 @@
  * a loop), with one function per first-instruction class, because the class
  * of the probed instruction decides how many stops a tracer needs per hit:
  *
- *   push    push %rbp / push %ebp             emulated by the tracer
+ *   push    push %rbp / push %ebp             emulated or boosted
  *   endbr   endbr64 / endbr32                 emulated (a NOP for us)
  *   riprel  mov disp(%rip),%rax (x86_64)      run out of line, boostable
  *           mov abs32,%edx      (i386)
  *   step    neg %rdi / negl 4(%esp)           stepped: opcode f7 is on the
  *                                             kprobes never-boost list and
  *                                             on no emulation list
+ *   call    call rel32 first                  emulated with the registers
+ *                                             (a push is cheaper boosted)
  *   args    push first, then reads (a, b, s)  "two args and a C string"
  *   usdt    a <sys/sdt.h> probe (a nop) inside the loop
  *   loop    no call at all: the bare loop cost
@@ -41,6 +43,7 @@ long bench_push(long i);
 long bench_endbr(long i);
 long bench_riprel(long i);
 long bench_step(long i);
+long bench_call(long i);
 long bench_args(long a, long b, const char *s);
 
 /* The constant bench_riprel loads; the harness uses the same value. */
@@ -88,6 +91,17 @@ __asm__(
     "  lea 3(%rdi), %rax\n"
     "  ret\n"
     "  .size bench_step, .-bench_step\n"
+
+    "  .globl bench_call\n"
+    "  .type bench_call, @function\n"
+    "  .p2align 4\n"
+    "bench_call:\n"
+    "  call 1f\n"
+    "  ret\n"
+    "1:\n"
+    "  lea 4(%rdi,%rdi,4), %rax\n"
+    "  ret\n"
+    "  .size bench_call, .-bench_call\n"
 
     "  .globl bench_args\n"
     "  .type bench_args, @function\n"
@@ -158,6 +172,18 @@ __asm__(
     "  ret\n"
     "  .size bench_step, .-bench_step\n"
 
+    "  .globl bench_call\n"
+    "  .type bench_call, @function\n"
+    "  .p2align 4\n"
+    "bench_call:\n"
+    "  call 1f\n"
+    "  ret\n"
+    "1:\n"
+    "  mov 8(%esp), %eax\n"
+    "  lea 4(%eax,%eax,4), %eax\n"
+    "  ret\n"
+    "  .size bench_call, .-bench_call\n"
+
     "  .globl bench_args\n"
     "  .type bench_args, @function\n"
     "  .p2align 4\n"
@@ -207,6 +233,7 @@ DEFINE_LOOP(push)
 DEFINE_LOOP(endbr)
 DEFINE_LOOP(riprel)
 DEFINE_LOOP(step)
+DEFINE_LOOP(call)
 
 static unsigned long long loop_args(long lo, long hi)
 {
@@ -231,8 +258,8 @@ static const struct {
     loop_fn fn;
 } loops[] = {
     {"loop", loop_bare},   {"push", loop_push}, {"endbr", loop_endbr},
-    {"riprel", loop_riprel}, {"step", loop_step}, {"args", loop_args},
-    {"usdt", loop_usdt},
+    {"riprel", loop_riprel}, {"step", loop_step}, {"call", loop_call},
+    {"args", loop_args}, {"usdt", loop_usdt},
 };
 
 struct worker {
@@ -258,7 +285,7 @@ static unsigned long long now_ns(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: target [-t THREADS] {loop|push|endbr|riprel|step|args|usdt} N\n");
+    fprintf(stderr, "usage: target [-t THREADS] {loop|push|endbr|riprel|step|call|args|usdt} N\n");
     exit(2);
 }
 

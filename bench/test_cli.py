@@ -41,7 +41,7 @@ def test_cli_count(benchmark, fact, built, how):
     benchmark.pedantic(lambda: got.append(cli_count(target, N[how], how == "inline")),
                        rounds=3, iterations=1)
     got.sort()
-    base = harness.baseline(64, harness.CASES["emulate-push"]).call_ns
+    base = harness.baseline(64, harness.CASES["boost-push"]).call_ns
     per_hit = got[1] - base
     fact(f"CLI --count end to end, {how} (ns/hit over the untraced call, median of 3)",
          f"{per_hit:,.0f}")

@@ -59,7 +59,7 @@ def test_inline_ns_per_hit(bits):
     argv = [target, "push", str(N)]
     base = _loop_ns(argv)
     rows = {kind: (min(_loop_ns(argv, kind) for _ in range(3)) - base) / N for kind in _KINDS}
-    int3 = harness.run_case("emulate-push", bits, "none", "py", INT3_N).ns_per_hit
+    int3 = harness.run_case("boost-push", bits, "none", "py", INT3_N).ns_per_hit
     print(f"\nm{bits}: untraced call {base / N:.1f} ns; per hit: "
           + ", ".join(f"inline {k} {v:.1f} ns" for k, v in rows.items())
           + f"; int3 path {int3:.0f} ns")

@@ -65,4 +65,4 @@ def test_pinned(benchmark, record, built, tracer, case, bits, placement):
 @pytest.mark.parametrize("tracer", harness.tracers())
 def test_unpinned(benchmark, record, built, tracer, bits):
     """Unpinned, what a user sees: a spread, so more rounds and min/median/max."""
-    _measure(benchmark, record, tracer, "emulate-push", bits, "none", 7)
+    _measure(benchmark, record, tracer, "boost-push", bits, "none", 7)

@@ -40,6 +40,14 @@ ptrace_small.restype = ctypes.c_long
 waitpid = _libc.waitpid
 waitpid.restype = ctypes.c_int
 
+# process_vm_readv/writev of one iovec pair for emulated instructions,
+# untyped like ptrace_small: only byref() and small ints are passed.
+_pydll = ctypes.PyDLL(_LIBC_NAME, use_errno=True)
+vm_readv_small = _pydll.process_vm_readv
+vm_readv_small.restype = ctypes.c_ssize_t
+vm_writev_small = _pydll.process_vm_writev
+vm_writev_small.restype = ctypes.c_ssize_t
+
 sched_getcpu = _libc.sched_getcpu
 sched_getcpu.argtypes = []
 sched_getcpu.restype = ctypes.c_int

@@ -92,12 +92,13 @@ class Hit:
     them (``keep_args=N``).
     """
 
-    __slots__ = ("probe", "thread", "ip", "time_ns", "_entry", "_engine", "_window")
+    __slots__ = ("probe", "thread", "ip", "time_ns", "_arch", "_entry", "_engine", "_window")
 
     def __init__(self, probe, thread, ip, engine, entry=None):
         self.probe = probe
         self.thread = thread
         self.ip = ip
+        self._arch = None
         self.time_ns = time.monotonic_ns()
         self._entry = entry
         self._engine = engine
@@ -106,8 +107,11 @@ class Hit:
     @property
     def arch(self):
         """The thread's arch (``arch.X86_64`` or ``arch.I386``); asked of
-        the thread only when used, as most handlers never do."""
-        return self.thread.arch
+        the thread when first used, as most handlers never do."""
+        arch = self._arch
+        if arch is None:
+            arch = self._arch = self.thread.arch
+        return arch
 
     @property
     def pid(self) -> int:
@@ -137,7 +141,8 @@ class Hit:
         window = self._window
         if window is None:
             window = self._window = _ArgWindow(self.thread.process.memory)
-        return self.arch.arg(self.thread.get_regs(), window, n)
+        regs = self.thread.get_regs()
+        return (self._arch or self.arch).arg(regs, window, n)
 
     def args_list(self, count: int):
         """The first ``count`` arguments, with one stack read on i386."""

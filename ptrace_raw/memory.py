@@ -9,13 +9,18 @@ The file is bound to the address space it was opened on: reopen after exec.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 
+from ._libc import vm_readv_small, vm_writev_small
 from .binding import vm_read, vm_write
+from .structs import IoVec
 
 _PAGE = 4096
 _SMALL = 256
+#: bytes an emulated instruction moves at most, in one buffer kept per process
+_EMULATED = 64
 
 
 class Memory:
@@ -104,19 +109,41 @@ class ProgramMemory:
     a guard page or read-only data; a push emulated that way would hide the
     fault the program's own push takes there.  process_vm_readv/writev
     honour page protections, so the emulation fails instead and the tracer
-    runs the real instruction, which faults where it should."""
+    runs the real instruction, which faults where it should.  An emulation
+    moves a word or two, so one small buffer and its iovecs are kept."""
 
-    __slots__ = ("pid",)
+    __slots__ = ("pid", "_buf", "_local", "_remote", "_local_ref", "_remote_ref")
 
     def __init__(self, pid: int):
         self.pid = pid
+        self._buf = ctypes.create_string_buffer(_EMULATED)
+        self._local = IoVec(ctypes.addressof(self._buf), 0)
+        self._remote = IoVec(0, 0)
+        self._local_ref = ctypes.byref(self._local)
+        self._remote_ref = ctypes.byref(self._remote)
+
+    def _aim(self, addr: int, size: int) -> None:
+        self._local.iov_len = self._remote.iov_len = size
+        self._remote.iov_base = addr
 
     def read(self, addr: int, size: int) -> bytes:
-        data = vm_read(self.pid, addr, size)
+        if size > _EMULATED:
+            data = vm_read(self.pid, addr, size)
+        else:
+            self._aim(addr, size)
+            got = vm_readv_small(self.pid, self._local_ref, 1, self._remote_ref, 1, 0)
+            data = self._buf.raw[:got] if got > 0 else b""
         if len(data) < size:
             raise OSError(errno.EFAULT, f"cannot read {size} bytes at {addr:#x} in pid {self.pid}")
         return data
 
     def write(self, addr: int, data: bytes) -> None:
-        if vm_write(self.pid, addr, data) != len(data):
-            raise OSError(errno.EFAULT, f"short write at {addr:#x} in pid {self.pid}")
+        size = len(data)
+        if size > _EMULATED:
+            done = vm_write(self.pid, addr, data)
+        else:
+            self._buf.raw = data
+            self._aim(addr, size)
+            done = vm_writev_small(self.pid, self._local_ref, 1, self._remote_ref, 1, 0)
+        if done != size:
+            raise OSError(errno.EFAULT, f"cannot write {size} bytes at {addr:#x} in pid {self.pid}")

@@ -484,8 +484,11 @@ class ProbeEngine(Engine):
                 thread.resume()
             elif site.goto is not None:
                 thread.resume(site.goto)
+            elif site.emulate and site.plan.emulate(thread.get_regs(), proc.program_memory):
+                thread.regs_dirty = True
+                thread.resume()
             else:
-                self._execute(thread, ps, site, None)
+                self._step(thread, ps, site)
         if self._fatal is not None:
             self._raise_fatal()
         return True
