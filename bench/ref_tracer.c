@@ -553,6 +553,8 @@ int main(int argc, char **argv)
     if (T.scheme == EMULATE && T.insn.kind != K_PUSH && T.insn.kind != K_NOP &&
         T.insn.kind != K_CALL)
         die("the probed instruction cannot be emulated; use boost or step");
+    if (T.scheme != EMULATE && T.insn.kind == K_CALL)
+        die("a call rel32 is only emulated here: its copy would need relocating");
     if (T.insn.kind == K_CALL) {
         int32_t rel;
         memcpy(&rel, orig + T.insn.disp_off, 4);

@@ -12,7 +12,7 @@ import pytest
 
 from bench import harness, pytracer
 
-ROUNDS = 3
+ROUNDS = 5
 #: calls per run by tracer: the Python tracer is several times slower per
 #: hit, and 5000 hits already give it a per-hit figure stable to a few %
 N = {"py": 5000}

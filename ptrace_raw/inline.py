@@ -345,12 +345,18 @@ class InlineProbes:
             raise _Fallback("an int3 probe is set inside the bytes to patch")
         if any(s.addr < addr + length and addr < s.addr + s.length for s in st.sites.values()):
             raise _Fallback("another inline probe covers part of the bytes to patch")
+        ps = proc.probe_state
         for thread in proc.threads.values():
             ip = _arch.for_regs(thread.get_regs()).ip(thread.get_regs())
             if addr < ip < addr + length:
                 raise _Fallback(f"thread {thread.tid} is stopped inside the bytes to patch")
+            # A thread in a boosted copy jumps back to just after its home.
+            for slot, home in ps.boosted.items():
+                if addr <= home < addr + length and slot <= ip < slot + ps.xol.slot_size:
+                    raise _Fallback(f"thread {thread.tid} is running a copy of an instruction "
+                                    "the patch covers")
         orig = original_code(image, vaddr, length)
-        area = proc.probe_state.xol.area_near(proc, proc.stopped_thread(), addr, arch, 1)
+        area = ps.xol.area_near(proc, proc.stopped_thread(), addr, arch, 1)
         try:
             arch.relocate(orig, addr, area.end)
         except _arch.UnsupportedInstruction as exc:

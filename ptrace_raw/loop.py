@@ -568,6 +568,7 @@ class Loop:
                 pass
             else:
                 thread.pending_sig = status.sig
+                self.engine.on_signal(thread, status.sig)
         elif status.kind is StopKind.GROUP_STOP:
             thread.group_stopped = True
         elif status.kind is StopKind.EVENT and status.event == PTRACE_EVENT_STOP:

@@ -110,7 +110,8 @@ class ProgramMemory:
     fault the program's own push takes there.  process_vm_readv/writev
     honour page protections, so the emulation fails instead and the tracer
     runs the real instruction, which faults where it should.  An emulation
-    moves a word or two, so one small buffer and its iovecs are kept."""
+    moves a word or two, so one small buffer and its iovecs are kept.
+    ``pid`` may be any thread's id: the calls reach its address space."""
 
     __slots__ = ("pid", "_buf", "_local", "_remote", "_local_ref", "_remote_ref")
 

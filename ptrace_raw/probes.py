@@ -29,7 +29,7 @@ from .params import format_value, function_params
 from .resolve import original_code, places
 from .specs import parse_spec
 from .unwind import unwind
-from .xol import XolSpace
+from .xol import XolError, XolSpace
 
 _ARCH_BY_BITS = {64: _arch.X86_64, 32: _arch.I386}
 _FAULTS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
@@ -427,7 +427,15 @@ class ProbeEngine(Engine):
             # A boosted copy moves ip alone; an emulation that needs the
             # registers costs a GETREGS and a SETREGS more.
             if plan.boostable and site.goto is None:
-                site.boost_slot = ps.xol.boost_slot(proc, proc.stopped_thread(), addr, plan, arch)
+                try:
+                    site.boost_slot = ps.xol.boost_slot(proc, proc.stopped_thread(), addr, plan,
+                                                        arch)
+                except XolError:
+                    # No area could be mapped near: emulation still works,
+                    # stepping does not (its slot would need one too).
+                    if not site.emulate:
+                        ps.bps.remove(proc, site)
+                        raise
                 if site.boost_slot is not None:
                     ps.boosted[site.boost_slot] = addr
                     site.goto = site.boost_slot
@@ -484,7 +492,7 @@ class ProbeEngine(Engine):
                 thread.resume()
             elif site.goto is not None:
                 thread.resume(site.goto)
-            elif site.emulate and site.plan.emulate(thread.get_regs(), proc.program_memory):
+            elif site.emulate and site.plan.emulate(thread.get_regs(), thread.program_memory):
                 thread.regs_dirty = True
                 thread.resume()
             else:
@@ -522,7 +530,7 @@ class ProbeEngine(Engine):
         write of the return address, written with or before it."""
         goto = site.goto
         if goto is None and site.emulate:
-            done = site.plan.emulate(thread.get_regs(), swap or thread.process.program_memory)
+            done = site.plan.emulate(thread.get_regs(), swap or thread.program_memory)
             if swap is not None:
                 swap.finish()
             if done:
@@ -644,7 +652,7 @@ class ProbeEngine(Engine):
             swap = None
         else:
             orig = ret
-            swap = _HeldWrite(mem, thread.process.program_memory)
+            swap = _HeldWrite(mem, thread.program_memory)
             arch.write_word(swap, sp, tramp)
         for probe in site.returns:
             args = arch.args(regs, mem, probe.keep_args) if probe.keep_args else None
@@ -854,9 +862,22 @@ class ProbeEngine(Engine):
 
     @staticmethod
     def _unhijack(proc, ps, threads) -> None:
+        """Return addresses back in place, and threads stopped where only
+        the tracer can take them on (a boosted copy not begun, the return
+        trampoline's int3) moved to where the program would be: home,
+        or the return address."""
         tramp = ps.xol.trampoline
         for thread in threads:
-            arch = _arch.for_regs(thread.get_regs())
+            regs = thread.get_regs()
+            arch = _arch.for_regs(regs)
+            ip = arch.ip(regs)
+            if ip in ps.boosted:
+                thread.set_ip(ps.boosted[ip])
+            elif ip == tramp:
+                entry_sp = arch.sp(regs) - arch.word_size
+                back = [p.orig for p in thread.returns if p.sp == entry_sp]
+                if back:
+                    thread.set_ip(back[-1])
             for pending in thread.returns:
                 try:
                     if arch.read_word(proc.memory, pending.sp) == tramp:

@@ -18,7 +18,7 @@ from .consts import (
 )
 from .errors import AttachError, PtraceError
 from .maps import read_maps
-from .memory import Memory, ProgramMemory
+from .memory import Memory
 from .thread import Thread
 from .waitstatus import StopKind, WaitStatus
 
@@ -39,8 +39,6 @@ class Process:
         self.spawned = spawned
         self.threads = {}
         self.memory = Memory(pid)
-        #: what emulated instructions read and write through
-        self.program_memory = ProgramMemory(pid)
         self.exit_code = None
         self.exit_signal = None
         #: the probe engine's per-process state

@@ -19,6 +19,7 @@ from . import binding
 from ._libc import ptrace_small as _ptrace
 from .consts import PTRACE_CONT, PTRACE_GETREGS, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_SETREGS
 from .errors import PtraceError
+from .memory import ProgramMemory
 from .structs import UserRegs
 
 #: rip in the x86_64 user_regs_struct, which is also where a 32-bit
@@ -42,7 +43,7 @@ class Thread:
                  "known_ip", "_ip_arg", "ip_dirty", "_regs_wanted", "_predict_regs", "_arch",
                  "stopped", "group_stopped", "pending_sig", "pending_info", "signals_delivered",
                  "xol", "held_signals", "_shadow_stack",
-                 "returns", "__weakref__")
+                 "returns", "program_memory", "__weakref__")
 
     def __init__(self, tid: int, process):
         self.tid = tid
@@ -80,6 +81,9 @@ class Thread:
         self.returns = []
         #: whether the thread runs with a CET shadow stack (None: not read)
         self._shadow_stack = None
+        #: what the instructions emulated for this thread read and write
+        #: through: by tid, which still works once the leader has exited
+        self.program_memory = ProgramMemory(tid)
 
     def get_regs(self) -> UserRegs:
         self._regs_wanted = True

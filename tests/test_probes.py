@@ -399,3 +399,35 @@ def test_a_probed_push_onto_a_guard_page_faults_as_the_programs_own(build, func,
     out, code, made = _traced([exe, mode, 50], probes)
     assert out == _untraced([exe, mode, 50]) == "faults=50 misplaced=0\n" and code == 0
     assert made[0].hits == 50 and all(p.hits == 0 for p in made[1:])
+
+
+def test_a_boosted_push_faulting_while_the_tracer_detaches_faults_at_home(build):
+    """Detach right after a hit sent the thread to the push's boosted copy,
+    which faults on the guard page: whether the tracer meets the fault
+    while it stops the threads, or finds the thread still at the copy's
+    start, the program's handler sees the fault at its own instruction."""
+    exe = build("guardpage.c", flags=("-O0",))
+    r, w = pipe_pair()
+    with Tracer() as t:
+        t.spawn([str(exe), "push", "50"], stdout=w)
+        os.close(w)
+        probe = t.add_probe(f"uprobe:{exe}:pushy", lambda h: t.stop() if probe.hits == 10 else None)
+        t.run()
+        assert probe.hits == 10
+    assert r.read() == "faults=50 misplaced=0\n"
+
+
+def test_emulation_still_reaches_memory_after_the_main_thread_exits(build):
+    """Emulated instructions write through the stopped thread's id, not the
+    process id, which names a zombie once main calls pthread_exit: each
+    hit still takes one stop, not a step's two."""
+    exe = build("leaderexit.c", flags=("-O0", "-pthread"))
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "300"], stdout=w)
+        os.close(w)
+        probe = t.add_probe(f"uprobe:{exe}:callfirst", lambda h: None)
+        before = t.trap_stops
+        t.run()
+    assert r.read() == "sum=45150\n" and proc.exit_code == 0
+    assert probe.hits == 300 and t.trap_stops - before < 310

@@ -1,0 +1,38 @@
+/* The main thread leaves with pthread_exit while a second thread calls a
+ * function whose first instruction (call rel32) a tracer emulates: the
+ * process then goes on with a zombie leader, whose pid no longer reaches
+ * the address space through process_vm_readv/writev.
+ * Usage: leaderexit N */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+long callfirst(long i);
+#if defined(__x86_64__)
+__asm__(".globl callfirst\n.type callfirst,@function\ncallfirst:\ncall 1f\nret\n"
+        "1:\nlea 1(%rdi), %rax\nret\n.size callfirst, .-callfirst\n");
+#else
+__asm__(".globl callfirst\n.type callfirst,@function\ncallfirst:\ncall 1f\nret\n"
+        "1:\nmov 8(%esp), %eax\nlea 1(%eax), %eax\nret\n.size callfirst, .-callfirst\n");
+#endif
+
+static long calls;
+
+static void *work(void *arg)
+{
+    (void)arg;
+    long sum = 0;
+    for (long i = 0; i < calls; i++)
+        sum += callfirst(i);
+    printf("sum=%ld\n", sum);
+    fflush(stdout);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    calls = argc > 1 ? atol(argv[1]) : 10;
+    pthread_t thread;
+    pthread_create(&thread, NULL, work, NULL);
+    pthread_exit(NULL);
+}
