@@ -10,7 +10,7 @@ from __future__ import annotations
 
 class Site:
     __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "goto", "entry", "returns",
-                 "internal", "module", "vaddr", "sdt")
+                 "internal", "module", "vaddr", "sdt", "gone")
 
     def __init__(self, addr: int, saved: bytes, plan):
         self.addr = addr
@@ -32,6 +32,8 @@ class Site:
         self.module = None
         self.vaddr = None
         self.sdt = None
+        #: removed from the text (by a handler, while its hit is served)
+        self.gone = False
 
     def copy(self) -> "Site":
         dup = Site.__new__(Site)
@@ -72,6 +74,7 @@ class Breakpoints:
             del self.sites[site.addr]
             proc.write(site.addr, site.saved)
             self.removed.add(site.addr)
+            site.gone = True
 
     def restore_all(self, proc) -> None:
         for site in list(self.sites.values()):

@@ -488,7 +488,9 @@ class ProbeEngine(Engine):
             # A handler moves ip through hit.regs, which reads the registers.
             if site.returns:
                 self._hijack_and_execute(thread, ps, site, addr)
-            elif thread.regs_fresh and thread.regs.rip != addr:
+            elif site.gone or thread.regs_fresh and thread.regs.rip != addr:
+                # A handler removed the probe (the instruction is back home,
+                # or under an inline probe's jump now) or moved ip.
                 thread.resume()
             elif site.goto is not None:
                 thread.resume(site.goto)

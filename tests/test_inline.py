@@ -224,12 +224,15 @@ def test_an_int3_probe_inside_an_inline_patch_is_refused(build):
     assert proc.exit_code == 0 and counter.value == 10
 
 
-def test_no_jump_is_patched_under_a_thread_about_to_run_a_boosted_copy(build, bits, capfd):
+@pytest.mark.parametrize("to_copy", [True, False], ids=["at-copy", "at-home"])
+def test_no_jump_is_patched_under_a_thread_about_to_run_a_boosted_copy(build, bits, capfd,
+                                                                       to_copy):
     """A thread at the start of a push's boosted copy jumps back to just
     after the push: a jump patched over those bytes would be cut in two
     under it.  The moment is arranged from a handler: its int3 probe
     removed, the hitting thread sent to the copy, then a counter asked for
-    the same function while the thread is still stopped there."""
+    the same function while the thread is still stopped there.  Left at
+    home instead, the thread runs the new jump, which counts its call."""
     exe = build("calls.c", flags=("-O0",))
     r, w = pipe_pair()
     made = []
@@ -240,7 +243,8 @@ def test_no_jump_is_patched_under_a_thread_about_to_run_a_boosted_copy(build, bi
         ps = hit.process.probe_state
         slot = next(s for s, home in ps.boosted.items() if home == hit.ip)
         t.remove_probe(int3)
-        hit.regs["rip" if hit.arch.bits == 64 else "eip"] = slot
+        if to_copy:
+            hit.regs["rip" if hit.arch.bits == 64 else "eip"] = slot
         made.append(t.count(f"uprobe:{exe}:add"))
 
     with Tracer() as t:
@@ -250,5 +254,7 @@ def test_no_jump_is_patched_under_a_thread_about_to_run_a_boosted_copy(build, bi
         t.run()
     assert r.read() == _untraced([exe, 100]) and proc.exit_code == 0
     (counter,) = made
-    assert int3.hits == 1 and not counter.inline and counter.value == 99
-    assert "running a copy of an instruction the patch covers" in capfd.readouterr().err
+    assert int3.hits == 1 and counter.inline != to_copy
+    assert counter.value == (99 if to_copy else 100)
+    err = capfd.readouterr().err
+    assert ("running a copy of an instruction the patch covers" in err) == to_copy
