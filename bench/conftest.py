@@ -65,7 +65,7 @@ def pytest_terminal_summary(terminalreporter, config):
     tr = terminalreporter
     facts = config.stash.get(_FACTS, [])
     if facts:
-        tr.section("start-up, memory and the command line")
+        tr.section("start-up, memory, system calls and the command line")
         for what, value in facts:
             tr.write_line(f"{what}: {value}")
     rows = config.stash.get(_ROWS, [])

@@ -279,7 +279,8 @@ def tracers() -> List[str]:
     return list(_TRACERS)
 
 
-def _run_ref(run: Run) -> Measurement:
+def ref_command(run: Run) -> List[str]:
+    """The C reference's command line for ``run``, tracee included."""
     cmd = [str(build_ref()), "-s", run.case.scheme, "-a", hex(run.address),
            "-c", str(run.checksum)]
     if run.read_args:
@@ -288,7 +289,12 @@ def _run_ref(run: Run) -> Measurement:
         cmd += ["-T", str(run.tracer_cpu)]
     if run.tracee_cpu is not None:
         cmd += ["-C", str(run.tracee_cpu)]
-    res = subprocess.run([*cmd, "--", *run.argv], capture_output=True, text=True)
+    return [*cmd, "--", *run.argv]
+
+
+def _run_ref(run: Run) -> Measurement:
+    cmd = ref_command(run)
+    res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"ref_tracer failed: {' '.join(cmd)}\n{res.stderr}")
     kv = kv_pairs(res.stdout)
@@ -318,6 +324,16 @@ class Result:
         return self.stops / self.hits
 
 
+def make_run(case: str, bits: int, placement: str, n: int) -> Run:
+    c = CASES[case]
+    target = build_target(bits)
+    tracer_cpu, tracee_cpu = placement_cpus(placement)
+    return Run(case=c, bits=bits, n=n, argv=target_argv(target, c, n), symbol=c.symbol,
+               address=probe_address(target, c), tracer_cpu=tracer_cpu,
+               tracee_cpu=tracee_cpu, checksum=expected_checksum(bits, c.func, n),
+               read_args=c.read_args)
+
+
 def run_case(case: str, bits: int, placement: str, tracer: str = "ref",
              n: int = N_DEFAULT) -> Result:
     """Trace one case once and check it: exact hits, stops and checksum.
@@ -325,13 +341,8 @@ def run_case(case: str, bits: int, placement: str, tracer: str = "ref",
     A run that is fast but wrong is not a measurement, so every check
     failing raises instead of returning a number.
     """
-    c = CASES[case]
-    target = build_target(bits)
-    tracer_cpu, tracee_cpu = placement_cpus(placement)
-    run = Run(case=c, bits=bits, n=n, argv=target_argv(target, c, n), symbol=c.symbol,
-              address=probe_address(target, c), tracer_cpu=tracer_cpu,
-              tracee_cpu=tracee_cpu, checksum=expected_checksum(bits, c.func, n),
-              read_args=c.read_args)
+    run = make_run(case, bits, placement, n)
+    c = run.case
     m = _TRACERS[tracer](run)
     where = f"{tracer} {case} m{bits} {placement}"
     if m.checksum != run.checksum:

@@ -10,11 +10,12 @@ call, the case's stops per hit, the untraced run's checksum and (for
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from bench import harness
+from bench import harness, syscalls
 from bench import pytracer  # noqa: F401  registers the "py" tracer
 from bench import test_cli as cli
 from bench import test_startup as startup
@@ -55,3 +56,18 @@ def test_startup_and_memory_benchmarks_run():
 @pytest.mark.parametrize("inline", [True, False], ids=["inline", "int3"])
 def test_cli_count_benchmark_runs(inline):
     assert cli.cli_count(harness.build_target(64), 50, inline) > 0
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the system calls")
+@pytest.mark.parametrize("case, calls", [
+    ("boost-push", {"ptrace": 3, "wait4": 1}),
+    ("return", {"ptrace": 6, "wait4": 2, "pread64": 1, "pwrite64": 1}),
+])
+def test_a_hit_makes_only_the_system_calls_its_scheme_needs(case, calls):
+    """A boosted entry: the trap's wait, PEEKUSER and POKEUSER of ip, CONT.
+    An entry + return pair: that twice (GETREGS instead of PEEKUSER, as the
+    return address is read from the stack), plus the return address's read
+    and its swap for the trampoline."""
+    rates = syscalls.per_hit("py", case, 64, low=20, high=120)
+    assert {name: round(rate, 1) for name, rate in rates.items()} == calls
+
