@@ -10,8 +10,9 @@ import pytest
 
 from bench import harness, syscalls
 
-pytestmark = pytest.mark.skipif(shutil.which("strace") is None,
-                                reason="strace counts the system calls (apt-get install strace)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("strace") is None or not syscalls.usable(),
+    reason="strace 5.6 or later counts the system calls (apt-get install strace)")
 
 
 @pytest.mark.parametrize("bits", harness.BITS, ids=lambda b: f"m{b}")

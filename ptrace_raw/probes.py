@@ -401,7 +401,13 @@ class ProbeEngine(Engine):
             for addr, plan, place in plans:
                 site = self._site(proc, ps, addr, plan, arch)
                 site.module, site.vaddr = mod, place.vaddr
-                (site.returns if probe.is_return else site.entry).append(probe)
+                # New lists, never changed in place: a hit being served
+                # (a handler adding or removing probes) keeps the set of
+                # probes it started with.
+                if probe.is_return:
+                    site.returns = site.returns + [probe]
+                else:
+                    site.entry = site.entry + [probe]
                 addrs.append(addr)
                 if place.sdt is not None:
                     site.sdt = place.sdt
@@ -451,9 +457,8 @@ class ProbeEngine(Engine):
                 continue
             if site.sdt is not None and site.sdt.semaphore:
                 self._semaphore(proc, ps, site.sdt.semaphore + site.module.bias, -1)
-            for lst in (site.entry, site.returns):
-                if probe in lst:
-                    lst.remove(probe)
+            site.entry = [p for p in site.entry if p is not probe]
+            site.returns = [p for p in site.returns if p is not probe]
             if site.unused:
                 ps.bps.remove(proc, site)
 
@@ -488,10 +493,10 @@ class ProbeEngine(Engine):
             # A handler moves ip through hit.regs, which reads the registers.
             if site.returns:
                 self._hijack_and_execute(thread, ps, site, addr)
-            elif site.gone or thread.regs_fresh and thread.regs.rip != addr:
-                # A handler removed the probe (the instruction is back home,
-                # or under an inline probe's jump now) or moved ip.
+            elif thread.regs_fresh and thread.regs.rip != addr:
                 thread.resume()
+            elif site.gone:
+                self._after_removal(thread, ps, addr)
             elif site.goto is not None:
                 thread.resume(site.goto)
             elif site.emulate and site.plan.emulate(thread.get_regs(), thread.program_memory):
@@ -502,6 +507,18 @@ class ProbeEngine(Engine):
         if self._fatal is not None:
             self._raise_fatal()
         return True
+
+    def _after_removal(self, thread, ps, addr: int) -> None:
+        """A handler removed the probe it was called for: the instruction is
+        back home, or under an inline probe's jump set meanwhile, and runs
+        from there (its boosted copy would jump back into that jump).  A
+        probe set there again meanwhile has an int3 of its own: the
+        instruction runs by its plan, without a second hit."""
+        again = ps.bps.sites.get(addr)
+        if again is None:
+            thread.resume()
+        else:
+            self._execute(thread, ps, again, None)
 
     def _not_a_site(self, thread, proc, ps, addr: int) -> bool:
         """A trap at no probe site: ip goes back past the int3, and the

@@ -58,7 +58,8 @@ def test_cli_count_benchmark_runs(inline):
     assert cli.cli_count(harness.build_target(64), 50, inline) > 0
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace counts the system calls")
+@pytest.mark.skipif(shutil.which("strace") is None or not syscalls.usable(),
+                    reason="strace 5.6 or later counts the system calls")
 @pytest.mark.parametrize("case, calls", [
     ("boost-push", {"ptrace": 3, "wait4": 1}),
     ("return", {"ptrace": 6, "wait4": 2, "pread64": 1, "pwrite64": 1}),
@@ -68,6 +69,6 @@ def test_a_hit_makes_only_the_system_calls_its_scheme_needs(case, calls):
     An entry + return pair: that twice (GETREGS instead of PEEKUSER, as the
     return address is read from the stack), plus the return address's read
     and its swap for the trampoline."""
-    rates = syscalls.per_hit("py", case, 64, low=20, high=120)
+    rates = syscalls.per_hit("py", case, 64, low=20, high=620)
     assert {name: round(rate, 1) for name, rate in rates.items()} == calls
 

@@ -431,3 +431,27 @@ def test_emulation_still_reaches_memory_after_the_main_thread_exits(build):
         t.run()
     assert r.read() == "sum=45150\n" and proc.exit_code == 0
     assert probe.hits == 300 and t.trap_stops - before < 310
+
+
+def test_handlers_that_remove_or_replace_probes_at_their_own_site(build):
+    """A hit serves the probes set when it trapped: one removing itself
+    does not rob the next of the hit, and one replacing itself at the same
+    address (a new int3) does not make the call trap again at once."""
+    exe = build("calls.c", flags=("-O0",))
+    calls = []
+    with Tracer() as t:
+        r, w = pipe_pair()
+        proc = t.spawn([str(exe), "10"], stdout=w)
+        os.close(w)
+        current = []
+
+        def replace_self(hit):
+            calls.append(hit.arg(0))
+            t.remove_probe(current.pop())
+            current.append(t.add_probe(f"uprobe:{exe}:add", replace_self))
+
+        once = t.add_probe(f"uprobe:{exe}:add", lambda h: t.remove_probe(once))
+        current.append(t.add_probe(f"uprobe:{exe}:add", replace_self))
+        t.run()
+    assert r.read() == _untraced([exe, 10]) and proc.exit_code == 0
+    assert once.hits == 1 and calls == list(range(10))
