@@ -34,7 +34,8 @@ process_vm_writev.restype = ctypes.c_ssize_t
 # these.  ptrace_small is on a PyDLL handle, which keeps the GIL across the
 # call: the requests it serves never block.  waitpid blocks, so it stays on
 # the CDLL handle that releases the GIL for the waker thread.
-ptrace_small = ctypes.PyDLL(_LIBC_NAME, use_errno=True).ptrace
+_pydll = ctypes.PyDLL(_LIBC_NAME, use_errno=True)
+ptrace_small = _pydll.ptrace
 ptrace_small.restype = ctypes.c_long
 
 waitpid = _libc.waitpid
@@ -42,7 +43,6 @@ waitpid.restype = ctypes.c_int
 
 # process_vm_readv/writev of one iovec pair for emulated instructions,
 # untyped like ptrace_small: only byref() and small ints are passed.
-_pydll = ctypes.PyDLL(_LIBC_NAME, use_errno=True)
 vm_readv_small = _pydll.process_vm_readv
 vm_readv_small.restype = ctypes.c_ssize_t
 vm_writev_small = _pydll.process_vm_writev

@@ -142,7 +142,7 @@ class Hit:
         if window is None:
             window = self._window = _ArgWindow(self.thread.process.memory)
         regs = self.thread.get_regs()
-        return (self._arch or self.arch).arg(regs, window, n)
+        return self.arch.arg(regs, window, n)
 
     def args_list(self, count: int):
         """The first ``count`` arguments, with one stack read on i386."""

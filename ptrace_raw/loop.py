@@ -3,9 +3,8 @@
 All ptrace calls happen on the thread that runs this loop (ptrace binds a
 tracee to the thread that attached it).  Each stop is decoded once;
 breakpoint traps and step completions go to the probe engine (``Engine``),
-int3 traps straight from the loop, as they are the hits; everything else is
-dispatched here so that signals, group-stops, clones and exits behave
-exactly as without a tracer.
+first, as they are the hits; everything else is handled here so that
+signals, group-stops, clones and exits behave exactly as without a tracer.
 """
 
 from __future__ import annotations
@@ -210,7 +209,6 @@ class Loop:
         with self._run_lock:
             self._running = True
         status, status_ref = self._status, self._status_ref
-        threads, on_trap = self._threads, self.engine.on_trap
         try:
             for proc in list(self.processes.values()):
                 for thread in list(proc.threads.values()):
@@ -225,17 +223,8 @@ class Loop:
                         break
                     continue
                 self.stops += 1
-                raw = status.value
-                thread = threads.get(pid)
                 try:
-                    if raw == _SIGTRAP_STOP and thread is not None and thread.xol is None:
-                        # A probe hit: the hot path skips dispatch.
-                        self.trap_stops += 1
-                        thread.stopped = True
-                        if not on_trap(thread):
-                            self._foreign_trap(thread)
-                    else:
-                        self.dispatch(pid, raw)
+                    self.dispatch(pid, status.value)
                 except OSError:
                     if not self._vanished(pid):
                         raise
@@ -312,6 +301,7 @@ class Loop:
     def dispatch(self, tid: int, raw: int) -> None:
         thread = self._threads.get(tid)
         if raw == _SIGTRAP_STOP and thread is not None:
+            # Every probe hit comes here: the trap is served first.
             self.trap_stops += 1
             if thread.xol is not None:
                 thread.stale()

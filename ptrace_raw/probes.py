@@ -466,10 +466,7 @@ class ProbeEngine(Engine):
     def on_trap(self, thread) -> bool:
         """An int3 stop.  Registers are read only as far as the hit needs
         them: ip always, the rest when a handler, a return probe or the
-        instruction's emulation asks (``Thread`` fetches them lazily).
-        Every hit runs this, so the common case (entry probes, an
-        instruction skipped, boosted or emulated) makes no call it can do
-        without."""
+        instruction's emulation asks (``Thread`` fetches them lazily)."""
         addr = thread.at_trap()
         proc = thread.process
         ps = proc.probe_state
@@ -497,13 +494,8 @@ class ProbeEngine(Engine):
                 thread.resume()
             elif site.gone:
                 self._after_removal(thread, ps, addr)
-            elif site.goto is not None:
-                thread.resume(site.goto)
-            elif site.emulate and site.plan.emulate(thread.get_regs(), thread.program_memory):
-                thread.regs_dirty = True
-                thread.resume()
             else:
-                self._step(thread, ps, site)
+                self._execute(thread, ps, site, None)
         if self._fatal is not None:
             self._raise_fatal()
         return True
