@@ -12,12 +12,14 @@
  *   emulate  push %rbp/%ebp or call rel32: write the pushed word below sp
  *            (process_vm_writev, which honours a guard page as the
  *            program's own push would), sp -= W, ip, SETREGS;
- *            endbr or nop:   POKEUSER ip = V + L.                    1 stop
+ *            endbr or nop:   nothing written: from V + 1, where the trap
+ *            left ip, the rest is itself a nop (endbr64's is nop %edx). 1 stop
  *   boost    POKEUSER ip = S; the slot holds the copy and a jmp back. 1 stop
  *   step     POKEUSER ip = S, SINGLESTEP; then ip += V - S.          2 stops
  *   return   swap the return address for an int3 trampoline in the XOL
  *            page, then run the entry as the Python tracer does: a push
- *            boosted, a nop skipped; at the trampoline, ip = saved.  2 stops
+ *            boosted, a nop resumed past the int3; at the trampoline,
+ *            ip = saved.                                              2 stops
  *
  * The XOL page is mapped by an mmap system call injected at the exec stop,
  * near the code so a rip-relative displacement can be re-encoded for the
@@ -351,14 +353,13 @@ static void write_xol(const unsigned char *orig)
     mem_write(T.slot - SLOT_OFF, page, sizeof(page));
 }
 
-/* The emulate scheme: a push or a call pushes a word; a nop moves ip. */
+/* The emulate scheme: a push or a call pushes a word; a nop goes on from
+ * where the trap left ip. */
 static void emulate(pid_t tid, struct user_regs_struct *r)
 {
     unsigned char buf[8];
-    if (T.insn.kind == K_NOP) {
-        set_ip(tid, T.probe + T.insn.len);
+    if (T.insn.kind == K_NOP)
         return;
-    }
     uint64_t sp = r->rsp - T.word;
     put_word(buf, 0, T.insn.kind == K_PUSH ? r->rbp : T.probe + T.insn.len);
     prog_write(sp, buf, T.word);
@@ -368,7 +369,7 @@ static void emulate(pid_t tid, struct user_regs_struct *r)
 }
 
 /* The return scheme's entry: swap the return address (alone: the call just
- * wrote that word), then a push runs boosted and a nop is skipped. */
+ * wrote that word), then a push runs boosted and a nop from V + 1. */
 static void hijack_entry(pid_t tid, struct user_regs_struct *r, struct thread *t)
 {
     unsigned char buf[8];
@@ -378,7 +379,8 @@ static void hijack_entry(pid_t tid, struct user_regs_struct *r, struct thread *t
     t->ret[t->depth++] = get_word(buf, 0);
     put_word(buf, 0, T.tramp);
     mem_write(r->rsp, buf, T.word);
-    set_ip(tid, T.insn.kind == K_PUSH ? T.slot : T.probe + T.insn.len);
+    if (T.insn.kind == K_PUSH)
+        set_ip(tid, T.slot);
 }
 
 /* The "two args and a C string" handler: sum a + b + strlen(s). */

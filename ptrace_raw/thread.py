@@ -147,8 +147,9 @@ class Thread:
         return addr
 
     def undo_rewind(self) -> None:
-        """After ``at_trap``, for a trap at no probe: ip stays past the
-        int3, where the kernel left it, and needs no writing back."""
+        """After ``at_trap``: ip stays past the int3, where the kernel left
+        it, and needs no writing back (a trap at no probe, or a no-op
+        whose remaining bytes run as a no-op from there)."""
         self.set_ip(self.known_ip + 1)
         self.ip_dirty = False
 

@@ -3,6 +3,7 @@ output, libraries, return probes and clean detach, 64- and 32-bit."""
 
 import os
 import select
+import signal
 import subprocess
 
 import pytest
@@ -336,6 +337,27 @@ def test_a_handler_that_moves_the_ip_skips_the_instruction(build, bits):
     added = sum(i + 1 for i in range(50))
     assert code == 0 and add.hits == 50
     assert out == f"total={untraced - added + 50 * 1000}\n"
+
+
+@pytest.mark.parametrize("read_regs", [False, True], ids=["ip-only", "regs"])
+def test_a_hit_on_endbr_goes_on_in_place_and_signals_see_its_end(build, read_regs):
+    """A hit on endbr writes no ip: the thread goes on one byte in, where
+    the rest of it runs as a nop.  A signal sent from the handler is then
+    delivered before that byte runs; the program's handler must see ip at
+    the end of the endbr, an instruction's start, as it could untraced."""
+    exe = build("endbrsig.c", flags=("-O0", "-fcf-protection=full"))
+    sites = []
+
+    def on_hit(hit):
+        if read_regs:
+            hit.regs.as_dict()
+        sites.append(hit.process.probe_state.bps.sites[hit.ip])
+        os.kill(hit.pid, signal.SIGUSR1)
+
+    out, code, (marked,) = _traced([exe, 3], [(f"uprobe:{exe}:marked", on_hit)])
+    assert sites[0].plan.text.startswith("endbr") and sites[0].in_place
+    assert code == 0 and marked.hits == 3
+    assert out == "usr1 at marked+4\n" * 3 + "acc=3\n"
 
 
 @pytest.mark.parametrize("read_regs", [False, True], ids=["ip-only", "regs"])

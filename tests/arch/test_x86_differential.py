@@ -47,12 +47,13 @@ VECTORS64 = [
     "678b0500100000", "498b0500100000", "f20f100500100000", "660f3a0f050010000008",
     "4883ec18", "4889e5", "48c7442408ffffffff", "4157", "415f", "5d", "c9",
     "0fafc1", "48f7f1", "0f94c0", "480f44c2", "66480f6ec0", "f30f6f0500100000",
+    "66660f1f440000",
 ]
 VECTORS32 = [
     "55", "e800000000", "5b", "8b0500100000", "ff2500100000", "ff1500100000",
     "e3fe", "67e3fe", "e2fe", "67e2fe", "e9fbffffff", "40", "60", "06", "c20400",
     "f30f1efb", "89e5", "83ec1c", "8b442404", "f3a5", "9c", "9d", "ffd0", "ffe2",
-    "7405", "0f8500010000", "89ff", "8db42600000000", "61",
+    "7405", "0f8500010000", "89ff", "8db42600000000", "61", "90", "6690",
 ]
 
 
@@ -94,8 +95,10 @@ def check(arch, code, addr, slot, values, how):
 
 def _ways(plan):
     """Every way the tracer may run ``plan``: its strategy, a boosted copy
-    when it has one, and the step every plan must support."""
-    return sorted({plan.strategy, "step"} | ({"boost"} if plan.boostable else set()))
+    when it has one, a resume past the int3 when it allows one, and the
+    step every plan must support."""
+    return sorted({plan.strategy, "step"} | ({"boost"} if plan.boostable else set())
+                  | ({"in_place"} if plan.resumes_past_trap else set()))
 
 
 _SETTINGS = settings(max_examples=6, deadline=None, derandomize=True,
@@ -135,6 +138,18 @@ def test_differential_catches_a_wrong_plan():
     original = run_original(64, bytes.fromhex("4889c3"), V64, regs, False)
     plan._mask = (1 << 64) - 2
     planned, _ = run_plan(64, plan, bytes.fromhex("4889c3"), V64 + 1, FAR64, regs, "step")
+    with pytest.raises(AssertionError):
+        compare(original, planned, ignore_pages={FAR64})
+
+
+def test_differential_catches_a_wrong_resume():
+    """A resume past the int3 claimed for an instruction whose tail is
+    not a no-op (``89 e4`` cuts %rsp to 32 bits) must not pass."""
+    plan = X86_64.analyze(bytes.fromhex("4889e4"), V64)
+    assert not plan.resumes_past_trap
+    regs = make_regs(rip=V64, rsp=STACK64)
+    original = run_original(64, bytes.fromhex("4889e4"), V64, regs, False)
+    planned, _ = run_plan(64, plan, bytes.fromhex("4889e4"), V64, FAR64, regs, "in_place")
     with pytest.raises(AssertionError):
         compare(original, planned, ignore_pages={FAR64})
 
