@@ -160,6 +160,10 @@ class Arch:
     xol_slot_size: int = 32
     #: register names a handler may read and set through ``get_reg``/``set_reg``
     reg_names: tuple = ()
+    #: the register fields that hold the first integer arguments at function
+    #: entry, in order (none on i386, where all are on the stack): a tracer
+    #: reads these from the registers it holds, with no call into the arch
+    arg_registers: tuple = ()
     #: bytes of the syscall instruction used for injection
     syscall_insn: bytes = b""
     #: numbers of the syscalls the tracer injects by name ("mmap" takes its

@@ -47,6 +47,8 @@ class Regs:
         return " ".join(f"{k}={v:#x}" for k, v in self.as_dict().items())
 
 
+_monotonic_ns = time.monotonic_ns
+
 #: bytes of stack one argument read brings in: the next arguments of an
 #: i386 function (all on the stack) then cost no further system call
 _ARG_WINDOW = 32
@@ -99,7 +101,7 @@ class Hit:
         self.thread = thread
         self.ip = ip
         self._arch = None
-        self.time_ns = time.monotonic_ns()
+        self.time_ns = _monotonic_ns()
         self._entry = entry
         self._engine = engine
         self._window = None
@@ -138,11 +140,14 @@ class Hit:
         cdecl on i386); only meaningful at a function's first instruction.
         Stack arguments are read once per hit, as they were at the first
         ``arg`` call."""
+        arch = self._arch or self.arch
+        names = arch.arg_registers
+        if n < len(names):
+            return getattr(self.thread.get_regs(), names[n])
         window = self._window
         if window is None:
             window = self._window = _ArgWindow(self.thread.process.memory)
-        regs = self.thread.get_regs()
-        return self.arch.arg(regs, window, n)
+        return arch.arg(self.thread.get_regs(), window, n)
 
     def args_list(self, count: int):
         """The first ``count`` arguments, with one stack read on i386."""

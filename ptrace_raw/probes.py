@@ -54,6 +54,9 @@ class Probe:
         self.places = {}
         #: per pid: the addresses this probe is set at
         self.sites = {}
+        #: removed with ``remove_probe``: instances of a return probe
+        #: recorded before no longer call it
+        self.removed = False
 
     @property
     def is_return(self) -> bool:
@@ -240,6 +243,7 @@ class ProbeEngine(Engine):
     def remove_probe(self, probe: Probe) -> None:
         if probe not in self.probes:
             return
+        probe.removed = True
         self.probes.remove(probe)
         for proc in list(self.tracer.processes.values()):
             if proc.probe_state is not None:
@@ -720,7 +724,7 @@ class ProbeEngine(Engine):
         if run_handlers:
             for pending in done:
                 probe = pending.probe
-                if probe not in self.probes:
+                if probe.removed:
                     continue
                 probe.hits += 1
                 if probe.handler is not None:

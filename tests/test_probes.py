@@ -43,6 +43,16 @@ def test_entry_probe_counts_hits_and_reads_arguments(build, opt):
     assert greet.hits == 1 and names == [("world", 3)]
 
 
+def test_arguments_past_the_registers_come_from_the_stack(build, bits):
+    exe = build("manyargs.c")
+    got = []
+    out, code, (probe,) = _traced([exe], [
+        (f"uprobe:{exe}:sum8", lambda h: got.append([h.arg(n) for n in (7, 0, 6, 1, 2, 3, 4, 5)]))])
+    mask = (1 << bits) - 1
+    assert code == 0 and out == _untraced([exe]) and probe.hits == 3
+    assert got == [[-7 & mask, i, 6 + i, 1, 2, 3, 4, 5] for i in range(3)]
+
+
 def test_eight_threads_lose_no_hit(build):
     exe = build("calls.c", flags=("-O2", "-pthread"))
     out, code, (add,) = _traced([exe, 100000, 8], [(f"uprobe:{exe}:add", None)])
@@ -453,6 +463,23 @@ def test_emulation_still_reaches_memory_after_the_main_thread_exits(build):
         t.run()
     assert r.read() == "sum=45150\n" and proc.exit_code == 0
     assert probe.hits == 300 and t.trap_stops - before < 310
+
+
+def test_a_return_probe_removed_while_its_call_is_pending_is_not_called(build):
+    """tail() calls leaf(): a handler at leaf removes the return probe of
+    tail while tail's return is still ahead.  That return comes home
+    through the trampoline, without calling the removed probe's handler."""
+    exe = build("returns.c", flags=("-O0",))
+    returns = []
+    with Tracer() as t:
+        r, w = pipe_pair()
+        proc = t.spawn([str(exe)], stdout=w)
+        os.close(w)
+        ret = t.add_probe(f"uretprobe:{exe}:tail", lambda h: returns.append(h.retval))
+        leaf = t.add_probe(f"uprobe:{exe}:leaf", lambda h: t.remove_probe(ret) if leaf.hits == 1 else None)
+        t.run()
+    assert r.read() == _untraced([exe]) and proc.exit_code == 0
+    assert leaf.hits == 6 and ret.hits == 0 and returns == []
 
 
 def test_handlers_that_remove_or_replace_probes_at_their_own_site(build):
