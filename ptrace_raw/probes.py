@@ -525,13 +525,16 @@ class ProbeEngine(Engine):
             self._execute(thread, ps, again, None)
 
     def _not_a_site(self, thread, proc, ps, addr: int) -> bool:
-        """A trap at no probe site: ip goes back past the int3, and the
-        trap may still be ours (the return trampoline, an int3 removed
-        after it trapped)."""
-        thread.undo_rewind()
-        if ps is None or not self._other_trap(thread, thread.get_regs(), thread.arch, ps, addr,
-                                              not proc.silent):
-            return False
+        """A trap at no probe site: the return trampoline's (ip goes to the
+        return address), or ip goes back past the int3, and the trap may
+        still be ours (an int3 removed after it trapped)."""
+        if ps is not None and addr == ps.xol.trampoline:
+            self._return_hit(thread, thread.get_regs(), thread.arch, ps, not proc.silent)
+        else:
+            thread.undo_rewind()
+            if ps is None or not self._other_trap(thread, thread.get_regs(), thread.arch, ps,
+                                                  addr, not proc.silent):
+                return False
         thread.resume()
         if self._fatal is not None:
             self._raise_fatal()
@@ -656,8 +659,9 @@ class ProbeEngine(Engine):
     # -- return probes ---------------------------------------------------------------
     def _hijack(self, thread, regs, arch, ps, site):
         """Record the return probes' instances and swap the return address
-        for the trampoline; the swap is returned held (``_HeldWrite``), or
-        None when there is nothing to write."""
+        for the trampoline; the swap is returned held (``_HeldWrite``) for
+        an emulation to join, or None when it is written already or there
+        is nothing to write."""
         stack = thread.returns
         if thread.has_shadow_stack():
             if thread.tid not in self._shadow_warned:
@@ -671,7 +675,8 @@ class ProbeEngine(Engine):
         tramp = ps.xol.trampoline
         ret = arch.read_word(mem, sp)
         chained = ret == tramp
-        _forget_left_frames(thread, stack, sp, not chained, mem, arch, tramp)
+        if stack:
+            _forget_left_frames(thread, stack, sp, not chained, mem, arch, tramp)
         if not chained and stack and stack[0].signals != thread.signals_delivered:
             # A fresh call at this slot: whatever was recorded for it is dead,
             # even under instances from another stack.
@@ -685,6 +690,12 @@ class ProbeEngine(Engine):
                 return None
             orig = owner.orig
             swap = None
+        elif site.goto is not None:
+            # Nothing else is written at this hit (the instruction runs
+            # boosted, or moves ip alone): the swap goes out at once.
+            orig = ret
+            swap = None
+            arch.write_word(mem, sp, tramp)
         else:
             orig = ret
             swap = _HeldWrite(mem, thread.program_memory)
@@ -718,6 +729,7 @@ class ProbeEngine(Engine):
             # int3 of its own.
             self.say(f"thread {thread.tid} of pid {thread.process.pid} returned through the "
                      "return-probe trampoline with no recorded return address")
+            thread.set_ip(ps.xol.trampoline + 1)
             thread.pending_sig = signal.SIGTRAP
             return
         thread.set_ip(done[-1].orig)
