@@ -241,11 +241,30 @@ class LoopPlan(_BranchPlan):
 class CallPlan(_BranchPlan):
     """call rel32.  When the push faults, the step path runs ``call +0`` in
     the slot, so the hardware pushes (growing the stack or faulting for
-    real), and post_xol corrects the pushed word and the target."""
+    real), and post_xol corrects the pushed word and the target.
+
+    Boosted, the slot pushes the return address itself and jumps to the
+    target: ``push $imm32`` first (on x86_64 it pushes the low half
+    sign-extended, then a mov into the word it wrote sets the high half),
+    so a push that faults does so at the slot's start with nothing done,
+    which the tracer reports at the call's own address."""
+
+    boostable = True
 
     def __init__(self, mode, code, text, offset):
         super().__init__(mode, code, text, offset)
         self._step = b"\xe8\x00\x00\x00\x00".ljust(mode.slot_size, _INT3)
+
+    def boost_code(self, addr, slot):
+        target = (addr + self._offset) & self._mask
+        if not _canonical(self._mode, target):
+            return None
+        ret = (addr + self.length) & self._mask
+        code = b"\x68" + (ret & 0xFFFFFFFF).to_bytes(4, "little")
+        if self._mode.bits == 64:
+            code += b"\xc7\x44\x24\x04" + (ret >> 32).to_bytes(4, "little")
+        code += encode_jump(self._mode, slot + len(code), target)
+        return code.ljust(self._mode.slot_size, _INT3)
 
     def emulate(self, regs, mem):
         ip = regs.rip & self._mask

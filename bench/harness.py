@@ -62,7 +62,7 @@ class Case:
 CASES: Dict[str, Case] = {c.name: c for c in (
     Case("boost-push", "push", "boost", 1),
     Case("emulate-endbr", "endbr", "emulate", 1),
-    Case("emulate-call", "call", "emulate", 1),
+    Case("boost-call", "call", "boost", 1),
     Case("boost-riprel", "riprel", "boost", 1),
     Case("step", "step", "step", 2),
     Case("return", "push", "return", 2),

@@ -14,7 +14,9 @@
  *            program's own push would), sp -= W, ip, SETREGS;
  *            endbr or nop:   nothing written: from V + 1, where the trap
  *            left ip, the rest is itself a nop (endbr64's is nop %edx). 1 stop
- *   boost    POKEUSER ip = S; the slot holds the copy and a jmp back. 1 stop
+ *   boost    POKEUSER ip = S; the slot holds the copy and a jmp back
+ *            (for a call rel32: push of V + L, high half set with a mov
+ *            on x86_64, and a jmp to the call's target).          1 stop
  *   step     POKEUSER ip = S, SINGLESTEP; then ip += V - S.          2 stops
  *   return   swap the return address for an int3 trampoline in the XOL
  *            page, then run the entry as the Python tracer does: a push
@@ -325,12 +327,46 @@ static int fits_s32(int64_t v)
     return v >= INT32_MIN && v <= INT32_MAX;
 }
 
+/* jmp rel32 at the slot's byte OFF to TARGET. */
+static void put_jmp(unsigned char *page, unsigned off, uint64_t target)
+{
+    int64_t rel = (int64_t)target - (int64_t)(T.slot + off + 5);
+    if (T.is32)
+        rel = (int32_t)(uint32_t)rel; /* i386 jumps wrap modulo 2^32 */
+    else if (!fits_s32(rel))
+        die("XOL slot %#" PRIx64 " is out of jmp reach of %#" PRIx64, T.slot, target);
+    int32_t rel32 = (int32_t)rel;
+    page[SLOT_OFF + off] = 0xe9;
+    memcpy(page + SLOT_OFF + off + 1, &rel32, 4);
+}
+
+/* A call rel32 from the slot: push $ret (imm32; on x86_64 sign-extended,
+ * then movl $hi, 4(%rsp) into the word it wrote), jmp target. */
+static unsigned put_call(unsigned char *page)
+{
+    uint64_t ret = T.probe + T.insn.len;
+    uint32_t lo = (uint32_t)ret, hi = (uint32_t)(ret >> 32);
+    unsigned char *p = page + SLOT_OFF;
+    p[0] = 0x68;
+    memcpy(p + 1, &lo, 4);
+    if (T.is32)
+        return 5;
+    memcpy(p + 5, "\xc7\x44\x24\x04", 4);
+    memcpy(p + 9, &hi, 4);
+    return 13;
+}
+
 /* Fill the XOL page: the copied instruction, a jmp back to V + L, and the trampoline. */
 static void write_xol(const unsigned char *orig)
 {
     unsigned char page[128];
     memset(page, 0xcc, sizeof(page));
     unsigned len = T.insn.len;
+    if (T.insn.kind == K_CALL) {
+        put_jmp(page, put_call(page), T.call_target);
+        mem_write(T.slot - SLOT_OFF, page, sizeof(page));
+        return;
+    }
     memcpy(page + SLOT_OFF, orig, len);
     if (T.insn.kind == K_RIPREL) {
         int32_t disp;
@@ -342,14 +378,7 @@ static void write_xol(const unsigned char *orig)
         disp = (int32_t)moved;
         memcpy(page + SLOT_OFF + T.insn.disp_off, &disp, 4);
     }
-    int64_t rel = (int64_t)(T.probe + len) - (int64_t)(T.slot + len + 5);
-    if (T.is32)
-        rel = (int32_t)(uint32_t)rel; /* i386 jumps wrap modulo 2^32 */
-    else if (!fits_s32(rel))
-        die("XOL slot %#" PRIx64 " is out of jmp reach of %#" PRIx64, T.slot, T.probe);
-    int32_t rel32 = (int32_t)rel;
-    page[SLOT_OFF + len] = 0xe9;
-    memcpy(page + SLOT_OFF + len + 1, &rel32, 4);
+    put_jmp(page, len, T.probe + len);
     mem_write(T.slot - SLOT_OFF, page, sizeof(page));
 }
 
@@ -555,8 +584,8 @@ int main(int argc, char **argv)
     if (T.scheme == EMULATE && T.insn.kind != K_PUSH && T.insn.kind != K_NOP &&
         T.insn.kind != K_CALL)
         die("the probed instruction cannot be emulated; use boost or step");
-    if (T.scheme != EMULATE && T.insn.kind == K_CALL)
-        die("a call rel32 is only emulated here: its copy would need relocating");
+    if (T.scheme != EMULATE && T.scheme != BOOST && T.insn.kind == K_CALL)
+        die("a call rel32 is emulated or boosted here, never stepped");
     if (T.insn.kind == K_CALL) {
         int32_t rel;
         memcpy(&rel, orig + T.insn.disp_off, 4);

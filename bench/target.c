@@ -6,14 +6,14 @@
  * of the probed instruction decides how many stops a tracer needs per hit:
  *
  *   push    push %rbp / push %ebp             emulated or boosted
- *   endbr   endbr64 / endbr32                 emulated (a NOP for us)
+ *   endbr   endbr64 / endbr32                 a NOP: resumed one byte in
  *   riprel  mov disp(%rip),%rax (x86_64)      run out of line, boostable
  *           mov abs32,%edx      (i386)
  *   step    neg %rdi / negl 4(%esp)           stepped: opcode f7 is on the
  *                                             kprobes never-boost list and
  *                                             on no emulation list
- *   call    call rel32 first                  emulated with the registers
- *                                             (a push is cheaper boosted)
+ *   call    call rel32 first                  boosted (a slot that pushes
+ *                                             the return address and jumps)
  *   args    push first, then reads (a, b, s)  "two args and a C string"
  *   usdt    a <sys/sdt.h> probe (a nop) inside the loop
  *   loop    no call at all: the bare loop cost

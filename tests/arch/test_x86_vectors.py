@@ -355,8 +355,36 @@ def test_pushes_emulate_and_also_boost_as_themselves(arch, code):
         assert int.from_bytes(far[n + 6:n + 14], "little") == V + n
 
 
-def test_only_copies_and_pushes_are_boostable():
-    for code in ("f30f1efa", "90", "c3", "e800000000", "ffd0", "7400"):
+@pytest.mark.parametrize("arch, addr, slot", [(X86_64, V, SLOT), (X86_64, V, FAR_SLOT),
+                                              (I386, 0x1000, 0x5000), (I386, 0xfffff000, 0x10)],
+                         ids=["near", "far", "i386", "i386-wrap"])
+def test_a_call_boosts_as_a_push_of_its_return_address_and_a_jump(arch, addr, slot):
+    """call rel32 from a slot: the push comes first (a fault there has done
+    nothing), the high half of a 64-bit return address is set in the
+    word the push wrote, then a jump to the call's own target."""
+    plan = arch.analyze(h("e8f0ffffff"), addr)
+    assert plan.strategy == "emulate" and plan.boostable
+    mask = (1 << arch.bits) - 1
+    ret, target = (addr + 5) & mask, (addr + 5 - 0x10) & mask
+    code = plan.boost_code(addr, slot)
+    assert len(code) == 32 and code[0] == 0x68
+    assert int.from_bytes(code[1:5], "little") == ret & 0xffffffff
+    at = 5
+    if arch is X86_64:
+        assert code[5:9] == h("c7442404") and int.from_bytes(code[9:13], "little") == ret >> 32
+        at = 13
+    assert code[at:] == (arch.encode_jump(slot + at, target)).ljust(32 - at, b"\xcc")
+
+
+def test_a_call_to_a_non_canonical_target_is_not_boosted():
+    """Its #GP must come from the call itself, with nothing pushed."""
+    addr = 0x00007ffffffff000
+    plan = X86_64.analyze(h("e800100000"), addr)
+    assert plan.boost_code(addr, addr - 0x1000) is None
+
+
+def test_only_copies_pushes_and_calls_are_boostable():
+    for code in ("f30f1efa", "90", "c3", "ffd0", "7400"):
         plan = X86_64.analyze(h(code), V)
         assert not plan.boostable and plan.boost_code(V, SLOT) is None, plan
 

@@ -1,7 +1,7 @@
 /* The main thread leaves with pthread_exit while a second thread calls a
- * function whose first instruction (call rel32) a tracer emulates: the
- * process then goes on with a zombie leader, whose pid no longer reaches
- * the address space through process_vm_readv/writev.
+ * function whose ret (at callfirst+5) a tracer emulates, reading the
+ * return address: the process then goes on with a zombie leader, whose
+ * pid no longer reaches the address space through process_vm_readv.
  * Usage: leaderexit N */
 #include <pthread.h>
 #include <stdio.h>
