@@ -52,6 +52,9 @@ PTRACE_SYSCALL_INFO_EXIT = 2
 PTRACE_SYSCALL_INFO_SECCOMP = 3
 
 WALL = 0x40000000  # __WALL: wait for every thread, clone children included
+#: __WNOTHREAD: only this thread's children and tracees, never those of the
+#: embedding program's other threads (their subprocesses keep their status)
+WNOTHREAD = 0x20000000
 
 SI_KERNEL = 0x80
 TRAP_BRKPT = 1

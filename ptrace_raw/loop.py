@@ -22,13 +22,17 @@ from . import _libc
 from ._libc import get_errno, waitpid as _waitpid
 from .consts import (
     PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP,
-    PTRACE_EVENT_VFORK, WALL,
+    PTRACE_EVENT_VFORK, WALL, WNOTHREAD,
 )
 from .errors import PtraceError, TracerError
 from .process import Process
 from .waitstatus import StopKind, WaitStatus
 
 _SIGTRAP_STOP = (signal.SIGTRAP << 8) | 0x7F
+#: waitpid(-1) flags: every tracee thread, as only this thread's tracees
+#: and children: a program embedding the tracer keeps the exit statuses
+#: of the subprocesses its other threads run
+_ANY_OURS = WALL | WNOTHREAD
 
 
 #: the signal that wakes a loop blocked in waitpid when its timeout expires
@@ -183,7 +187,7 @@ class Loop:
 
     # -- the loop --------------------------------------------------------------
     def _wait_failed(self) -> None:
-        """After waitpid(-1, WALL) returned -1.  ctypes' waitpid returns EINTR
+        """After waitpid(-1) returned -1.  ctypes' waitpid returns EINTR
         to us (os.waitpid would retry), which is how Ctrl-C and the timeout
         reach a loop blocked in it."""
         err = get_errno()
@@ -216,7 +220,7 @@ class Loop:
                         self._resume(thread)
             while (self.processes or self._orphans) and not self._stop_signal \
                     and not self._stop_requested:
-                pid = _waitpid(-1, status_ref, WALL)
+                pid = _waitpid(-1, status_ref, _ANY_OURS)
                 if pid < 0:
                     self._wait_failed()
                     if deadline is not None and time.monotonic() >= deadline:
@@ -599,7 +603,7 @@ class Loop:
         except ProcessLookupError:
             pass
         while proc.pid in self.processes:
-            pid = _waitpid(-1, self._status_ref, WALL)
+            pid = _waitpid(-1, self._status_ref, _ANY_OURS)
             if pid < 0:
                 self._wait_failed()
             else:

@@ -408,3 +408,28 @@ def test_an_image_we_cannot_trace_runs_on_untraced(tmp_path, capfd):
                    f"near {err[0].split('near ')[1].split()[0]} in pid {proc.pid}: mmap failed: "
                    "Operation not permitted (a seccomp filter or security module forbids "
                    "executable mappings)"]
+
+
+def test_subprocesses_of_the_embedders_other_threads_keep_their_exit_status():
+    """A program embedding the tracer runs subprocesses from another thread
+    while the loop waits for its tracee: the loop must not reap them, or
+    their waits find nothing (subprocess then reports exit status 0)."""
+    import threading
+    codes = []
+    tracee_in_r, tracee_in_w = os.pipe()
+
+    def embedder():
+        try:
+            for _ in range(20):
+                codes.append(subprocess.run(["sh", "-c", "exit 7"]).returncode)
+        finally:
+            os.close(tracee_in_w)
+
+    with Tracer() as t:
+        proc = t.spawn(["cat"], stdin=tracee_in_r, stdout=subprocess.DEVNULL)
+        os.close(tracee_in_r)
+        other = threading.Thread(target=embedder)
+        other.start()
+        t.run()
+        other.join()
+    assert proc.exit_code == 0 and codes == [7] * 20
