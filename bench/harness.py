@@ -52,17 +52,28 @@ class Case:
     stops: int
     threads: int = 1
     read_args: bool = False
+    #: bytes into the function: an instruction other than its first
+    offset: int = 0
+
+    @property
+    def function(self) -> Optional[str]:
+        """ELF symbol of the probed function; None for the USDT marker."""
+        return None if self.func == "usdt" else f"bench_{self.func}"
 
     @property
     def symbol(self) -> Optional[str]:
-        """ELF symbol of the probed function; None for the USDT marker."""
-        return None if self.func == "usdt" else f"bench_{self.func}"
+        """Where the probe is, as a uprobe spec names it (FUNC or FUNC+OFF)."""
+        if self.function is None or not self.offset:
+            return self.function
+        return f"{self.function}+{self.offset:#x}"
 
 
 CASES: Dict[str, Case] = {c.name: c for c in (
     Case("boost-push", "push", "boost", 1),
     Case("emulate-endbr", "endbr", "emulate", 1),
     Case("boost-call", "call", "boost", 1),
+    # bench_call+5 is the ret after its call: emulated with the registers
+    Case("emulate-ret", "call", "emulate", 1, offset=5),
     Case("boost-riprel", "riprel", "boost", 1),
     Case("step", "step", "step", 2),
     Case("return", "push", "return", 2),
@@ -155,7 +166,7 @@ def build_ref() -> Path:
 
 def probe_address(target: Path, case: Case) -> int:
     """Link-time address of the probe; tracers add the PIE load base."""
-    if case.symbol is None:
+    if case.function is None:
         out = subprocess.run(["readelf", "-n", str(target)], check=True,
                              capture_output=True, text=True).stdout
         m = re.search(r"Name: tick\s+Location: (0x[0-9a-f]+)", out)
@@ -166,9 +177,9 @@ def probe_address(target: Path, case: Case) -> int:
                          capture_output=True, text=True).stdout
     for line in out.splitlines():
         addr, _, sym = line.split()
-        if sym == case.symbol:
-            return int(addr, 16)
-    raise RuntimeError(f"{case.symbol} not in {target}")
+        if sym == case.function:
+            return int(addr, 16) + case.offset
+    raise RuntimeError(f"{case.function} not in {target}")
 
 
 def kv_pairs(line: str) -> Dict[str, str]:

@@ -12,6 +12,7 @@
  *   emulate  push %rbp/%ebp or call rel32: write the pushed word below sp
  *            (process_vm_writev, which honours a guard page as the
  *            program's own push would), sp -= W, ip, SETREGS;
+ *            ret: ip = the word at sp (process_vm_readv), sp += W, SETREGS;
  *            endbr or nop:   nothing written: from V + 1, where the trap
  *            left ip, the rest is itself a nop (endbr64's is nop %edx). 1 stop
  *   boost    POKEUSER ip = S; the slot holds the copy and a jmp back
@@ -61,7 +62,7 @@
 #define MAX_DEPTH 64
 
 enum scheme { EMULATE, BOOST, STEP, RETURN };
-enum kind { K_PUSH, K_NOP, K_RIPREL, K_PLAIN, K_CALL };
+enum kind { K_PUSH, K_NOP, K_RIPREL, K_PLAIN, K_CALL, K_RET };
 
 struct insn {
     enum kind kind;
@@ -229,6 +230,8 @@ static struct insn classify(const unsigned char *b)
         return (struct insn){K_NOP, 1, 0};
     if (b[0] == 0xe8)
         return (struct insn){K_CALL, 5, 1};
+    if (b[0] == 0xc3)
+        return (struct insn){K_RET, 1, 0};
     if (memcmp(b, endbr, 3) == 0 && b[3] == (T.is32 ? 0xfb : 0xfa))
         return (struct insn){K_NOP, 4, 0};
     if (!T.is32 && b[0] == 0x48 && b[1] == 0x8b && (b[2] & 0xc7) == 0x05)
@@ -389,6 +392,13 @@ static void emulate(pid_t tid, struct user_regs_struct *r)
     unsigned char buf[8];
     if (T.insn.kind == K_NOP)
         return;
+    if (T.insn.kind == K_RET) {
+        mem_read(r->rsp, buf, T.word);
+        r->rip = get_word(buf, 0);
+        r->rsp += T.word;
+        setregs(tid, r);
+        return;
+    }
     uint64_t sp = r->rsp - T.word;
     put_word(buf, 0, T.insn.kind == K_PUSH ? r->rbp : T.probe + T.insn.len);
     prog_write(sp, buf, T.word);
@@ -582,8 +592,10 @@ int main(int argc, char **argv)
     if (T.scheme == RETURN && T.insn.kind != K_PUSH && T.insn.kind != K_NOP)
         die("the return scheme boosts or skips the entry; probe a push, endbr or nop");
     if (T.scheme == EMULATE && T.insn.kind != K_PUSH && T.insn.kind != K_NOP &&
-        T.insn.kind != K_CALL)
+        T.insn.kind != K_CALL && T.insn.kind != K_RET)
         die("the probed instruction cannot be emulated; use boost or step");
+    if (T.scheme != EMULATE && T.insn.kind == K_RET)
+        die("a ret is only emulated here");
     if (T.scheme != EMULATE && T.scheme != BOOST && T.insn.kind == K_CALL)
         die("a call rel32 is emulated or boosted here, never stepped");
     if (T.insn.kind == K_CALL) {
