@@ -93,12 +93,6 @@ class XolPlan:
     #: True when ``boost_code`` gives bytes for some slot address: a tracer
     #: sets a slot aside only for these
     boostable: bool = False
-    #: True when a thread trapped by an int3 on the instruction may go on
-    #: from where the trap left ip (one byte in): the bytes after the first
-    #: then run as one no-op that ends where the instruction ends (nothing
-    #: left for a one-byte nop; ``nop edx`` for endbr64).  The tracer moves
-    #: nothing for such a hit, where ``next_ip`` would need ip written
-    resumes_past_trap: bool = False
 
     def emulate(self, regs, mem: Memory) -> bool:
         """Run the instruction on ``regs``/``mem`` as if executed at its home

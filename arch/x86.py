@@ -144,50 +144,26 @@ class X86(Arch):
         raise AssertionError("the copy analyzer takes every instruction")
 
     def _nop(self, ins, enc, code, text, addr):
-        if not self._is_nop(ins, enc):
-            return None
-        plan = NopPlan(self._mode, code, text)
-        plan.resumes_past_trap = len(code) == 1 or self._runs_as_nop(code[1:])
-        return plan
-
-    def _is_nop(self, ins, enc) -> bool:
         """The NOP family, strictly: ``41 90`` is xchg, ``f3 90`` pause, and
         ``89 ff`` zero-extends in 64-bit mode, so none of those."""
         if enc.kind != "legacy":
-            return False
+            return None
         op, pfx, rex = enc.op, set(enc.prefixes), enc.rex
         native = bool(rex & 8) if self.bits == 64 else 0x66 not in pfx
         if enc.map == ONE_BYTE:
             if op == 0x90 and not rex & 1 and pfx <= {0x66}:
-                return True
+                return NopPlan(self._mode, code, text)
             if op in (0x89, 0x8b) and enc.mod == 3 and not pfx and native and \
                     enc.reg | (rex & 4) << 1 == enc.rm | (rex & 1) << 3:
-                return True
+                return NopPlan(self._mode, code, text)
             if op == 0x8d and native and pfx <= {0x3e} and _lea_to_itself(ins):
-                return True
+                return NopPlan(self._mode, code, text)
         elif enc.map == MAP_0F:
             if op == 0x1f and enc.reg == 0 and not pfx & {0xf2, 0xf3} and ins.id == cs.X86_INS_NOP:
-                return True
+                return NopPlan(self._mode, code, text)
             if op == 0x1e and enc.modrm in (0xfa, 0xfb) and pfx == {0xf3} and not rex:
-                return True
-        return False
-
-    def _runs_as_nop(self, tail: bytes) -> bool:
-        """Whether the CPU, started at ``tail``, runs exactly one no-op that
-        ends where the tail does.  Decoded, never guessed from the whole
-        instruction: ``0f 1f 44 00 00`` leaves ``1f``, which is pop %ds or
-        nothing valid, and ``48 89 e4`` leaves ``89 e4``, which cuts %rsp to
-        32 bits."""
-        enc = scan(tail, self.bits)
-        if enc is None or enc.kind != "legacy":
-            return False
-        if enc.map == MAP_0F and enc.op == 0x1e and enc.mod == 3 and not enc.prefixes \
-                and not enc.rex:
-            # endbr's tail: 0f 19-1f are the reserved (hint) nops, which
-            # capstone leaves undecoded for 0f 1e (objdump: nop %edx)
-            return enc.op_at + 2 == len(tail)
-        ins = next(self._cs.disasm(tail, 0, 1), None)
-        return ins is not None and ins.size == len(tail) and self._is_nop(ins, enc)
+                return NopPlan(self._mode, code, text)
+        return None
 
     def _push(self, ins, enc, code, text, addr):
         if enc.kind != "legacy" or enc.map != ONE_BYTE or enc.prefixes:

@@ -13,16 +13,15 @@
  *            (process_vm_writev, which honours a guard page as the
  *            program's own push would), sp -= W, ip, SETREGS;
  *            ret: ip = the word at sp (process_vm_readv), sp += W, SETREGS;
- *            endbr or nop:   nothing written: from V + 1, where the trap
- *            left ip, the rest is itself a nop (endbr64's is nop %edx). 1 stop
+ *            endbr: POKEUSER ip = V + L; a one-byte nop: nothing
+ *            written (the trap left ip at V + 1 already).              1 stop
  *   boost    POKEUSER ip = S; the slot holds the copy and a jmp back
  *            (for a call rel32: push of V + L, high half set with a mov
  *            on x86_64, and a jmp to the call's target).          1 stop
  *   step     POKEUSER ip = S, SINGLESTEP; then ip += V - S.          2 stops
  *   return   swap the return address for an int3 trampoline in the XOL
  *            page, then run the entry as the Python tracer does: a push
- *            boosted, a nop resumed past the int3; at the trampoline,
- *            ip = saved.                                              2 stops
+ *            boosted, a nop skipped; at the trampoline, ip = saved.  2 stops
  *
  * The XOL page is mapped by an mmap system call injected at the exec stop,
  * near the code so a rip-relative displacement can be re-encoded for the
@@ -385,13 +384,16 @@ static void write_xol(const unsigned char *orig)
     mem_write(T.slot - SLOT_OFF, page, sizeof(page));
 }
 
-/* The emulate scheme: a push or a call pushes a word; a nop goes on from
- * where the trap left ip. */
+/* The emulate scheme: a push or a call pushes a word, a ret pops one; a
+ * nop moves ip, unless the trap left it where the nop ends. */
 static void emulate(pid_t tid, struct user_regs_struct *r)
 {
     unsigned char buf[8];
-    if (T.insn.kind == K_NOP)
+    if (T.insn.kind == K_NOP) {
+        if (T.insn.len > 1)
+            set_ip(tid, T.probe + T.insn.len);
         return;
+    }
     if (T.insn.kind == K_RET) {
         mem_read(r->rsp, buf, T.word);
         r->rip = get_word(buf, 0);
@@ -408,7 +410,7 @@ static void emulate(pid_t tid, struct user_regs_struct *r)
 }
 
 /* The return scheme's entry: swap the return address (alone: the call just
- * wrote that word), then a push runs boosted and a nop from V + 1. */
+ * wrote that word), then a push runs boosted and a nop is skipped. */
 static void hijack_entry(pid_t tid, struct user_regs_struct *r, struct thread *t)
 {
     unsigned char buf[8];
@@ -420,6 +422,8 @@ static void hijack_entry(pid_t tid, struct user_regs_struct *r, struct thread *t
     mem_write(r->rsp, buf, T.word);
     if (T.insn.kind == K_PUSH)
         set_ip(tid, T.slot);
+    else if (T.insn.len > 1)
+        set_ip(tid, T.probe + T.insn.len);
 }
 
 /* The "two args and a C string" handler: sum a + b + strlen(s). */

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 
 class Site:
-    __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "goto", "in_place", "entry",
-                 "returns", "internal", "module", "vaddr", "sdt", "gone")
+    __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "goto", "entry", "returns",
+                 "internal", "module", "vaddr", "sdt", "gone")
 
     def __init__(self, addr: int, saved: bytes, plan):
         self.addr = addr
@@ -23,9 +23,6 @@ class Site:
         #: ip (a skipped nop or jmp, the boosted slot): no other register
         #: is read or written for such a hit
         self.goto = plan.next_ip(addr) if self.emulate else None
-        #: the thread may go on from where the trap left ip, with nothing
-        #: written (a nop, endbr)
-        self.in_place = plan.resumes_past_trap and self.goto is not None
         #: entry probes and return probes set here
         self.entry = []
         self.returns = []

@@ -91,7 +91,7 @@ class Memory:
         """A NUL-terminated string of at most ``max_len`` bytes (without the
         NUL), read a page at a time so it never crosses into an unmapped page
         it does not need; most strings are short and in one page: one read."""
-        if max_len <= _SMALL and (addr & _PAGE - 1) + max_len <= _PAGE:
+        if 0 < max_len <= _SMALL and (addr & _PAGE - 1) + max_len <= _PAGE:
             data = self._read_forced(addr, max_len)
             nul = data.find(b"\0")
             return data if nul < 0 else data[:nul]

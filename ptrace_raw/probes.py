@@ -185,9 +185,6 @@ class _ProcState:
         self.semaphores = {}
         #: boosted slot -> the probe address its copy came from
         self.boosted = {}
-        #: one byte into a no-op longer than that, where a hit at a site
-        #: set there leaves ip (``Site.in_place``) -> where the no-op ends
-        self.nop_tails = {}
         #: whether IFUNCs select here what they select in the tracer (None:
         #: not checked yet)
         self.ifuncs_as_here = None
@@ -203,7 +200,6 @@ class _ProcState:
         dup.bits = self.bits
         dup.semaphores = dict(self.semaphores)
         dup.boosted = dict(self.boosted)
-        dup.nop_tails = dict(self.nop_tails)
         dup.ifuncs_as_here = self.ifuncs_as_here
         return dup
 
@@ -356,7 +352,6 @@ class ProbeEngine(Engine):
             del ps.bps.sites[site.addr]
             if site.boost_slot is not None:
                 ps.boosted.pop(site.boost_slot, None)
-            ps.nop_tails.pop(site.addr + 1, None)
             if site.sdt is not None and site.sdt.semaphore:
                 ps.semaphores.pop(site.sdt.semaphore + site.module.bias, None)
             for probe in site.entry + site.returns:
@@ -454,8 +449,6 @@ class ProbeEngine(Engine):
                 if site.boost_slot is not None:
                     ps.boosted[site.boost_slot] = addr
                     site.goto = site.boost_slot
-            elif site.in_place and plan.length > 1:
-                ps.nop_tails[addr + 1] = site.goto
         return site
 
     def _uninstall(self, proc, probe: Probe) -> None:
@@ -472,7 +465,6 @@ class ProbeEngine(Engine):
             site.returns = [p for p in site.returns if p is not probe]
             if site.unused:
                 ps.bps.remove(proc, site)
-                ps.nop_tails.pop(addr + 1, None)
 
     # -- the hit path --------------------------------------------------------------
     def on_trap(self, thread) -> bool:
@@ -566,8 +558,9 @@ class ProbeEngine(Engine):
         elif swap is not None:
             swap.finish()
         if goto is not None:
-            # A signal handler must see ip at an instruction's start.
-            if site.in_place and not thread.pending_sig:
+            if goto == thread.trap_ip:
+                # The trap left ip where the instruction does (a one-byte
+                # nop): nothing to write.
                 thread.undo_rewind()
                 thread.resume()
             else:
@@ -617,19 +610,12 @@ class ProbeEngine(Engine):
             thread.resume()
 
     def on_signal(self, thread, sig: int) -> None:
-        """A signal handler sees ip where the program could be untraced: a
-        fault raised by a boosted copy at its own instruction's address,
-        and a thread that a hit left one byte into a no-op at the no-op's
-        end (both run on the same from there)."""
-        ps = thread.process.probe_state
-        if ps is None:
+        """A fault raised by a boosted copy shows the slot's address; the
+        program must see its own instruction fault, at its own address."""
+        if sig not in _FAULTS:
             return
-        if ps.nop_tails:
-            end = ps.nop_tails.get(thread.get_ip())
-            if end is not None:
-                thread.set_ip(end)
-                return
-        if sig not in _FAULTS or not ps.boosted:
+        ps = thread.process.probe_state
+        if ps is None or not ps.boosted:
             return
         regs = thread.get_regs()
         arch = _arch.for_regs(regs)

@@ -62,14 +62,14 @@ def test_cli_count_benchmark_runs(inline):
                     reason="strace 5.6 or later counts the system calls")
 @pytest.mark.parametrize("case, calls", [
     ("boost-push", {"ptrace": 3, "wait4": 1}),
-    ("emulate-endbr", {"ptrace": 2, "wait4": 1}),
+    ("emulate-endbr", {"ptrace": 3, "wait4": 1}),
     ("usdt", {"ptrace": 2, "wait4": 1}),
     ("return", {"ptrace": 6, "wait4": 2, "pread64": 1, "pwrite64": 1}),
 ])
 def test_a_hit_makes_only_the_system_calls_its_scheme_needs(case, calls):
-    """A boosted entry: the trap's wait, PEEKUSER and POKEUSER of ip, CONT.
-    An endbr or a USDT nop: no POKEUSER, as the thread goes on from where
-    the trap left ip.  An entry + return pair: a boosted entry and a
+    """A boosted or skipped entry: the trap's wait, PEEKUSER and POKEUSER
+    of ip, CONT.  A USDT nop: no POKEUSER, as the trap left ip where the
+    nop does.  An entry + return pair: a boosted entry and a
     return (GETREGS instead of PEEKUSER, as the return address is read
     from the stack), plus the return address's read and its swap for the
     trampoline."""

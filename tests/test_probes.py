@@ -3,7 +3,6 @@ output, libraries, return probes and clean detach, 64- and 32-bit."""
 
 import os
 import select
-import signal
 import subprocess
 
 import pytest
@@ -349,25 +348,31 @@ def test_a_handler_that_moves_the_ip_skips_the_instruction(build, bits):
     assert out == f"total={untraced - added + 50 * 1000}\n"
 
 
-@pytest.mark.parametrize("read_regs", [False, True], ids=["ip-only", "regs"])
-def test_a_hit_on_endbr_goes_on_in_place_and_signals_see_its_end(build, read_regs):
-    """A hit on endbr writes no ip: the thread goes on one byte in, where
-    the rest of it runs as a nop.  A signal sent from the handler is then
-    delivered before that byte runs; the program's handler must see ip at
-    the end of the endbr, an instruction's start, as it could untraced."""
-    exe = build("endbrsig.c", flags=("-O0", "-fcf-protection=full"))
-    sites = []
+@pytest.mark.parametrize("handler", ["none", "reads-regs", "maps-an-area"])
+def test_a_one_byte_nop_goes_on_from_where_its_trap_left_ip(build, handler):
+    """The trap leaves ip where the nop would: a hit writes no ip, even when
+    its handler read the registers or made the tracer run a system call in
+    the stopped thread (a probe set in libc maps an area near it)."""
+    exe = build("nopfirst.c")
+    added = []
 
     def on_hit(hit):
-        if read_regs:
+        if handler == "reads-regs":
             hit.regs.as_dict()
-        sites.append(hit.process.probe_state.bps.sites[hit.ip])
-        os.kill(hit.pid, signal.SIGUSR1)
+        elif handler == "maps-an-area" and not added:
+            added.append(t.add_probe("uprobe:libc.so.6:labs"))
 
-    out, code, (marked,) = _traced([exe, 3], [(f"uprobe:{exe}:marked", on_hit)])
-    assert sites[0].plan.text.startswith("endbr") and sites[0].in_place
-    assert code == 0 and marked.hits == 3
-    assert out == "usr1 at marked+4\n" * 3 + "acc=3\n"
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "50"], stdout=w)
+        os.close(w)
+        probe = t.add_probe(f"uprobe:{exe}:nopfirst", None if handler == "none" else on_hit)
+        (addr,) = probe.sites[proc.pid]
+        site = proc.probe_state.bps.sites[addr]
+        assert site.plan.text == "nop" and site.goto == addr + 1
+        t.run()
+    assert r.read() == _untraced([exe, 50]) == "acc=1275\n" and proc.exit_code == 0
+    assert probe.hits == 50 and len(added) == (handler == "maps-an-area")
 
 
 @pytest.mark.parametrize("read_regs", [False, True], ids=["ip-only", "regs"])

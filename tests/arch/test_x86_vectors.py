@@ -572,21 +572,3 @@ def test_decode_yields_instructions():
     assert [(i.addr, i.length, i.text) for i in insns] == [
         (0x1000, 1, "push rbp"), (0x1001, 3, "mov rbp, rsp"), (0x1004, 1, "ret")]
 
-
-@pytest.mark.parametrize("arch, code, in_place", [
-    (X86_64, "90", True), (X86_64, "6690", True), (X86_64, "f30f1efa", True),
-    (X86_64, "662e0f1f840000000000", True), (X86_64, "0f1f440000", False),
-    (X86_64, "0f1f00", False), (X86_64, "4889e4", False), (I386, "f30f1efb", True),
-    (I386, "89c0", False), (I386, "8db42600000000", False)])
-def test_which_nops_resume_past_the_trap(arch, code, in_place):
-    """After an int3 on a no-op, ip is one byte in: the tracer may leave it
-    there only when the bytes from there run as one no-op to the same end
-    (endbr's ``0f 1e fa`` is a hint nop; ``0f 1f 44 00 00`` leaves ``1f``)."""
-    plan = arch.analyze(h(code), V)
-    assert plan.strategy == "emulate" and plan.next_ip(V) == V + len(h(code))
-    assert plan.resumes_past_trap is in_place
-
-
-def test_only_nops_resume_past_the_trap():
-    for code in ("55", "c3", "e800000000", "eb10", "488b0500100000", "f390"):
-        assert not X86_64.analyze(h(code), V).resumes_past_trap, code

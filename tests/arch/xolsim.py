@@ -147,18 +147,11 @@ def run_original(bits, code, addr, regs, rep):
 
 def run_plan(bits, plan, code, addr, slot, regs, how):
     """The same instruction as the tracer runs it with ``plan``: "emulate",
-    "in_place" (resumed one byte in, past the int3), "boost" (falls back
-    to step when boost_code is None) or "step".
+    "boost" (falls back to step when boost_code is None) or "step".
     Returns (state, how it actually ran)."""
     m = Machine(bits)
     m.write(addr, code)
     ns = make_regs(**vars(regs))
-    if how == "in_place":
-        # From where the int3's trap leaves ip, one byte in.
-        ns.rip = (addr + 1) & ((1 << bits) - 1)
-        m.set_regs(ns)
-        m.run_inside(ns.rip, addr + plan.length)
-        return m.state(), "in_place"
     if how == "emulate":
         before = dict(vars(ns))
         if plan.emulate(ns, m):
