@@ -433,3 +433,31 @@ def test_subprocesses_of_the_embedders_other_threads_keep_their_exit_status():
         t.run()
         other.join()
     assert proc.exit_code == 0 and codes == [7] * 20
+
+
+def test_with_no_area_near_a_push_stays_emulated_and_a_copy_is_refused(build, monkeypatch):
+    """When no XOL area can be mapped near the code (an address space with
+    no room within +-2 GiB): a push, which the tracer would rather boost,
+    is emulated (still one stop per hit); an instruction that can only run
+    from a slot is refused with the reason, and its int3 is taken out."""
+    from ptrace_raw.xol import XolSpace
+
+    def no_room(self, proc, thread, addr, plan, arch):
+        raise XolError(f"no free range within reach of {addr:#x}")
+
+    monkeypatch.setattr(XolSpace, "boost_slot", no_room)
+    pushes = build("calls.c", flags=("-O0", "-pthread"))
+    copies = build("calls.c", flags=("-O2", "-pthread"))
+    out, proc, (add,) = _run([pushes, 100], [(f"uprobe:{pushes}:add", None)])
+    assert out == subprocess.run([str(pushes), "100"], capture_output=True, text=True).stdout
+    assert proc.exit_code == 0 and add.hits == 100
+    with Tracer() as t:
+        proc = t.spawn([str(copies), "100"], stdout=subprocess.DEVNULL)
+        code = [(lo, hi) for lo, hi, perms, path in maps_of(proc.pid)
+                if path == str(copies) and "x" in perms]
+        before = [text_bytes(proc.pid, lo, hi) for lo, hi in code]
+        with pytest.raises(XolError, match="no free range within reach"):
+            t.add_probe(f"uprobe:{copies}:add")
+        assert [text_bytes(proc.pid, lo, hi) for lo, hi in code] == before and code
+        t.run()
+    assert proc.exit_code == 0
