@@ -3,6 +3,7 @@ output, libraries, return probes and clean detach, 64- and 32-bit."""
 
 import os
 import select
+import signal
 import subprocess
 
 import pytest
@@ -512,3 +513,28 @@ def test_handlers_that_remove_or_replace_probes_at_their_own_site(build):
         t.run()
     assert r.read() == _untraced([exe, 10]) and proc.exit_code == 0
     assert once.hits == 1 and calls == list(range(10))
+
+
+def test_a_thread_detached_at_the_return_trampoline_goes_on_to_its_return_address(build, bits):
+    """The tracer detaches from a thread whose return was just hijacked
+    and that stopped before the trampoline's int3 ran (a signal came with
+    the resume: its delivery stop is at the trampoline).  Untraced from
+    there, the int3 would kill it; it must go on at its return address."""
+    exe = build("nopfirst.c")
+    ret_at = 5 if bits == 64 else 8  # nopfirst's ret
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "50"], stdout=w)
+        os.close(w)
+        t.add_probe(f"uretprobe:{exe}:nopfirst", None)
+
+        def at_ret(hit):
+            if at.hits == 10:
+                os.kill(hit.pid, signal.SIGURG)  # ignored by default, still reported
+                t.stop()
+
+        at = t.add_probe(f"uprobe:{exe}:nopfirst+{ret_at}", at_ret)
+        t.run()
+        assert at.hits == 10
+    assert r.read() == _untraced([exe, 50])
+    assert os.waitpid(proc.pid, 0)[1] == 0
