@@ -9,8 +9,8 @@ from __future__ import annotations
 
 
 class Site:
-    __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "goto", "entry", "returns",
-                 "internal", "module", "vaddr", "sdt", "gone")
+    __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "goto", "in_place", "entry",
+                 "returns", "internal", "module", "vaddr", "sdt", "gone")
 
     def __init__(self, addr: int, saved: bytes, plan):
         self.addr = addr
@@ -23,6 +23,9 @@ class Site:
         #: ip (a skipped nop or jmp, the boosted slot): no other register
         #: is read or written for such a hit
         self.goto = plan.next_ip(addr) if self.emulate else None
+        #: the instruction leaves ip where the int3's trap does (a one-byte
+        #: nop, as a USDT marker is): a hit need not write it
+        self.in_place = self.goto == addr + 1
         #: entry probes and return probes set here
         self.entry = []
         self.returns = []

@@ -558,9 +558,10 @@ class ProbeEngine(Engine):
         elif swap is not None:
             swap.finish()
         if goto is not None:
-            if goto == thread.trap_ip:
-                # The trap left ip where the instruction does (a one-byte
-                # nop): nothing to write.
+            # A one-byte nop: the kernel holds the ip it goes on from, as
+            # the trap left it, unless a write or a run came since (a
+            # system call a handler had the tracer inject).
+            if site.in_place and thread.ip_dirty and thread.known_ip == site.addr:
                 thread.undo_rewind()
                 thread.resume()
             else:

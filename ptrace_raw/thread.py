@@ -40,8 +40,8 @@ def thread_features(status: str) -> set:
 
 class Thread:
     __slots__ = ("tid", "process", "regs", "_regs_ref", "regs_fresh", "regs_dirty",
-                 "known_ip", "_ip_arg", "ip_dirty", "trap_ip", "_regs_wanted", "_predict_regs",
-                 "_arch", "stopped", "group_stopped", "pending_sig", "pending_info", "signals_delivered",
+                 "known_ip", "_ip_arg", "ip_dirty", "_regs_wanted", "_predict_regs", "_arch",
+                 "stopped", "group_stopped", "pending_sig", "pending_info", "signals_delivered",
                  "xol", "held_signals", "_shadow_stack",
                  "returns", "program_memory", "__weakref__")
 
@@ -57,9 +57,6 @@ class Thread:
         self.known_ip = -1
         self._ip_arg = ctypes.c_void_p()
         self.ip_dirty = False
-        #: the ip the kernel holds at an int3 stop (the int3's address + 1)
-        #: until anything is written or the thread runs (-1 after)
-        self.trap_ip = -1
         #: whether this stop asked for the registers, and whether the last did
         self._regs_wanted = False
         self._predict_regs = False
@@ -147,14 +144,13 @@ class Thread:
                 raise binding.failure(PTRACE_PEEKUSER, self.tid)
         self.known_ip = addr
         self.ip_dirty = True
-        self.trap_ip = addr + 1
         return addr
 
     def undo_rewind(self) -> None:
         """After ``at_trap``: ip stays past the int3, where the kernel left
         it, and needs no writing back (a trap at no probe, or a one-byte
         no-op, which leaves ip there itself)."""
-        self.set_ip(self.trap_ip)
+        self.set_ip(self.known_ip + 1)
         self.ip_dirty = False
 
     def stale(self) -> None:
@@ -162,7 +158,7 @@ class Thread:
         longer holds."""
         self.stopped = True
         self.regs_fresh = False
-        self.known_ip = self.trap_ip = -1
+        self.known_ip = -1
         self.regs_dirty = self.ip_dirty = False
 
     def new_image(self) -> None:
@@ -256,7 +252,6 @@ class Thread:
         """Write changed registers back; the thread stays stopped."""
         self._write_back(-1)
         self.regs_dirty = self.ip_dirty = False
-        self.trap_ip = -1
 
     def _write_back(self, ip: int) -> None:
         """SETREGS if any register changed, else POKEUSER of ip alone
@@ -283,7 +278,7 @@ class Thread:
         if ip >= 0 or self.regs_dirty or self.ip_dirty:
             self._write_back(ip)
         self.regs_dirty = self.ip_dirty = self.regs_fresh = self.stopped = False
-        self.known_ip = self.trap_ip = -1
+        self.known_ip = -1
         self._predict_regs = self._regs_wanted
         self._regs_wanted = False
 
