@@ -29,9 +29,10 @@ from .process import Process
 from .waitstatus import StopKind, WaitStatus
 
 _SIGTRAP_STOP = (signal.SIGTRAP << 8) | 0x7F
-#: waitpid(-1) flags: every tracee thread, as only this thread's tracees
-#: and children: a program embedding the tracer keeps the exit statuses
-#: of the subprocesses its other threads run
+#: waitpid(-1) flags: every thread of every tracee (__WALL), but only the
+#: tracees and children of the loop's own thread (__WNOTHREAD), so that a
+#: program embedding the tracer keeps the exit statuses of the subprocesses
+#: its other threads run
 _ANY_OURS = WALL | WNOTHREAD
 
 
