@@ -6,7 +6,7 @@
  * of the probed instruction decides how many stops a tracer needs per hit:
  *
  *   push    push %rbp / push %ebp             emulated or boosted
- *   endbr   endbr64 / endbr32                 a NOP: resumed one byte in
+ *   endbr   endbr64 / endbr32                 a NOP: skipped (ip moved)
  *   riprel  mov disp(%rip),%rax (x86_64)      run out of line, boostable
  *           mov abs32,%edx      (i386)
  *   step    neg %rdi / negl 4(%esp)           stepped: opcode f7 is on the

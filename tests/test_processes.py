@@ -448,8 +448,18 @@ def test_with_no_area_near_a_push_stays_emulated_and_a_copy_is_refused(build, mo
     monkeypatch.setattr(XolSpace, "boost_slot", no_room)
     pushes = build("calls.c", flags=("-O0", "-pthread"))
     copies = build("calls.c", flags=("-O2", "-pthread"))
-    out, proc, (add,) = _run([pushes, 100], [(f"uprobe:{pushes}:add", None)])
-    assert out == subprocess.run([str(pushes), "100"], capture_output=True, text=True).stdout
+    r, w = os.pipe()
+    with Tracer() as t:
+        proc = t.spawn([str(pushes), "100"], stdout=w)
+        os.close(w)
+        add = t.add_probe(f"uprobe:{pushes}:add")
+        (addr,) = add.sites[proc.pid]
+        site = proc.probe_state.bps.sites[addr]
+        assert site.plan.text.startswith("push") and site.emulate and site.boost_slot is None
+        t.run()
+    with os.fdopen(r) as f:
+        assert f.read() == subprocess.run([str(pushes), "100"], capture_output=True,
+                                          text=True).stdout
     assert proc.exit_code == 0 and add.hits == 100
     with Tracer() as t:
         proc = t.spawn([str(copies), "100"], stdout=subprocess.DEVNULL)
