@@ -99,9 +99,9 @@ class XolPlan:
         address.  False (with ``regs`` untouched) when it cannot complete, e.g.
         a stack access faults: the tracer then steps the copy instead, so
         the fault happens for real.  ``mem`` has the program's own access
-        rights (a guard page refuses a write), not a debugger's.  Called with ip already rewound to the
-        probe address (past the int3 trap), which is where the instruction
-        counts from."""
+        rights (a guard page refuses a write), not a debugger's.  Called
+        with ip already rewound to the probe address (past the int3 trap),
+        which is where the instruction counts from."""
         return False
 
     def next_ip(self, addr: int) -> Optional[int]:

@@ -517,16 +517,13 @@ class ProbeEngine(Engine):
             self._execute(thread, ps, again, None)
 
     def _not_a_site(self, thread, proc, ps, addr: int) -> bool:
-        """A trap at no probe site: the return trampoline's (ip goes to the
-        return address), or ip goes back past the int3, and the trap may
-        still be ours (an int3 removed after it trapped)."""
-        if ps is not None and addr == ps.xol.trampoline:
-            self._return_hit(thread, thread.get_regs(), thread.arch, ps, not proc.silent)
-        else:
+        """A trap at no probe site may still be ours (the return
+        trampoline, an int3 removed after it trapped); if not, ip goes back
+        past the int3, where the program's own trap leaves it."""
+        if ps is None or not self._other_trap(thread, thread.get_regs(), thread.arch, ps, addr,
+                                              not proc.silent):
             thread.undo_rewind()
-            if ps is None or not self._other_trap(thread, thread.get_regs(), thread.arch, ps,
-                                                  addr, not proc.silent):
-                return False
+            return False
         thread.resume()
         if self._fatal is not None:
             self._raise_fatal()
@@ -894,12 +891,11 @@ class ProbeEngine(Engine):
                 except OSError:
                     pass
 
-    @staticmethod
-    def _unhijack(proc, ps, threads) -> None:
+    def _unhijack(self, proc, ps, threads) -> None:
         """Return addresses back in place, and threads stopped where only
         the tracer can take them on (a boosted copy not begun, the return
         trampoline's int3) moved to where the program would be: home,
-        or the return address."""
+        or the return address (a return whose handlers are not run)."""
         tramp = ps.xol.trampoline
         for thread in threads:
             regs = thread.get_regs()
@@ -908,10 +904,7 @@ class ProbeEngine(Engine):
             if ip in ps.boosted:
                 thread.set_ip(ps.boosted[ip])
             elif ip == tramp:
-                entry_sp = arch.sp(regs) - arch.word_size
-                back = [p.orig for p in thread.returns if p.sp == entry_sp]
-                if back:
-                    thread.set_ip(back[-1])
+                self._return_hit(thread, regs, arch, ps, False)
             for pending in thread.returns:
                 try:
                     if arch.read_word(proc.memory, pending.sp) == tramp:
