@@ -50,63 +50,48 @@ long bench_args(long a, long b, const char *s);
 #define BENCH_K 0x5bd1e995
 #define STR_(x) #x
 #define STR(x) STR_(x)
+/* An asm function's frame; the body between is exactly its code. */
+#define FUNC(name) "  .globl " #name "\n  .type " #name ", @function\n  .p2align 4\n" #name ":\n"
+#define END(name) "  .size " #name ", .-" #name "\n"
 
 #if defined(__x86_64__)
 __asm__(
     "  .text\n"
-    "  .globl bench_push\n"
-    "  .type bench_push, @function\n"
-    "  .p2align 4\n"
-    "bench_push:\n"
+    FUNC(bench_push)
     "  push %rbp\n"
     "  mov %rsp, %rbp\n"
     "  lea 1(%rdi,%rdi), %rax\n"
     "  pop %rbp\n"
     "  ret\n"
-    "  .size bench_push, .-bench_push\n"
+    END(bench_push)
 
-    "  .globl bench_endbr\n"
-    "  .type bench_endbr, @function\n"
-    "  .p2align 4\n"
-    "bench_endbr:\n"
+    FUNC(bench_endbr)
     "  endbr64\n"
     "  lea 2(%rdi,%rdi,2), %rax\n"
     "  ret\n"
-    "  .size bench_endbr, .-bench_endbr\n"
+    END(bench_endbr)
 
-    "  .globl bench_riprel\n"
-    "  .type bench_riprel, @function\n"
-    "  .p2align 4\n"
-    "bench_riprel:\n"
+    FUNC(bench_riprel)
     "  mov bench_k(%rip), %rax\n"
     "  add %rdi, %rax\n"
     "  ret\n"
-    "  .size bench_riprel, .-bench_riprel\n"
+    END(bench_riprel)
 
-    "  .globl bench_step\n"
-    "  .type bench_step, @function\n"
-    "  .p2align 4\n"
-    "bench_step:\n"
+    FUNC(bench_step)
     "  neg %rdi\n"
     "  lea 3(%rdi), %rax\n"
     "  ret\n"
-    "  .size bench_step, .-bench_step\n"
+    END(bench_step)
 
-    "  .globl bench_call\n"
-    "  .type bench_call, @function\n"
-    "  .p2align 4\n"
-    "bench_call:\n"
+    FUNC(bench_call)
     "  call 1f\n"
     "  ret\n"
     "1:\n"
     "  lea 4(%rdi,%rdi,4), %rax\n"
     "  ret\n"
-    "  .size bench_call, .-bench_call\n"
+    END(bench_call)
 
-    "  .globl bench_args\n"
-    "  .type bench_args, @function\n"
-    "  .p2align 4\n"
-    "bench_args:\n"
+    FUNC(bench_args)
     "  push %rbp\n"
     "  mov %rsp, %rbp\n"
     "  movzbl (%rdx), %eax\n"
@@ -114,7 +99,7 @@ __asm__(
     "  add %rsi, %rax\n"
     "  pop %rbp\n"
     "  ret\n"
-    "  .size bench_args, .-bench_args\n"
+    END(bench_args)
 
     "  .section .rodata\n"
     "  .p2align 3\n"
@@ -130,64 +115,46 @@ __asm__(
 #define BENCH_K_ADDR 0x10000000
 __asm__(
     "  .text\n"
-    "  .globl bench_push\n"
-    "  .type bench_push, @function\n"
-    "  .p2align 4\n"
-    "bench_push:\n"
+    FUNC(bench_push)
     "  push %ebp\n"
     "  mov %esp, %ebp\n"
     "  mov 8(%ebp), %eax\n"
     "  lea 1(%eax,%eax), %eax\n"
     "  pop %ebp\n"
     "  ret\n"
-    "  .size bench_push, .-bench_push\n"
+    END(bench_push)
 
-    "  .globl bench_endbr\n"
-    "  .type bench_endbr, @function\n"
-    "  .p2align 4\n"
-    "bench_endbr:\n"
+    FUNC(bench_endbr)
     "  endbr32\n"
     "  mov 4(%esp), %eax\n"
     "  lea 2(%eax,%eax,2), %eax\n"
     "  ret\n"
-    "  .size bench_endbr, .-bench_endbr\n"
+    END(bench_endbr)
 
-    "  .globl bench_riprel\n"
-    "  .type bench_riprel, @function\n"
-    "  .p2align 4\n"
-    "bench_riprel:\n"
+    FUNC(bench_riprel)
     "  mov " STR(BENCH_K_ADDR) ", %edx\n"
     "  mov 4(%esp), %eax\n"
     "  add %edx, %eax\n"
     "  ret\n"
-    "  .size bench_riprel, .-bench_riprel\n"
+    END(bench_riprel)
 
-    "  .globl bench_step\n"
-    "  .type bench_step, @function\n"
-    "  .p2align 4\n"
-    "bench_step:\n"
+    FUNC(bench_step)
     "  negl 4(%esp)\n"
     "  mov 4(%esp), %eax\n"
     "  add $3, %eax\n"
     "  ret\n"
-    "  .size bench_step, .-bench_step\n"
+    END(bench_step)
 
-    "  .globl bench_call\n"
-    "  .type bench_call, @function\n"
-    "  .p2align 4\n"
-    "bench_call:\n"
+    FUNC(bench_call)
     "  call 1f\n"
     "  ret\n"
     "1:\n"
     "  mov 8(%esp), %eax\n"
     "  lea 4(%eax,%eax,4), %eax\n"
     "  ret\n"
-    "  .size bench_call, .-bench_call\n"
+    END(bench_call)
 
-    "  .globl bench_args\n"
-    "  .type bench_args, @function\n"
-    "  .p2align 4\n"
-    "bench_args:\n"
+    FUNC(bench_args)
     "  push %ebp\n"
     "  mov %esp, %ebp\n"
     "  mov 16(%ebp), %edx\n"
@@ -196,7 +163,7 @@ __asm__(
     "  add 12(%ebp), %eax\n"
     "  pop %ebp\n"
     "  ret\n"
-    "  .size bench_args, .-bench_args\n");
+    END(bench_args));
 #else
 #error "target.c supports x86_64 and i386 only"
 #endif
