@@ -214,13 +214,20 @@ class Loop:
         with self._run_lock:
             self._running = True
         status, status_ref = self._status, self._status_ref
+        threads, on_trap = self._threads, self.engine.on_trap
         try:
             for proc in list(self.processes.values()):
                 for thread in list(proc.threads.values()):
                     if thread.stopped and thread.xol is None:
                         self._resume(thread)
-            while (self.processes or self._orphans) and not self._stop_signal \
-                    and not self._stop_requested:
+            # ``while True`` with the test inside: CPython 3.11 specialises
+            # a loop's body only once it has taken an unconditional
+            # backward jump, and a test at the bottom compiles to a
+            # conditional one, which left every hit's bytecode generic.
+            while True:
+                if not (self.processes or self._orphans) or self._stop_signal \
+                        or self._stop_requested:
+                    break
                 pid = _waitpid(-1, status_ref, _ANY_OURS)
                 if pid < 0:
                     self._wait_failed()
@@ -228,8 +235,18 @@ class Loop:
                         break
                     continue
                 self.stops += 1
+                raw = status.value
                 try:
-                    self.dispatch(pid, status.value)
+                    thread = threads.get(pid)
+                    if raw == _SIGTRAP_STOP and thread is not None and thread.xol is None:
+                        # dispatch's first case, written out: every probe
+                        # hit comes here.
+                        self.trap_stops += 1
+                        thread.stopped = True
+                        if not on_trap(thread):
+                            self._foreign_trap(thread)
+                    else:
+                        self.dispatch(pid, raw)
                 except OSError:
                     if not self._vanished(pid):
                         raise

@@ -498,6 +498,8 @@ class ProbeEngine(Engine):
                 thread.resume()
             elif site.gone:
                 self._after_removal(thread, ps, addr)
+            elif site.goto is not None and not site.in_place:
+                thread.resume(site.goto)
             else:
                 self._execute(thread, ps, site, None)
         if self._fatal is not None:

@@ -17,7 +17,8 @@ import arch as _arch
 
 from . import binding
 from ._libc import ptrace_small as _ptrace
-from .consts import PTRACE_CONT, PTRACE_GETREGS, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_SETREGS
+from .consts import (PTRACE_CONT, PTRACE_GETREGS, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_SETREGS,
+                     PTRACE_SINGLESTEP)
 from .errors import PtraceError
 from .memory import ProgramMemory
 from .structs import UserRegs
@@ -250,56 +251,55 @@ class Thread:
 
     def flush_regs(self) -> None:
         """Write changed registers back; the thread stays stopped."""
-        self._write_back(-1)
+        if self.regs_dirty:
+            self._set_regs(-1)
+        elif self.ip_dirty:
+            arg = self._ip_arg
+            arg.value = self.known_ip
+            if _ptrace(PTRACE_POKEUSER, self.tid, _RIP, arg) == -1:
+                raise binding.failure(PTRACE_POKEUSER, self.tid)
         self.regs_dirty = self.ip_dirty = False
 
-    def _write_back(self, ip: int) -> None:
-        """SETREGS if any register changed, else POKEUSER of ip alone
-        (``ip``, or the one set_ip left) if it moved."""
+    def _set_regs(self, ip: int) -> None:
+        """SETREGS, with rip replaced by ``ip`` unless it is -1."""
+        if ip >= 0:
+            self.regs.rip = ip
+        if _ptrace(PTRACE_SETREGS, self.tid, None, self._regs_ref) == -1:
+            raise binding.failure(PTRACE_SETREGS, self.tid)
+
+    def resume(self, ip: int = -1, request: int = PTRACE_CONT) -> None:
+        """Write back what changed and continue from the current stop (at
+        ``ip`` if given), delivering any pending signal; or take one step
+        (``request`` PTRACE_SINGLESTEP), which delivers none.  Every hit
+        ends here, so it is written out in one piece: SETREGS if any
+        register changed, else POKEUSER of ip alone (``ip``, or the one
+        set_ip left) if it moved, then the resume.  What was read for the
+        stop is stale from here on, and what it needed predicts the next."""
         tid = self.tid
         if self.regs_dirty:
-            if ip >= 0:
-                self.regs.rip = ip
-            if _ptrace(PTRACE_SETREGS, tid, None, self._regs_ref) == -1:
-                raise binding.failure(PTRACE_SETREGS, tid)
-            return
-        if ip < 0:
-            if not self.ip_dirty:
-                return
-            ip = self.known_ip
-        arg = self._ip_arg
-        arg.value = ip
-        if _ptrace(PTRACE_POKEUSER, tid, _RIP, arg) == -1:
-            raise binding.failure(PTRACE_POKEUSER, tid)
-
-    def _leave(self, ip: int) -> None:
-        """Write back what changed and leave the stop: what was read for it
-        is stale from here on, and what it needed predicts the next one."""
-        if ip >= 0 or self.regs_dirty or self.ip_dirty:
-            self._write_back(ip)
+            self._set_regs(ip)
+        elif ip >= 0 or self.ip_dirty:
+            arg = self._ip_arg
+            arg.value = ip if ip >= 0 else self.known_ip
+            if _ptrace(PTRACE_POKEUSER, tid, _RIP, arg) == -1:
+                raise binding.failure(PTRACE_POKEUSER, tid)
         self.regs_dirty = self.ip_dirty = self.regs_fresh = self.stopped = False
         self.known_ip = -1
         self._predict_regs = self._regs_wanted
         self._regs_wanted = False
-
-    def resume(self, ip: int = -1) -> None:
-        """Continue from the current stop (at ``ip`` if given), delivering
-        any pending signal.  The hit path ends here on every hit: calls go
-        to ptrace directly, and moving ip alone (a skipped or boosted
-        instruction) is a single POKEUSER."""
-        self._leave(ip)
-        tid = self.tid
-        if self.group_stopped:
+        if request != PTRACE_CONT:
+            sig = 0
+        elif self.group_stopped:
             self.group_stopped = False
             binding.listen(tid)
             return
-        sig = self.take_signal() if self.pending_sig else 0
-        if _ptrace(PTRACE_CONT, tid, None, sig) == -1:
-            raise binding.failure(PTRACE_CONT, tid)
+        else:
+            sig = self.take_signal() if self.pending_sig else 0
+        if _ptrace(request, tid, None, sig) == -1:
+            raise binding.failure(request, tid)
 
     def singlestep(self) -> None:
-        self._leave(-1)
-        binding.singlestep(self.tid, 0)
+        self.resume(-1, PTRACE_SINGLESTEP)
 
     def __repr__(self):
         return f"<Thread {self.tid} of {self.process.pid}>"
