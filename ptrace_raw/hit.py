@@ -106,6 +106,14 @@ class Hit:
         self._engine = engine
         self._window = None
 
+    def renew(self, thread, ip) -> None:
+        """Make this Hit another hit of the same probe (see ProbeEngine's
+        ``_SPARE_REFS``: only done when nothing else holds it)."""
+        self.thread = thread
+        self.ip = ip
+        self.time_ns = _monotonic_ns()
+        self._arch = self._window = None
+
     @property
     def arch(self):
         """The thread's arch (``arch.X86_64`` or ``arch.I386``); asked of

@@ -43,6 +43,24 @@ def test_entry_probe_counts_hits_and_reads_arguments(build, opt):
     assert greet.hits == 1 and names == [("world", 3)]
 
 
+def test_a_hit_the_handler_keeps_keeps_its_own_values(build):
+    # Hits nothing holds are renewed for the next hit; one a handler kept
+    # must not be.
+    exe = build("calls.c")
+    kept = []
+
+    def keep_every_third(h):
+        if h.arg(0) % 3 == 0:
+            kept.append((h, h.time_ns, h.thread, h.arg(0)))
+
+    _, code, (add,) = _traced([exe, 30], [(f"uprobe:{exe}:add", keep_every_third)])
+    assert code == 0 and add.hits == 30 and len(kept) == 10
+    assert len({id(h) for h, *_ in kept}) == 10
+    assert [(h.time_ns, h.thread) for h, *_ in kept] == [(t, th) for _, t, th, _ in kept]
+    assert [t for _, t, _, _ in kept] == sorted({t for _, t, _, _ in kept})
+    assert [a for *_, a in kept] == list(range(0, 30, 3))
+
+
 def test_arguments_past_the_registers_come_from_the_stack(build, bits):
     exe = build("manyargs.c")
     got = []
