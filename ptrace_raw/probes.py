@@ -593,11 +593,11 @@ class ProbeEngine(Engine):
             xol.step_holds[slot] = site.addr
         plan = site.plan
         if plan.plain_step:
-            thread.set_ip(slot)
-            token = None
-        else:
-            token = plan.pre_xol(thread.get_regs(), site.addr, slot)
-            thread.regs_dirty = True
+            thread.xol = (site, slot, None)
+            thread.singlestep(slot)
+            return
+        token = plan.pre_xol(thread.get_regs(), site.addr, slot)
+        thread.regs_dirty = True
         thread.xol = (site, slot, token)
         thread.singlestep()
 
@@ -605,22 +605,25 @@ class ProbeEngine(Engine):
         site, slot, token = thread.xol
         plan = site.plan
         if plan.plain_step:
-            thread.set_ip(thread.get_ip() + site.addr - slot)
-        else:
-            regs = thread.get_regs()
-            if not plan.post_xol(regs, thread.process.memory, site.addr, slot, token):
-                thread.regs_dirty = True
-                if resume:
-                    thread.singlestep()
-                    return
-                # A rep-string instruction between iterations: its registers
-                # say how far it got, so it resumes correctly from its own
-                # address.
-                plan.abort_xol(regs, site.addr, slot, token)
-                thread.xol = None
+            home = thread.get_ip() + site.addr - slot
+            thread.xol = None
+            if thread.held_signals:
                 thread.release_held()
+            if resume:
+                thread.resume(home)
+            else:
+                thread.set_ip(home)
+            return
+        regs = thread.get_regs()
+        thread.regs_dirty = True
+        if not plan.post_xol(regs, thread.process.memory, site.addr, slot, token):
+            if resume:
+                thread.singlestep()
                 return
-            thread.regs_dirty = True
+            # A rep-string instruction between iterations: its registers
+            # say how far it got, so it resumes correctly from its own
+            # address.
+            plan.abort_xol(regs, site.addr, slot, token)
         thread.xol = None
         thread.release_held()
         if resume:

@@ -298,8 +298,8 @@ class Thread:
         if _ptrace(request, tid, None, sig) == -1:
             raise binding.failure(request, tid)
 
-    def singlestep(self) -> None:
-        self.resume(-1, PTRACE_SINGLESTEP)
+    def singlestep(self, ip: int = -1) -> None:
+        self.resume(ip, PTRACE_SINGLESTEP)
 
     def __repr__(self):
         return f"<Thread {self.tid} of {self.process.pid}>"
