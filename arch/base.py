@@ -66,7 +66,8 @@ class XolPlan:
     * ``strategy == "emulate"``: ``emulate`` applies the instruction to the
       registers (and the stack) in the tracer; one stop per hit, no slot.
     * ``strategy == "boost"``: ``boost_code(addr, slot)`` is the instruction
-      followed by a jump back, written once into a slot of its own that is
+      followed by a jump back (none after one that never falls through, a
+      ret or an indirect jmp), written once into a slot of its own that is
       never reused; the thread is pointed at it and continued: one stop.
       An ``emulate`` plan may be ``boostable`` too: when its emulation needs
       the registers, a tracer that pays more to read and write them than to
@@ -113,8 +114,9 @@ class XolPlan:
 
     def boost_code(self, addr: int, slot: int) -> Optional[bytes]:
         """Bytes for an immutable slot at ``slot`` that runs the instruction
-        and returns to the code after it, or None when this plan cannot be
-        boosted from that slot address (out of rel32 reach, or never)."""
+        and goes on where it would have from ``addr``, or None when this
+        plan cannot be boosted from that slot address (out of rel32 reach,
+        or never)."""
         return None
 
     def step_code(self, addr: int, slot: int) -> bytes:

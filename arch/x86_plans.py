@@ -282,13 +282,24 @@ class CallPlan(_BranchPlan):
 
 class RetPlan(X86Plan):
     """ret / ret imm16 (any rep/bnd prefix).  A stack that cannot be read
-    leaves it to the stepped copy, which sets its own absolute ip."""
+    leaves it to the stepped copy, which sets its own absolute ip.
+
+    Boosted, the copy alone is the slot: the ip it leaves is absolute and it
+    never falls through, so it needs no jump back and no register written
+    but ip.  A fault (a stack it cannot read, a non-canonical target) is
+    raised by the copy with nothing done, and reported at the ret's own
+    address; on a CET shadow stack it pops the shadow copy as the program's
+    own ret does, which an emulation would not."""
 
     strategy = "emulate"
+    boostable = True
 
     def __init__(self, mode, code, text, pop: int):
         super().__init__(mode, code, text)
         self._pop = mode.word.size + pop
+
+    def boost_code(self, addr, slot):
+        return self._step
 
     def emulate(self, regs, mem):
         sp = regs.rsp & self._mask
@@ -309,7 +320,10 @@ class RetPlan(X86Plan):
 
 class IndirectPlan(X86Plan):
     """call/jmp through a register.  The step path runs the copy as is: the
-    target is absolute; a call then has its pushed word corrected."""
+    target is absolute; a call then has its pushed word corrected.  A jmp is
+    boosted as its copy alone, like a ret; a call is not, since its copy
+    would push the slot's address (and a push of its own before it would be
+    done already when a non-canonical target faults)."""
 
     strategy = "emulate"
 
@@ -317,6 +331,10 @@ class IndirectPlan(X86Plan):
         super().__init__(mode, code, text)
         self._field = field
         self._is_call = is_call
+        self.boostable = not is_call
+
+    def boost_code(self, addr, slot):
+        return None if self._is_call else self._step
 
     def emulate(self, regs, mem):
         target = getattr(regs, self._field) & self._mask

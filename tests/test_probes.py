@@ -475,7 +475,7 @@ def test_a_boosted_push_faulting_while_the_tracer_detaches_faults_at_home(build)
     assert r.read() == "faults=50 misplaced=0\n"
 
 
-def test_emulation_still_reaches_memory_after_the_main_thread_exits(build):
+def test_emulation_still_reaches_memory_after_the_main_thread_exits(build, bits):
     """Emulated instructions read through the stopped thread's id, not the
     process id, which names a zombie once main calls pthread_exit: each
     hit still takes one stop, not a step's two."""
@@ -484,10 +484,11 @@ def test_emulation_still_reaches_memory_after_the_main_thread_exits(build):
     with Tracer() as t:
         proc = t.spawn([str(exe), "300"], stdout=w)
         os.close(w)
-        probe = t.add_probe(f"uprobe:{exe}:callfirst+5", lambda h: None)
+        at = 0 if bits == 64 else 4  # past i386's load of the pointer argument
+        probe = t.add_probe(f"uprobe:{exe}:callfirst+{at}", lambda h: None)
         (addr,) = probe.sites[proc.pid]
         site = proc.probe_state.bps.sites[addr]
-        assert site.plan.text == "ret" and site.emulate and site.goto is None
+        assert site.plan.text.startswith("call") and site.emulate and site.goto is None
         before = t.trap_stops
         t.run()
     assert r.read() == "sum=45150\n" and proc.exit_code == 0

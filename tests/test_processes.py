@@ -88,9 +88,9 @@ def test_thread_storm(build):
 def test_faults_in_slots_and_signals_during_steps(build):
     exe = build("faults.c", flags=("-O2", "-pthread"))
     out, proc, made = _run([exe, 3000], [(f"uprobe:{exe}:{fn}+*", None)
-                                          for fn in ("faulty", "faulty2", "stepme")])
-    assert out == "faults_at_home=6 received=3000 bad=0 info_bad=0\n" and proc.exit_code == 0
-    assert made[0].hits >= 3 and made[1].hits >= 3 and made[2].hits > 0
+                                          for fn in ("faulty", "faulty2", "stepme", "badret")])
+    assert out == "faults_at_home=9 received=3000 bad=0 info_bad=0\n" and proc.exit_code == 0
+    assert made[0].hits >= 3 and made[1].hits >= 3 and made[2].hits > 0 and made[3].hits == 6
 
 
 def test_sigkill_mid_hit_spares_the_other_tracees(build):

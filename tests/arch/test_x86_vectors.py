@@ -383,10 +383,22 @@ def test_a_call_to_a_non_canonical_target_is_not_boosted():
     assert plan.boost_code(addr, addr - 0x1000) is None
 
 
-def test_only_copies_pushes_and_calls_are_boostable():
-    for code in ("f30f1efa", "90", "c3", "ffd0", "7400"):
+def test_only_copies_pushes_calls_rets_and_register_jumps_are_boostable():
+    for code in ("f30f1efa", "90", "ffd0", "7400", "e900000000"):
         plan = X86_64.analyze(h(code), V)
         assert not plan.boostable and plan.boost_code(V, SLOT) is None, plan
+
+
+@pytest.mark.parametrize("arch, code", [(X86_64, "c3"), (X86_64, "f3c3"), (X86_64, "c21000"),
+                                        (X86_64, "ffe0"), (X86_64, "41ffe3"), (I386, "c3"),
+                                        (I386, "ffe2")])
+def test_rets_and_register_jumps_boost_as_their_copy_alone(arch, code):
+    """They never fall through, so the slot needs no jump back, from any
+    slot address."""
+    plan = arch.analyze(h(code), 0x1000)
+    for slot in ((SLOT, FAR_SLOT) if arch is X86_64 else (SLOT32, 0x1000)):
+        assert plan.boostable and plan.boost_code(0x1000, slot) == h(code).ljust(
+            arch.xol_slot_size, b"\xcc")
 
 
 def test_boost_jump_back_forms():

@@ -2,6 +2,8 @@
  *  - faulty() loads through its argument; called with NULL it faults, and
  *    the SIGSEGV handler checks the fault is reported at faulty's own
  *    faulting instruction, then siglongjmps out (on an alternate stack);
+ *    badret() does the same with a ret whose stack cannot be read (its sp
+ *    is its argument, NULL): a boosted ret faults in its slot;
  *  - stepme() starts with an instruction a tracer must single-step; a
  *    second thread queues SIGUSR1 with a sequence number to the main
  *    thread while it calls stepme() in a loop, and both sides count: every
@@ -24,7 +26,9 @@ __asm__(".globl faulty\n.type faulty,@function\nfaulty:\nmov (%rdi), %rax\nret\n
         ".globl faulty2\n.type faulty2,@function\nfaulty2:\nnegq (%rdi)\nret\n"
         ".size faulty2, .-faulty2\n"
         ".globl stepme\n.type stepme,@function\nstepme:\nneg %rdi\nmov %rdi, %rax\nneg %rax\nret\n"
-        ".size stepme, .-stepme\n");
+        ".size stepme, .-stepme\n"
+        ".globl badret\n.type badret,@function\nbadret:\nmov %rdi, %rsp\nret\n"
+        ".size badret, .-badret\n");
 #define IP(uc) ((uc)->uc_mcontext.gregs[REG_RIP])
 #else
 __asm__(".globl faulty\n.type faulty,@function\nfaulty:\nmov 4(%esp), %eax\nmov (%eax), %eax\nret\n"
@@ -32,12 +36,15 @@ __asm__(".globl faulty\n.type faulty,@function\nfaulty:\nmov 4(%esp), %eax\nmov 
         ".globl faulty2\n.type faulty2,@function\nfaulty2:\nmov 4(%esp), %eax\nnegl (%eax)\nret\n"
         ".size faulty2, .-faulty2\n"
         ".globl stepme\n.type stepme,@function\nstepme:\nnegl 4(%esp)\nmov 4(%esp), %eax\nneg %eax\nret\n"
-        ".size stepme, .-stepme\n");
+        ".size stepme, .-stepme\n"
+        ".globl badret\n.type badret,@function\nbadret:\nmov 4(%esp), %esp\nret\n"
+        ".size badret, .-badret\n");
 #define IP(uc) ((uc)->uc_mcontext.gregs[REG_EIP])
 #endif
 long faulty(long *p);
 long faulty2(long *p);
 long stepme(long x);
+long badret(long *sp);
 
 static sigjmp_buf env;
 static volatile long fault_ip;
@@ -94,6 +101,9 @@ int main(int argc, char **argv)
         if (!sigsetjmp(env, 1))
             faulty2(NULL);
         faults += fault_ip == (long)faulty2 + (sizeof(long) == 8 ? 0 : 4);
+        if (!sigsetjmp(env, 1))
+            badret(NULL);
+        faults += fault_ip == (long)badret + (sizeof(long) == 8 ? 3 : 4);
     }
     main_thread = pthread_self();
     pthread_t t;
