@@ -9,15 +9,15 @@
  * arguments to read), else ip alone (PEEKUSER, half the cost).
  *
  * Schemes (per hit; V = probe address, L = instruction length, S = XOL slot):
- *   emulate  push %rbp/%ebp or call rel32: write the pushed word below sp
- *            (process_vm_writev, which honours a guard page as the
- *            program's own push would), sp -= W, ip, SETREGS;
- *            ret: ip = the word at sp (process_vm_readv), sp += W, SETREGS;
- *            endbr: POKEUSER ip = V + L; a one-byte nop: nothing
+ *   emulate  push %rbp/%ebp, call rel32 or call *%rsi/%edx: write the
+ *            pushed word below sp (process_vm_writev, which honours a
+ *            guard page as the program's own push would), sp -= W, ip,
+ *            SETREGS; endbr: POKEUSER ip = V + L; a one-byte nop: nothing
  *            written (the trap left ip at V + 1 already).              1 stop
  *   boost    POKEUSER ip = S; the slot holds the copy and a jmp back
  *            (for a call rel32: push of V + L, high half set with a mov
- *            on x86_64, and a jmp to the call's target).          1 stop
+ *            on x86_64, and a jmp to the call's target; a ret leaves
+ *            by itself, so its jmp back is never reached).          1 stop
  *   step     POKEUSER ip = S, SINGLESTEP; then ip += V - S.          2 stops
  *   return   swap the return address for an int3 trampoline in the XOL
  *            page, then run the entry as the Python tracer does: a push
@@ -61,7 +61,7 @@
 #define MAX_DEPTH 64
 
 enum scheme { EMULATE, BOOST, STEP, RETURN };
-enum kind { K_PUSH, K_NOP, K_RIPREL, K_PLAIN, K_CALL, K_RET };
+enum kind { K_PUSH, K_NOP, K_RIPREL, K_PLAIN, K_CALL, K_ICALL, K_RET };
 
 struct insn {
     enum kind kind;
@@ -231,6 +231,8 @@ static struct insn classify(const unsigned char *b)
         return (struct insn){K_CALL, 5, 1};
     if (b[0] == 0xc3)
         return (struct insn){K_RET, 1, 0};
+    if (b[0] == 0xff && b[1] == (T.is32 ? 0xd2 : 0xd6))
+        return (struct insn){K_ICALL, 2, 0}; /* call *%edx / call *%rsi */
     if (memcmp(b, endbr, 3) == 0 && b[3] == (T.is32 ? 0xfb : 0xfa))
         return (struct insn){K_NOP, 4, 0};
     if (!T.is32 && b[0] == 0x48 && b[1] == 0x8b && (b[2] & 0xc7) == 0x05)
@@ -384,8 +386,8 @@ static void write_xol(const unsigned char *orig)
     mem_write(T.slot - SLOT_OFF, page, sizeof(page));
 }
 
-/* The emulate scheme: a push or a call pushes a word, a ret pops one; a
- * nop moves ip, unless the trap left it where the nop ends. */
+/* The emulate scheme: a push or a call pushes a word; a nop moves ip,
+ * unless the trap left it where the nop ends. */
 static void emulate(pid_t tid, struct user_regs_struct *r)
 {
     unsigned char buf[8];
@@ -394,18 +396,13 @@ static void emulate(pid_t tid, struct user_regs_struct *r)
             set_ip(tid, T.probe + T.insn.len);
         return;
     }
-    if (T.insn.kind == K_RET) {
-        mem_read(r->rsp, buf, T.word);
-        r->rip = get_word(buf, 0);
-        r->rsp += T.word;
-        setregs(tid, r);
-        return;
-    }
     uint64_t sp = r->rsp - T.word;
     put_word(buf, 0, T.insn.kind == K_PUSH ? r->rbp : T.probe + T.insn.len);
     prog_write(sp, buf, T.word);
     r->rsp = sp;
-    r->rip = T.insn.kind == K_PUSH ? T.probe + T.insn.len : T.call_target;
+    r->rip = T.insn.kind == K_PUSH   ? T.probe + T.insn.len
+             : T.insn.kind == K_CALL ? T.call_target
+             : (T.is32 ? (uint32_t)r->rdx : r->rsi);
     setregs(tid, r);
 }
 
@@ -596,10 +593,12 @@ int main(int argc, char **argv)
     if (T.scheme == RETURN && T.insn.kind != K_PUSH && T.insn.kind != K_NOP)
         die("the return scheme boosts or skips the entry; probe a push, endbr or nop");
     if (T.scheme == EMULATE && T.insn.kind != K_PUSH && T.insn.kind != K_NOP &&
-        T.insn.kind != K_CALL && T.insn.kind != K_RET)
+        T.insn.kind != K_CALL && T.insn.kind != K_ICALL)
         die("the probed instruction cannot be emulated; use boost or step");
-    if (T.scheme != EMULATE && T.insn.kind == K_RET)
-        die("a ret is only emulated here");
+    if (T.scheme != EMULATE && T.insn.kind == K_ICALL)
+        die("a call through a register is only emulated here");
+    if (T.scheme != BOOST && T.insn.kind == K_RET)
+        die("a ret is only boosted here");
     if (T.scheme != EMULATE && T.scheme != BOOST && T.insn.kind == K_CALL)
         die("a call rel32 is emulated or boosted here, never stepped");
     if (T.insn.kind == K_CALL) {

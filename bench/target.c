@@ -13,7 +13,12 @@
  *                                             kprobes never-boost list and
  *                                             on no emulation list
  *   call    call rel32 first                  boosted (a slot that pushes
- *                                             the return address and jumps)
+ *                                             the return address and jumps);
+ *                                             its ret (bench_call+5) is
+ *                                             boosted as a copy alone
+ *   icall   call *%rsi / call *%edx first     emulated: the push and the
+ *           (i386: regparm, so the pointer    jump to a register's value
+ *           arrives in edx)                   (GETREGS, a push, SETREGS)
  *   args    push first, then reads (a, b, s)  "two args and a C string"
  *   usdt    a <sys/sdt.h> probe (a nop) inside the loop
  *   loop    no call at all: the bare loop cost
@@ -45,6 +50,13 @@ long bench_riprel(long i);
 long bench_step(long i);
 long bench_call(long i);
 long bench_args(long a, long b, const char *s);
+#if defined(__i386__)
+long bench_icall(long i, long (*leaf)(long)) __attribute__((regparm(2)));
+#else
+long bench_icall(long i, long (*leaf)(long));
+#endif
+/* What bench_icall calls: i is still in rdi/eax. */
+long bench_leaf(long i);
 
 /* The constant bench_riprel loads; the harness uses the same value. */
 #define BENCH_K 0x5bd1e995
@@ -90,6 +102,16 @@ __asm__(
     "  lea 4(%rdi,%rdi,4), %rax\n"
     "  ret\n"
     END(bench_call)
+
+    FUNC(bench_icall)
+    "  call *%rsi\n"
+    "  ret\n"
+    END(bench_icall)
+
+    FUNC(bench_leaf)
+    "  lea 5(%rdi,%rdi,8), %rax\n"
+    "  ret\n"
+    END(bench_leaf)
 
     FUNC(bench_args)
     "  push %rbp\n"
@@ -154,6 +176,16 @@ __asm__(
     "  ret\n"
     END(bench_call)
 
+    FUNC(bench_icall)
+    "  call *%edx\n"
+    "  ret\n"
+    END(bench_icall)
+
+    FUNC(bench_leaf)
+    "  lea 5(%eax,%eax,8), %eax\n"
+    "  ret\n"
+    END(bench_leaf)
+
     FUNC(bench_args)
     "  push %ebp\n"
     "  mov %esp, %ebp\n"
@@ -210,6 +242,14 @@ static unsigned long long loop_args(long lo, long hi)
     return acc;
 }
 
+static unsigned long long loop_icall(long lo, long hi)
+{
+    unsigned long long acc = 0;
+    for (long i = lo; i < hi; i++)
+        acc += (unsigned long long)bench_icall(i, bench_leaf);
+    return acc;
+}
+
 static unsigned long long loop_usdt(long lo, long hi)
 {
     unsigned long long acc = 0;
@@ -226,7 +266,7 @@ static const struct {
 } loops[] = {
     {"loop", loop_bare},   {"push", loop_push}, {"endbr", loop_endbr},
     {"riprel", loop_riprel}, {"step", loop_step}, {"call", loop_call},
-    {"args", loop_args}, {"usdt", loop_usdt},
+    {"icall", loop_icall}, {"args", loop_args}, {"usdt", loop_usdt},
 };
 
 struct worker {
@@ -252,7 +292,7 @@ static unsigned long long now_ns(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: target [-t THREADS] {loop|push|endbr|riprel|step|call|args|usdt} N\n");
+    fprintf(stderr, "usage: target [-t THREADS] {loop|push|endbr|riprel|step|call|icall|args|usdt} N\n");
     exit(2);
 }
 
