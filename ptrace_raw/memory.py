@@ -127,15 +127,12 @@ class ProgramMemory:
         self._local_ref = ctypes.byref(self._local)
         self._remote_ref = ctypes.byref(self._remote)
 
-    def _aim(self, addr: int, size: int) -> None:
-        self._local.iov_len = self._remote.iov_len = size
-        self._remote.iov_base = addr
-
     def read(self, addr: int, size: int) -> bytes:
         if size > _EMULATED:
             data = vm_read(self.pid, addr, size)
         else:
-            self._aim(addr, size)
+            self._local.iov_len = self._remote.iov_len = size
+            self._remote.iov_base = addr
             got = vm_readv_small(self.pid, self._local_ref, 1, self._remote_ref, 1, 0)
             data = self._buf.raw[:got] if got > 0 else b""
         if len(data) < size:
@@ -148,7 +145,8 @@ class ProgramMemory:
             done = vm_write(self.pid, addr, data)
         else:
             self._buf.raw = data
-            self._aim(addr, size)
+            self._local.iov_len = self._remote.iov_len = size
+            self._remote.iov_base = addr
             done = vm_writev_small(self.pid, self._local_ref, 1, self._remote_ref, 1, 0)
         if done != size:
             raise OSError(errno.EFAULT, f"cannot write {size} bytes at {addr:#x} in pid {self.pid}")
