@@ -37,11 +37,31 @@ _FAULTS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL
 
 #: A probe's last Hit is renewed for its next entry hit instead of a new one
 #: (a class call is about a fifth of a boosted hit's Python), but only when
-#: nothing kept it: its references are then exactly the probe's, the hit
-#: path's local and getrefcount's own argument.  A Hit a handler stored, or
-#: one a kept traceback reaches, stays as it was.
-_SPARE_REFS = 3
-_refcount = sys.getrefcount
+#: nothing kept it.  A Hit a handler stored, or one a kept traceback
+#: reaches, has more references and stays as it was.  Without getrefcount
+#: (not CPython) nothing is renewed.
+_refcount = getattr(sys, "getrefcount", lambda obj: -1)
+
+
+class _Holder:
+    spare_hit = None
+
+
+def _unheld_refs() -> int:
+    """What getrefcount says of a spare that only its holder holds, read the
+    way the hit path reads it: 3 on CPython 3.11 (the holder's reference,
+    the local and the argument), but a later interpreter may borrow where
+    this one counts (3.14 loads locals without a reference), so it is
+    measured here rather than assumed."""
+    holder = _Holder()
+    holder.spare_hit = _Holder()
+    hit = holder.spare_hit
+    refs = _refcount(hit)
+    hit.spare_hit = None
+    return refs
+
+
+_SPARE_REFS = _unheld_refs()
 MAX_RETURN_DEPTH = 64
 
 
