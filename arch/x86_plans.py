@@ -171,6 +171,27 @@ class _BranchPlan(X86Plan):
     def _go(self, regs, ip):
         raise NotImplementedError
 
+    def _boost_branch(self, short: bytes, addr, slot):
+        """A conditional branch boosted: ``short`` (its prefixes and short
+        opcode) jumps over a jmp back to the next instruction, to a jmp to
+        its target, each rel32 where it reaches, else absolute:
+
+            short L1; jmp next; L1: jmp target
+
+        The branch itself runs (it tests the flags or counts rcx down), so a
+        hit writes ip alone.  A non-canonical target is left to emulation,
+        whose step reports the fault at home."""
+        mode = self._mode
+        target = (addr + self._offset) & self._mask
+        if not _canonical(mode, target):
+            return None
+        after = slot + len(short) + 1
+        back = encode_jump(mode, after, (addr + self.length) & self._mask)
+        code = short + bytes([len(back)]) + back + encode_jump(mode, after + len(back), target)
+        if len(code) > mode.slot_size:
+            return None
+        return code.ljust(mode.slot_size, _INT3)
+
 
 class JumpPlan(_BranchPlan):
     """jmp rel8/rel32."""
@@ -198,12 +219,19 @@ _CONDITIONS = (
 
 
 class CondJumpPlan(_BranchPlan):
-    """jcc rel8/rel32, all sixteen conditions."""
+    """jcc rel8/rel32, all sixteen conditions; boosted as the short form
+    (its prefixes, branch hints or bnd, do nothing a slot needs)."""
+
+    boostable = True
 
     def __init__(self, mode, code, text, offset, cc: int):
         super().__init__(mode, code, text, offset)
         self._test = _CONDITIONS[cc >> 1]
         self._negate = bool(cc & 1)
+        self._short = bytes([0x70 | cc])
+
+    def boost_code(self, addr, slot):
+        return self._boost_branch(self._short, addr, slot)
 
     def _go(self, regs, ip):
         taken = bool(self._test(regs.eflags)) != self._negate
@@ -216,11 +244,18 @@ class LoopPlan(_BranchPlan):
     value.  ``keep`` holds the bits of rcx a 16-bit counter leaves alone (a
     32-bit counter in 64-bit mode zero-extends like any 32-bit write)."""
 
+    boostable = True
+
     def __init__(self, mode, code, text, offset, kind: str, counter_mask: int, keep: int):
         super().__init__(mode, code, text, offset)
         self._kind = kind
         self._cmask = counter_mask
         self._keep = keep
+        #: boosted with its own prefixes: 0x67 picks the counter's size
+        self._short = code[:-1]
+
+    def boost_code(self, addr, slot):
+        return self._boost_branch(self._short, addr, slot)
 
     def _go(self, regs, ip):
         rcx = regs.rcx & self._mask

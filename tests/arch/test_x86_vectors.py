@@ -383,8 +383,8 @@ def test_a_call_to_a_non_canonical_target_is_not_boosted():
     assert plan.boost_code(addr, addr - 0x1000) is None
 
 
-def test_only_copies_pushes_calls_rets_and_register_jumps_are_boostable():
-    for code in ("f30f1efa", "90", "ffd0", "7400", "e900000000"):
+def test_what_only_moves_ip_or_calls_through_a_register_is_not_boostable():
+    for code in ("f30f1efa", "90", "ffd0", "e900000000", "eb00"):
         plan = X86_64.analyze(h(code), V)
         assert not plan.boostable and plan.boost_code(V, SLOT) is None, plan
 
@@ -399,6 +399,37 @@ def test_rets_and_register_jumps_boost_as_their_copy_alone(arch, code):
     for slot in ((SLOT, FAR_SLOT) if arch is X86_64 else (SLOT32, 0x1000)):
         assert plan.boostable and plan.boost_code(0x1000, slot) == h(code).ljust(
             arch.xol_slot_size, b"\xcc")
+
+
+@pytest.mark.parametrize("arch, addr, code, short, rel", [
+    (X86_64, V, "7405", "74", 5), (X86_64, V, "0f8c00010000", "7c", 0x100),
+    (X86_64, V, "3e7405", "74", 5), (X86_64, V, "e2fe", "e2", -2), (X86_64, V, "67e3fe", "67e3", -2),
+    (I386, 0x10, "7405", "74", 5), (I386, 0x10, "0f8500010000", "75", 0x100),
+    (I386, 0x10, "67e2e0", "67e2", -0x20)])
+def test_conditional_branches_boost_as_their_short_form_between_two_jumps(arch, addr, code, short,
+                                                                         rel):
+    """short L1; jmp next; L1: jmp target: rel32 jumps from a near slot,
+    absolute ones (64-bit) from a far one; i386 wraps."""
+    plan = arch.analyze(h(code), addr)
+    length = len(h(code))
+    assert plan.boostable and plan.next_ip(addr) is None
+    target = (addr + length + rel) & ((1 << (8 * arch.word_size)) - 1)
+    slots = (SLOT, FAR_SLOT) if arch is X86_64 else (SLOT32,)
+    for slot in slots:
+        slot_code = plan.boost_code(addr, slot)
+        assert len(slot_code) == arch.xol_slot_size
+        n = len(h(short))
+        assert slot_code[:n] == h(short)
+        after = slot + n + 1
+        back = arch.encode_jump(after, addr + length)
+        assert slot_code[n] == len(back) and slot_code[n + 1:n + 1 + len(back)] == back
+        there = after + len(back)
+        assert slot_code[n + 1 + len(back):].startswith(arch.encode_jump(there, target))
+
+
+def test_a_branch_to_a_non_canonical_target_is_not_boosted():
+    addr = 0x00007ffffffff000
+    assert X86_64.analyze(h("0f8400100000"), addr).boost_code(addr, addr - 0x1000) is None
 
 
 def test_boost_jump_back_forms():
