@@ -46,9 +46,10 @@ def encode_jump(mode: Mode, at: int, target: int) -> bytes:
 
 
 def _canonical(mode: Mode, value: int) -> bool:
-    """Whether ``value`` can be loaded into ip without a #GP; a far-off
-    target is left to a real step so the fault is the hardware's."""
-    return mode.bits == 32 or (value + (1 << 47)) >> 48 == 0
+    """Whether ``value`` (masked to the mode) can be loaded into ip without
+    a #GP: bits 63..47 all equal.  A far-off target is left to a real step
+    so the fault is the hardware's."""
+    return mode.bits == 32 or value >> 47 in (0, 0x1FFFF)
 
 
 class X86Plan(XolPlan):

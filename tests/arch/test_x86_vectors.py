@@ -544,6 +544,20 @@ def test_ret_and_indirect_refuse_to_emulate_a_non_canonical_target():
     assert X86_64.analyze(h("ffe0"), V).emulate(make_regs(rip=V, rsp=SP, rax=1 << 48), mem) is False
 
 
+def test_ret_and_indirect_emulate_to_a_canonical_high_half_target():
+    """0xffff8... is canonical: loading it raises no #GP (a fetch there
+    faults at the target, as it would untraced)."""
+    high = 0xffff800000001000
+    mem = stack(SP)
+    mem.write(SP, struct.pack("<Q", high))
+    r = make_regs(rip=V, rsp=SP)
+    assert X86_64.analyze(h("c3"), V).emulate(r, mem) is True and r.rip == high
+    r = make_regs(rip=V, rsp=SP, rax=high)
+    assert X86_64.analyze(h("ffe0"), V).emulate(r, mem) is True and r.rip == high
+    addr = 0x00007ffffffff000
+    assert X86_64.analyze(h("e800100000"), addr).boost_code(addr, addr - 0x1000) is None
+
+
 def test_indirect_register_call_step_path():
     r = make_regs(rsp=SP, rax=0x5000)
 
