@@ -172,6 +172,12 @@ class _BranchPlan(X86Plan):
     def _go(self, regs, ip):
         raise NotImplementedError
 
+    def _boost_target(self, addr) -> Optional[int]:
+        """Where a boosted copy jumps to, or None when it is non-canonical:
+        a slot's jump would fault there, not at the branch's own address."""
+        target = (addr + self._offset) & self._mask
+        return target if _canonical(self._mode, target) else None
+
     def _boost_branch(self, short: bytes, addr, slot):
         """A conditional branch boosted: ``short`` (its prefixes and short
         opcode) jumps over a jmp back to the next instruction, to a jmp to
@@ -180,11 +186,10 @@ class _BranchPlan(X86Plan):
             short L1; jmp next; L1: jmp target
 
         The branch itself runs (it tests the flags or counts rcx down), so a
-        hit writes ip alone.  A non-canonical target is left to emulation,
-        whose step reports the fault at home."""
+        hit writes ip alone."""
         mode = self._mode
-        target = (addr + self._offset) & self._mask
-        if not _canonical(mode, target):
+        target = self._boost_target(addr)
+        if target is None:
             return None
         after = slot + len(short) + 1
         back = encode_jump(mode, after, (addr + self.length) & self._mask)
@@ -292,8 +297,8 @@ class CallPlan(_BranchPlan):
         self._step = b"\xe8\x00\x00\x00\x00".ljust(mode.slot_size, _INT3)
 
     def boost_code(self, addr, slot):
-        target = (addr + self._offset) & self._mask
-        if not _canonical(self._mode, target):
+        target = self._boost_target(addr)
+        if target is None:
             return None
         ret = (addr + self.length) & self._mask
         code = b"\x68" + (ret & 0xFFFFFFFF).to_bytes(4, "little")
