@@ -3,8 +3,9 @@
 All ptrace calls happen on the thread that runs this loop (ptrace binds a
 tracee to the thread that attached it).  Each stop is decoded once;
 breakpoint traps and step completions go to the probe engine (``Engine``),
-first, as they are the hits; everything else is handled here so that
-signals, group-stops, clones and exits behave exactly as without a tracer.
+int3 traps straight from the loop, as they are the hits; everything else is
+dispatched here so that signals, group-stops, clones and exits behave
+exactly as without a tracer.
 """
 
 from __future__ import annotations
@@ -323,7 +324,6 @@ class Loop:
     def dispatch(self, tid: int, raw: int) -> None:
         thread = self._threads.get(tid)
         if raw == _SIGTRAP_STOP and thread is not None:
-            # Every probe hit comes here: the trap is served first.
             self.trap_stops += 1
             if thread.xol is not None:
                 thread.stale()
