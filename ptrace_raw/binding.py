@@ -35,6 +35,19 @@ def failure(request: int, pid: int) -> PtraceError:
     return PtraceError(_get_errno(), REQUEST_NAMES.get(request, str(request)), pid)
 
 
+def redo(request: int, pid: int, addr=None, data=None) -> int:
+    """A hit-path request returned -1 through ``ptrace_small``, which saves
+    no errno: make it again through the binding that does, to say why.  A
+    failed request changed nothing (a SETREGS that fails rewrites the same
+    registers again), so the second call fails the same way and raises its
+    PtraceError; should it succeed, its result is returned."""
+    _set_errno(0)
+    res = _ptrace(request, pid, addr, data)
+    if res == -1 and _get_errno():
+        raise failure(request, pid)
+    return res
+
+
 def _call(request: int, pid: int, addr=None, data=None) -> int:
     res = _ptrace(request, pid, addr, data)
     if res == -1:
@@ -64,12 +77,12 @@ def setoptions(pid: int, options: int) -> None:
 
 def cont(pid: int, sig: int = 0) -> None:
     if _ptrace_small(PTRACE_CONT, pid, None, sig) == -1:
-        raise failure(PTRACE_CONT, pid)
+        redo(PTRACE_CONT, pid, None, sig)
 
 
 def singlestep(pid: int, sig: int = 0) -> None:
     if _ptrace_small(PTRACE_SINGLESTEP, pid, None, sig) == -1:
-        raise failure(PTRACE_SINGLESTEP, pid)
+        redo(PTRACE_SINGLESTEP, pid, None, sig)
 
 
 def syscall(pid: int, sig: int = 0) -> None:
@@ -92,12 +105,12 @@ def getregs(pid: int, regs_ref) -> None:
     """Fill a UserRegs passed as ``ctypes.byref(regs)`` (prebuilt by the
     caller so the hit path allocates nothing)."""
     if _ptrace_small(PTRACE_GETREGS, pid, None, regs_ref) == -1:
-        raise failure(PTRACE_GETREGS, pid)
+        redo(PTRACE_GETREGS, pid, None, regs_ref)
 
 
 def setregs(pid: int, regs_ref) -> None:
     if _ptrace_small(PTRACE_SETREGS, pid, None, regs_ref) == -1:
-        raise failure(PTRACE_SETREGS, pid)
+        redo(PTRACE_SETREGS, pid, None, regs_ref)
 
 
 def getfpregs(pid: int) -> UserFpRegs:

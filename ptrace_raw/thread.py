@@ -95,7 +95,7 @@ class Thread:
     def _fetch(self) -> None:
         regs = self.regs
         if _ptrace(PTRACE_GETREGS, self.tid, None, self._regs_ref) == -1:
-            raise binding.failure(PTRACE_GETREGS, self.tid)
+            binding.redo(PTRACE_GETREGS, self.tid, None, self._regs_ref)
         self.regs_fresh = True
         self._arch = _arch.for_regs(regs)
         if self.ip_dirty:
@@ -113,7 +113,7 @@ class Thread:
                 return self.regs.rip
             ip = _ptrace(PTRACE_PEEKUSER, self.tid, _RIP, None)
             if ip == -1:
-                raise binding.failure(PTRACE_PEEKUSER, self.tid)
+                ip = binding.redo(PTRACE_PEEKUSER, self.tid, _RIP)
             self.known_ip = ip
         return ip
 
@@ -142,7 +142,7 @@ class Thread:
             self.regs_fresh = False
             addr = _ptrace(PTRACE_PEEKUSER, self.tid, _RIP, None) - 1
             if addr == -2:
-                raise binding.failure(PTRACE_PEEKUSER, self.tid)
+                addr = binding.redo(PTRACE_PEEKUSER, self.tid, _RIP) - 1
         self.known_ip = addr
         self.ip_dirty = True
         return addr
@@ -257,7 +257,7 @@ class Thread:
             arg = self._ip_arg
             arg.value = self.known_ip
             if _ptrace(PTRACE_POKEUSER, self.tid, _RIP, arg) == -1:
-                raise binding.failure(PTRACE_POKEUSER, self.tid)
+                binding.redo(PTRACE_POKEUSER, self.tid, _RIP, arg)
         self.regs_dirty = self.ip_dirty = False
 
     def _set_regs(self, ip: int) -> None:
@@ -265,7 +265,7 @@ class Thread:
         if ip >= 0:
             self.regs.rip = ip
         if _ptrace(PTRACE_SETREGS, self.tid, None, self._regs_ref) == -1:
-            raise binding.failure(PTRACE_SETREGS, self.tid)
+            binding.redo(PTRACE_SETREGS, self.tid, None, self._regs_ref)
 
     def resume(self, ip: int = -1, request: int = PTRACE_CONT) -> None:
         """Write back what changed and continue from the current stop (at
@@ -282,7 +282,7 @@ class Thread:
             arg = self._ip_arg
             arg.value = ip if ip >= 0 else self.known_ip
             if _ptrace(PTRACE_POKEUSER, tid, _RIP, arg) == -1:
-                raise binding.failure(PTRACE_POKEUSER, tid)
+                binding.redo(PTRACE_POKEUSER, tid, _RIP, arg)
         self.regs_dirty = self.ip_dirty = self.regs_fresh = self.stopped = False
         self.known_ip = -1
         self._predict_regs = self._regs_wanted
@@ -296,7 +296,7 @@ class Thread:
         else:
             sig = self.take_signal() if self.pending_sig else 0
         if _ptrace(request, tid, None, sig) == -1:
-            raise binding.failure(request, tid)
+            binding.redo(request, tid, None, sig)
 
     def singlestep(self, ip: int = -1) -> None:
         self.resume(ip, PTRACE_SINGLESTEP)

@@ -63,6 +63,15 @@ def test_wait_status_table(raw, kind, sig, event):
     assert (st.kind, st.sig, st.event) == (kind, sig, event)
 
 
+def _reap(pid: int) -> None:
+    """Kill and reap a forked tracee the test may have left alive."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
 def test_every_request_on_a_live_tracee():
     """The requests the tracer does not use on its hot path, each once on a
     real tracee: TRACEME, PEEK/POKEDATA, PEEK/POKEUSER, GETFPREGS,
@@ -102,8 +111,44 @@ def test_every_request_on_a_live_tracee():
         _, raw = os.waitpid(pid, WALL)
         assert WaitStatus(raw).kind is StopKind.KILLED
     finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        _reap(pid)
+
+
+def test_hit_path_failures_name_the_request_and_the_kernels_reason():
+    """The hit path's calls save no errno; a failure is made again to learn
+    why.  It must report the request and the kernel's errno (EIO for a bad
+    signal, ESRCH for a thread that is not stopped), and change nothing: the
+    thread stays stopped with its registers, and later calls work."""
+    import errno
+    from ptrace_raw import binding
+    from ptrace_raw.consts import PTRACE_PEEKUSER, WALL
+    from ptrace_raw.errors import PtraceError
+    from ptrace_raw.thread import Thread
+    pid = os.fork()
+    if pid == 0:
+        binding.traceme()
+        os.kill(os.getpid(), signal.SIGSTOP)
+        os._exit(7)
+    try:
+        os.waitpid(pid, WALL)
+        thread = Thread(pid, None)
+        thread.stopped = True
+        rip = thread.get_ip()
+        assert binding.redo(PTRACE_PEEKUSER, pid, binding.RIP_OFFSET) == rip
+        thread.pending_sig = 1000
+        with pytest.raises(PtraceError) as bad_signal:
+            thread.resume()
+        assert (bad_signal.value.errno, bad_signal.value.request) == (errno.EIO, "PTRACE_CONT")
+        assert thread.get_regs().rip == rip
+        thread.pending_sig = 0
+        thread.resume()
+        with pytest.raises(PtraceError) as running:
+            thread.resume()
+        assert running.value.gone and running.value.request == "PTRACE_CONT"
+        with pytest.raises(PtraceError) as peek:
+            thread.get_ip()
+        assert peek.value.gone and peek.value.request == "PTRACE_PEEKUSER"
+        _, raw = os.waitpid(pid, 0)
+        assert os.WIFEXITED(raw) and os.WEXITSTATUS(raw) == 7
+    finally:
+        _reap(pid)
