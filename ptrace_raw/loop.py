@@ -2,8 +2,8 @@
 
 All ptrace calls happen on the thread that runs this loop (ptrace binds a
 tracee to the thread that attached it).  Each stop is decoded once;
-breakpoint traps and step completions go to the probe engine (``Engine``),
-int3 traps straight from the loop, as they are the hits; everything else is
+breakpoint traps and step completions go to the probe engine (``Engine``)
+straight from the loop, as they are the hits; everything else is
 dispatched here so that signals, group-stops, clones and exits behave
 exactly as without a tracer.
 """
@@ -215,7 +215,7 @@ class Loop:
         with self._run_lock:
             self._running = True
         status, status_ref = self._status, self._status_ref
-        threads, on_trap = self._threads, self.engine.on_trap
+        threads, on_trap, on_step = self._threads, self.engine.on_trap, self.engine.on_step
         try:
             for proc in list(self.processes.values()):
                 for thread in list(proc.threads.values()):
@@ -239,13 +239,17 @@ class Loop:
                 raw = status.value
                 try:
                     thread = threads.get(pid)
-                    if raw == _SIGTRAP_STOP and thread is not None and thread.xol is None:
+                    if raw == _SIGTRAP_STOP and thread is not None:
                         # dispatch's first case, written out: every probe
-                        # hit comes here.
+                        # hit and every step completion comes here.
                         self.trap_stops += 1
-                        thread.stopped = True
-                        if not on_trap(thread):
-                            self._foreign_trap(thread)
+                        if thread.xol is None:
+                            thread.stopped = True
+                            if not on_trap(thread):
+                                self._foreign_trap(thread)
+                        else:
+                            thread.stale()
+                            on_step(thread)
                     else:
                         self.dispatch(pid, raw)
                 except OSError:
