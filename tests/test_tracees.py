@@ -68,6 +68,38 @@ def test_memory_and_register_round_trips(build, bits):
     assert proc.exit_code == 5
 
 
+def test_program_memory_moves_exactly_the_bytes_asked_at_any_size(build, bits):
+    """What emulated instructions read and write through: accesses of
+    changing sizes (the iovec lengths are reused while the size repeats)
+    each move exactly their own bytes, checked through /proc/PID/mem; and
+    unlike /proc/PID/mem it refuses read-only text, as the program's own
+    store would fault there."""
+    exe = build("hello.c")
+    with plain_tracer() as t:
+        proc = t.spawn([exe, "4"], stdout=subprocess.DEVNULL)
+        thread = proc.leader
+        mem = thread.program_memory
+        base = thread.arch.sp(thread.get_regs()) - 256
+        original = proc.read(base, 200)
+        proc.write(base, bytes(200))
+        expect = bytearray(200)
+        for at, size in ((8, 8), (8, 8), (17, 4), (40, 2), (0, 8), (60, 64), (128, 72), (3, 1)):
+            data = bytes((at * 7 + i) & 0xFF or 1 for i in range(size))
+            mem.write(base + at, data)
+            expect[at:at + size] = data
+            assert mem.read(base + at, size) == data
+            assert proc.read(base, 200) == bytes(expect)
+            assert mem.read(base + at + 1, 2) == bytes(expect[at + 1:at + 3])
+        proc.write(base, original)
+        text = [m for m in proc.maps() if m.is_exec and "ld-linux" in m.path][0]
+        code = proc.read(text.start, 8)
+        with pytest.raises(OSError):
+            mem.write(text.start, b"\xcc" * 8)
+        assert mem.read(text.start, 8) == code
+        t.run()
+    assert proc.exit_code == 4
+
+
 def test_read_cstring_caps_length(build):
     exe = build("hello.c")
     with plain_tracer() as t:
