@@ -130,8 +130,8 @@ class Thread:
         back onto it, to be written only if the thread resumes with no
         other ip given.  What the last stop read or left unwritten is
         dropped (as ``stale``); ip is read alone unless the last stop needed
-        all registers.  The hit path's first call, so it does all three."""
-        self.stopped = True
+        all registers.  The hit path's first call, so it does all three;
+        the loop has marked the thread stopped."""
         self.regs_dirty = self.ip_dirty = False
         if self._predict_regs:
             self._fetch()
