@@ -6,9 +6,10 @@ Areas are mapped by injecting mmap, PROT_READ|PROT_EXEC only, and written
 through /proc/PID/mem.  Each lies within +-2 GiB of the code it serves so a
 rip-relative instruction can be boosted with its displacement re-encoded;
 code far from every area gets an area of its own.  A boosted slot is never
-reused while the process lives: a thread may be inside one (or a signal
-frame may return into one) without the tracer knowing, which is also why
-areas stay mapped after detach, like the kernel's ``[uprobes]`` page.
+given to another instruction while the process lives: a thread may be
+inside one (or a signal frame may return into one) without the tracer
+knowing, which is also why areas stay mapped after detach, like the
+kernel's ``[uprobes]`` page.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class XolSpace:
         self._free_step = []
         #: which plan's code each step slot holds now (to skip rewrites)
         self.step_holds = {}
+        #: the boosted slot each probed address was given, with its code
+        self._boosted = {}
 
     @classmethod
     def create(cls, proc, thread, near: int) -> "XolSpace":
@@ -93,6 +96,7 @@ class XolSpace:
         dup._step_slots = {}
         dup._free_step = list(self._free_step) + list(self._step_slots.values())
         dup.step_holds = dict(self.step_holds)
+        dup._boosted = dict(self._boosted)
         return dup
 
     def __contains__(self, addr: int) -> bool:
@@ -111,13 +115,20 @@ class XolSpace:
 
     def boost_slot(self, proc, thread, addr: int, plan, arch):
         """Write ``plan``'s boosted copy into a fresh slot near ``addr``;
-        None when the plan cannot be boosted from there."""
+        None when the plan cannot be boosted from there.  Slots are never
+        freed, so the slot ``addr`` had before is taken again when it holds
+        the very copy this plan makes there: a probe switched on and off at
+        one place keeps one slot instead of taking a new one each time."""
+        kept = self._boosted.get(addr)
+        if kept is not None and plan.boost_code(addr, kept[0]) == kept[1]:
+            return kept[0]
         area = self.area_near(proc, thread, addr, arch, self.slot_size)
         code = plan.boost_code(addr, area.next)
         if code is None:
             return None
         slot = area.take(self.slot_size)
         proc.write(slot, code.ljust(self.slot_size, arch.breakpoint_insn))
+        self._boosted[addr] = (slot, code)
         return slot
 
     def block(self, proc, thread, near: int, size: int, arch) -> int:

@@ -15,7 +15,7 @@ import pytest
 from ptrace_raw.tracer import Tracer
 from ptrace_raw.xol import XolError
 from tests.conftest import build_c
-from tests.tracing import ask, maps_of, start_service, text_bytes
+from tests.tracing import ask, maps_of, pipe_pair, start_service, text_bytes
 
 
 def _run(argv, probes, follow=False):
@@ -320,6 +320,33 @@ def test_many_boosted_sites_share_few_areas(build):
     slots_per_area = (64 * 1024) // 32
     assert seen["boosted"] > 100
     assert seen["areas"] <= 2 + seen["boosted"] // slots_per_area
+
+
+def test_a_probe_switched_on_and_off_keeps_one_boosted_slot(build, bits):
+    """Boosted slots are never freed (a thread may still be inside one), so
+    a probe removed and added again at one place, as a tool switching it on
+    and off does, must take its own slot again rather than a new one each
+    time; and that slot must still run the instruction right."""
+    exe = build("calls.c")
+    hits = []
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "500"], stdout=w)
+        os.close(w)
+        spec = f"uprobe:{exe}:square"
+        probe = t.add_probe(spec, hits.append)
+        ps = proc.probe_state
+        (addr,) = probe.sites[proc.pid]
+        slot, used = ps.bps.sites[addr].boost_slot, [a.next for a in ps.xol.areas]
+        assert slot is not None
+        for _ in range(100):
+            t.remove_probe(probe)
+            probe = t.add_probe(spec, hits.append)
+        assert ps.bps.sites[addr].boost_slot == slot and [a.next for a in ps.xol.areas] == used
+        t.run()
+    assert proc.exit_code == 0 and len(hits) == 500
+    # calls.c: add(i, 1) + square(i % 7) for each i, then greet and fib(10)
+    assert r.read() == f"total={sum(i + 1 + (i % 7) ** 2 for i in range(500)) + 8 + 55}\n"
 
 
 def test_stop_from_another_thread_ends_a_run_blocked_in_waitpid(build):
