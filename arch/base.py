@@ -168,6 +168,10 @@ class Arch:
     #: register names by DWARF register number (CFI unwinding); the return
     #: address column is named "ip"
     dwarf_reg_names: tuple = ()
+    #: the flags bit a single-step sets (x86 TF).  Hidden from the tracer
+    #: while the kernel owns it, it stays set once a stepped pushf ... popf
+    #: has saved and restored it, and then traps the thread after detach.
+    step_flag: int = 0
 
     # -- registers by role -------------------------------------------------
     def ip(self, regs) -> int: raise NotImplementedError
@@ -178,6 +182,7 @@ class Arch:
         """Frame pointer (rbp/ebp) for frame-pointer unwinding."""
         raise NotImplementedError
     def flags(self, regs) -> int: raise NotImplementedError
+    def set_flags(self, regs, value: int) -> None: raise NotImplementedError
     def get_reg(self, regs, name: str) -> int: raise NotImplementedError
     def set_reg(self, regs, name: str, value: int) -> None: raise NotImplementedError
 

@@ -85,6 +85,8 @@ def _boostable(enc: Encoding, op: int) -> bool:
 class X86(Arch):
     """x86 in one mode; subclasses add register roles and the ABI."""
 
+    step_flag = 0x100  # TF
+
     def __init__(self):
         self._cs = capstone.Cs(capstone.CS_ARCH_X86,
                                capstone.CS_MODE_64 if self.bits == 64 else capstone.CS_MODE_32)

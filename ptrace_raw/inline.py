@@ -515,16 +515,33 @@ class InlineProbes:
         if st is None:
             return
         for thread in list(proc.threads.values()):
-            for _ in range(_STEP_OUT_LIMIT):
-                if not st.inside(_arch.for_regs(thread.get_regs()).ip(thread.get_regs())):
-                    break
-                proc._step_one(thread)
+            _step_out(proc, thread, st)
         _unhijack(proc, st)
         for site in st.sites.values():
             _patch(proc, site.addr, site.saved)
 
     def on_process_gone(self, proc) -> None:
         self._procs.pop(proc.pid, None)
+
+
+def _step_out(proc, thread, st) -> None:
+    """Step ``thread`` until it is out of the trampolines and the patched
+    bytes.  The handlers save and restore the flags (pushf ... popf): a
+    step through them leaves the step's trap flag set as if the program
+    had set it, so it is cleared after, unless the program's own."""
+    regs = thread.get_regs()
+    arch = _arch.for_regs(regs)
+    if not st.inside(arch.ip(regs)):
+        return
+    own_flag = arch.flags(regs) & arch.step_flag
+    for _ in range(_STEP_OUT_LIMIT):
+        proc._step_one(thread)
+        regs = thread.get_regs()
+        if not st.inside(_arch.for_regs(regs).ip(regs)):
+            break
+    if not own_flag and arch.flags(regs) & arch.step_flag:
+        arch.set_flags(regs, arch.flags(regs) & ~arch.step_flag)
+        thread.mark_regs_dirty()
 
 
 def _patch(proc, addr: int, data: bytes) -> None:

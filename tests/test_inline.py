@@ -193,6 +193,36 @@ def test_detach_restores_text_and_hijacked_return_addresses(build, bits):
     assert r.read() == "return address own\n"
 
 
+def test_detach_mid_handler_leaves_no_trap_flag(build, bits):
+    """Detach steps threads out of the handlers, which save and restore the
+    flags (pushf ... popf): stepped, that pair keeps the step's trap flag
+    set after the detach, and the program died of SIGTRAP at its next
+    instruction.  A thread is inside a latency handler at most detaches
+    (7 in 8 before the fix), so several rounds: each program must run on
+    untouched and finish with right results."""
+    exe = build("inline_asm.c", flags=("-O1",))
+    for _ in range(6):
+        r, w = pipe_pair()
+        stdin_r, stdin_w = os.pipe()
+
+        def body(t):
+            proc = t.spawn([str(exe), "until"], stdin=stdin_r, stdout=w)
+            lat = t.latency(f"uprobe:{exe}:f_riprel")
+            while not sum(lat.buckets.values()):
+                t.run(timeout=0.02)
+            return proc.pid, lat.inline
+
+        tt = TracerThread(body)
+        tt.start()
+        pid, inline = tt.join_checked()
+        os.close(stdin_r)
+        os.close(w)
+        os.close(stdin_w)
+        assert inline and r.read() == "until ok\n"
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
 @pytest.mark.parametrize("follow", [False, True], ids=["unfollowed", "followed"])
 def test_forked_children(build, bits, follow):
     """forktree forks 4 children that call work() 1..4 times; the parent

@@ -2,8 +2,9 @@
  * relocate (rip-relative operands, calls, short and conditional jumps), or
  * that it must refuse (too short, a branch target inside, a syscall), as
  * top-level asm so the bytes are exact whatever the compiler does.
- * Usage: inline_asm calls N | spin K US | wait */
+ * Usage: inline_asm calls N | spin K US | wait | until */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,17 @@ int main(int argc, char **argv)
         for (long i = atol(argv[2]); i > 0; i--)
             spin(atol(argv[3]));
         puts("spun");
+    } else if (argc > 1 && strcmp(argv[1], "until") == 0) {
+        /* Calls f_riprel without pause until stdin is closed, checking
+         * each result: a tracer may detach while a call is in its probe. */
+        long n = 0, bad = 0;
+        fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+        for (;;) {
+            bad += f_riprel(n) != n + 40;
+            if (++n % 4096 == 0 && read(0, &(char){0}, 1) == 0)
+                break;
+        }
+        printf("until %s\n", bad ? "wrong results" : "ok");
     } else if (argc > 1 && strcmp(argv[1], "wait") == 0) {
         printf("return address %s\n", wait_line() == 1 ? "own" : "foreign");
     } else {
