@@ -515,6 +515,7 @@ class ProbeEngine(Engine):
             if site.internal:
                 for fn in site.internal:
                     fn(thread)
+            entry_sp = thread.arch.sp(thread.get_regs()) if site.returns else -1
             for probe in site.entry:
                 probe.hits += 1
                 handler = probe.handler
@@ -530,7 +531,7 @@ class ProbeEngine(Engine):
                         self._handler_failed(probe, exc)
             # A handler moves ip through hit.regs, which reads the registers.
             if site.returns:
-                self._hijack_and_execute(thread, ps, site, addr)
+                self._hijack_and_execute(thread, ps, site, addr, entry_sp)
             elif thread.regs_fresh and thread.regs.rip != addr:
                 thread.resume()
             elif site.gone:
@@ -568,10 +569,17 @@ class ProbeEngine(Engine):
             self._raise_fatal()
         return True
 
-    def _hijack_and_execute(self, thread, ps, site, addr: int) -> None:
+    def _hijack_and_execute(self, thread, ps, site, addr: int, entry_sp: int) -> None:
         """The hit's end at a site with return probes: the return address
-        is swapped with, or just before, the displaced instruction's run."""
-        swap = self._hijack(thread, thread.get_regs(), thread.arch, ps, site)
+        is swapped with, or just before, the displaced instruction's run.
+        A handler that moved both ip and sp (a return faked from the entry)
+        left no call to return from: nothing is swapped, as the word at
+        the new sp is the caller's own."""
+        regs, arch = thread.get_regs(), thread.arch
+        if regs.rip != addr and arch.sp(regs) != entry_sp:
+            thread.resume()
+            return
+        swap = self._hijack(thread, regs, arch, ps, site)
         if thread.regs.rip != addr:
             if swap is not None:
                 swap.finish()

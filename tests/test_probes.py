@@ -564,3 +564,35 @@ def test_a_thread_detached_at_the_return_trampoline_goes_on_to_its_return_addres
         os.close(exited)
     assert r.read() == _untraced([exe, 50])
     assert os.waitpid(proc.pid, 0)[1] == 0
+
+
+def test_an_entry_handler_that_returns_at_once_leaves_the_return_probe_out(build, bits):
+    """A handler can make a function return at once: pop the return
+    address into ip and set the return value.  With a return probe on the
+    same function there is then no call to return from, and the word at the
+    new sp belongs to the caller's frame: swapping it for the trampoline
+    corrupted the caller.  Every g() must come back 7, and the return probe
+    fire for no call."""
+    exe = build("fakeret.c", flags=("-O1",))
+    r, w = pipe_pair()
+    returns = []
+    names = ("rax", "rsp", "rip") if bits == 64 else ("eax", "esp", "eip")
+
+    def return_seven(hit):
+        size = hit.arch.word_size
+        ret = int.from_bytes(hit.read(hit.sp, size), "little")
+        for name, value in zip(names, (7, hit.sp + size, ret)):
+            hit.regs[name] = value
+
+    with Tracer() as t:
+        proc = t.spawn([str(exe)], stdout=w)
+        os.close(w)
+        entry = t.add_probe(f"uprobe:{exe}:g", return_seven)
+        t.add_probe(f"uretprobe:{exe}:g", returns.append)
+        t.run(timeout=10)  # a corrupted caller loops
+        if proc.exit_code is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert entry.hits == 6 and returns == []
+    assert r.read() == "".join(f"caller({i})=707\n" for i in range(3))
+    assert proc.exit_code == 0
+
