@@ -633,7 +633,14 @@ class ProbeEngine(Engine):
         site, slot, token = thread.xol
         plan = site.plan
         if plan.plain_step:
-            home = thread.get_ip() + site.addr - slot
+            ip = thread.get_ip()
+            if ip == slot:
+                # Nothing ran, so this is no step's trap: a SIGTRAP sent to
+                # the thread (tgkill) was delivered first.  It waits for the
+                # step like any signal met there.
+                self.on_signal_in_step(thread, signal.SIGTRAP)
+                return
+            home = ip + site.addr - slot
             thread.xol = None
             if thread.held_signals:
                 thread.release_held()

@@ -596,3 +596,29 @@ def test_an_entry_handler_that_returns_at_once_leaves_the_return_probe_out(build
     assert r.read() == "".join(f"caller({i})=707\n" for i in range(3))
     assert proc.exit_code == 0
 
+
+def test_a_sigtrap_delivered_as_a_step_starts_is_the_programs(build, bits):
+    """A SIGTRAP sent to a thread while it is stopped at a probe whose
+    instruction is single-stepped arrives before the step runs anything:
+    the stop looks like the step's own, with ip still at the slot.  Taken
+    for a finished step, it sent the thread back onto the int3 (a second
+    hit) and the program never saw its signal."""
+    exe = build("trapstep.c")
+    r, w = pipe_pair()
+    sent, plans = [], set()
+
+    def send_some(hit):
+        site = proc.probe_state.bps.sites[hit.ip]
+        plans.add((site.goto, site.plan.plain_step))
+        if hit.probe.hits % 3 == 0:
+            os.kill(hit.pid, signal.SIGTRAP)
+            sent.append(hit.probe.hits)
+
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "300"], stdout=w)
+        os.close(w)
+        probe = t.add_probe(f"uprobe:{exe}:stepme", send_some)
+        t.run()
+    assert plans == {(None, True)}  # stepped, not boosted
+    assert probe.hits == 300 and len(sent) == 100
+    assert r.read() == "traps=100 bad=0\n" and proc.exit_code == 0
