@@ -111,8 +111,32 @@ class Process:
         result = arch.syscall_result(thread.get_regs())
         ctypes.memmove(ctypes.addressof(regs), ctypes.addressof(saved), ctypes.sizeof(regs))
         thread.mark_regs_dirty()
+        if thread.group_stopped:
+            self._regroup(thread)
         thread.release_held()
         return result
+
+    def _regroup(self, thread: Thread) -> None:
+        """Put back into its group-stop a thread an injection ran out of it
+        (a process stopped by SIGSTOP when we attached): an interrupt
+        queued now is taken as it resumes, before any instruction, and
+        reports the group-stop again, so the process stays stopped as its
+        owner left it."""
+        binding.interrupt(thread.tid)
+        thread.group_stopped = False
+        thread.resume()
+        while True:
+            _, raw = os.waitpid(thread.tid, WALL)
+            status = WaitStatus(raw)
+            if not status.is_stop:
+                raise AttachError(f"process {self.pid} died during an injected syscall")
+            if status.kind is StopKind.GROUP_STOP:
+                break
+            if status.kind is StopKind.SIGNAL:
+                thread.hold_signal(status.sig)
+            binding.cont(thread.tid, 0)
+        thread.stale()
+        thread.group_stopped = True
 
     def _step_one(self, thread: Thread) -> None:
         thread.singlestep()

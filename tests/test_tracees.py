@@ -270,3 +270,37 @@ def test_thread_features_from_proc_status():
     status = "Name:\tapp\nx86_Thread_features:\tshstk wrss\nx86_Thread_features_locked:\tshstk\n"
     assert thread_features(status) == {"shstk", "wrss"}
     assert thread_features("Name:\tapp\nx86_Thread_features_locked:\tshstk\n") == set()
+
+
+def test_attach_to_a_stopped_process_leaves_it_stopped(build, bits):
+    """A process stopped by SIGSTOP when we attach stays stopped while
+    traced and after detach, and SIGCONT lets it finish untouched.  Setting
+    a boosted probe maps an area by a system call run in the stopped
+    thread, which takes it out of its group-stop: the loop's LISTEN then
+    failed (EIO) and the detach waited forever."""
+    exe = build("inline_asm.c", flags=("-O1",))
+    p = start_service(exe, "until")
+    try:
+        os.kill(p.pid, signal.SIGSTOP)
+        _, status = os.waitpid(p.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+
+        def body(t):
+            t.attach(p.pid)
+            probe = t.add_probe(f"uprobe:{exe}:f_riprel")
+            t.run(timeout=0.2)
+            return probe.hits, proc_state(p.pid)
+
+        tt = TracerThread(body)
+        tt.start()
+        hits, state_traced = tt.join_checked()
+        # Detach wakes the thread to stop again on its own: it passes
+        # through R on the way, briefly.
+        state = next((s for s in (proc_state(p.pid) for _ in range(100_000)) if s != "R"), "R")
+        assert (hits, state_traced, state) == (0, "t", "T")
+        os.kill(p.pid, signal.SIGCONT)
+        p.stdin.close()
+        assert p.stdout.read() == "until ok\n" and p.wait(timeout=30) == 0
+    finally:
+        p.kill()
+        p.wait()
