@@ -125,31 +125,28 @@ class Process:
         binding.interrupt(thread.tid)
         thread.group_stopped = False
         thread.resume()
-        while True:
-            _, raw = os.waitpid(thread.tid, WALL)
-            status = WaitStatus(raw)
-            if not status.is_stop:
-                raise AttachError(f"process {self.pid} died during an injected syscall")
-            if status.kind is StopKind.GROUP_STOP:
-                break
-            if status.kind is StopKind.SIGNAL:
-                thread.hold_signal(status.sig)
-            binding.cont(thread.tid, 0)
-        thread.stale()
+        self._await(thread, lambda status: status.kind is StopKind.GROUP_STOP, binding.cont)
         thread.group_stopped = True
 
     def _step_one(self, thread: Thread) -> None:
         thread.singlestep()
+        self._await(thread, lambda status: status.kind is StopKind.SIGNAL
+                    and status.sig == signal.SIGTRAP, binding.singlestep)
+
+    def _await(self, thread: Thread, done, go_on) -> None:
+        """Wait for the stop of ``thread`` that ``done(status)`` accepts,
+        going on with ``go_on(tid, 0)`` past others; signals met on the way
+        are held, to be delivered after."""
         while True:
             _, raw = os.waitpid(thread.tid, WALL)
             status = WaitStatus(raw)
             if not status.is_stop:
                 raise AttachError(f"process {self.pid} died during an injected syscall")
-            if status.kind is StopKind.SIGNAL and status.sig == signal.SIGTRAP:
+            if done(status):
                 break
             if status.kind is StopKind.SIGNAL:
                 thread.hold_signal(status.sig)
-            binding.singlestep(thread.tid, 0)
+            go_on(thread.tid, 0)
         thread.stale()
 
     def __repr__(self):
