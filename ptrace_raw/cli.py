@@ -34,6 +34,7 @@ from .cli_output import (
 )
 from .errors import TracerError
 from .libraries import resolve_binary
+from .loop import STOP_SIGNALS
 from .specs import parse_spec
 from .tracer import Tracer
 
@@ -265,7 +266,7 @@ class _Session:
     def _run_in_slices(self, tracer) -> int:
         """Run the tracer in slices of FLUSH_EVERY seconds, so that lines
         batched for a pipe or a file show up soon even when hits are rare.
-        Tracer.run ends cleanly on SIGINT/SIGTERM; between two slices our
+        Tracer.run ends cleanly on SIGINT/SIGTERM/SIGHUP; between two slices our
         own handler takes them, so Ctrl-C never lands as KeyboardInterrupt.
         Returns the signal caught between slices, or 0."""
         caught = []
@@ -273,7 +274,7 @@ class _Session:
         def on_signal(signum, frame):
             caught.append(signum)
 
-        old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        old = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
         try:
             while tracer.processes and not caught and not self.out.broken:
                 tracer.run(timeout=FLUSH_EVERY)
@@ -433,7 +434,10 @@ def _trace(opts) -> int:
     if opts.command is not None and opts.argv:
         raise UsageError("give the command either with -c or after '--', not both")
     if opts.command is not None:
-        opts.argv = shlex.split(opts.command)
+        try:
+            opts.argv = shlex.split(opts.command)
+        except ValueError as exc:
+            raise UsageError(f"-c {opts.command!r}: {str(exc).lower()}") from None
         if not opts.argv:
             raise UsageError("-c: empty command")
     if not (opts.probes or opts.latency or opts.script):
@@ -548,3 +552,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return BROKEN_PIPE_STATUS
+    except OSError as exc:  # writing the output: a full disk, a dead device
+        if debug:
+            traceback.print_exc()
+        print(f"ptrace-raw: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return 1

@@ -37,6 +37,8 @@ _SIGTRAP_STOP = (signal.SIGTRAP << 8) | 0x7F
 _ANY_OURS = WALL | WNOTHREAD
 
 
+#: the signals that end a run on the main thread, each tracee detached
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: the signal that wakes a loop blocked in waitpid when its timeout expires
 WAKE_SIGNAL = signal.SIGRTMAX - 3
 _wake_installed = False
@@ -56,7 +58,7 @@ class _Waker(threading.Thread):
     from another thread): after the timeout it
     signals the loop's thread, again every 50 ms until the loop notices (a
     wake-up that lands while the loop is busy between two waits is lost).
-    It blocks SIGINT and SIGTERM so that the kernel hands those to a thread
+    It blocks SIGINT, SIGTERM and SIGHUP so that the kernel hands those to a thread
     that can act on them, never to this one."""
 
     def __init__(self, owner: int, timeout: float):
@@ -66,7 +68,7 @@ class _Waker(threading.Thread):
         self.done = threading.Event()
 
     def run(self):
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
         if self.done.wait(self.timeout):
             return
         while True:
@@ -200,7 +202,7 @@ class Loop:
 
     def run(self, timeout=None) -> None:
         """Serve stops until every tracee is gone, ``timeout`` seconds pass,
-        or SIGINT/SIGTERM arrives (then every tracee is detached, or killed
+        or SIGINT/SIGTERM/SIGHUP arrives (then every tracee is detached, or killed
         if we spawned it, before returning)."""
         self._owner = threading.get_ident()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -291,7 +293,7 @@ class Loop:
 
     @property
     def stopped_by(self) -> int:
-        """The signal (SIGINT/SIGTERM) that ended the last ``run``, or 0."""
+        """The signal (SIGINT/SIGTERM/SIGHUP) that ended the last ``run``, or 0."""
         return self._stop_signal
 
     @staticmethod
@@ -309,16 +311,17 @@ class Loop:
         return lambda: os.sched_setaffinity(0, before)
 
     def _install_signals(self):
-        """On the main thread, SIGINT and SIGTERM end the loop cleanly: the
-        handler only records the signal, the interrupted waitpid returns
-        EINTR, and the loop detaches between two stops, never mid-hit."""
+        """On the main thread, SIGINT, SIGTERM and SIGHUP (a closed
+        terminal) end the loop cleanly: the handler only records the
+        signal, the interrupted waitpid returns EINTR, and the loop detaches
+        between two stops, never mid-hit."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
         def on_signal(signum, frame):
             self._stop_signal = signum
 
-        old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        old = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
 
         def restore():
             for sig, handler in old.items():

@@ -43,6 +43,11 @@ _FAULTS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL
 _refcount = getattr(sys, "getrefcount", lambda obj: -1)
 
 
+#: handler exceptions kept in ``ProbeEngine.errors``, and shown on stderr
+KEPT_ERRORS = 100
+_SHOWN_ERRORS = 10
+
+
 class _Holder:
     spare_hit = None
 
@@ -242,7 +247,12 @@ class ProbeEngine(Engine):
         self.fatal_errors = fatal_errors
         self.say = on_message or Engine.say
         self.probes = []
+        #: the first KEPT_ERRORS (probe, exception) pairs handlers raised;
+        #: each exception holds its traceback and the frames in it, so a
+        #: handler failing on every hit must not keep them all
         self.errors = []
+        #: every handler exception, kept or not
+        self.error_count = 0
         #: threads told that their return probes are skipped (CET shadow stack)
         self._shadow_warned = set()
         self._fatal = None
@@ -791,13 +801,17 @@ class ProbeEngine(Engine):
             self._handler_failed(probe, exc)
 
     def _handler_failed(self, probe, exc: Exception) -> None:
-        self.errors.append((probe, exc))
+        self.error_count += 1
+        if len(self.errors) < KEPT_ERRORS:
+            self.errors.append((probe, exc))
         if self.fatal_errors:
             if self._fatal is None:
                 self._fatal = exc
-        elif len(self.errors) <= 10:
+        elif self.error_count <= _SHOWN_ERRORS:
             line = traceback.format_exception_only(type(exc), exc)[-1].strip()
             self.say(f"handler of '{probe.spec.text}' raised {line}")
+            if self.error_count == _SHOWN_ERRORS:
+                self.say("further handler errors are counted (error_count), not shown")
 
     def _raise_fatal(self) -> None:
         if self._fatal is not None:

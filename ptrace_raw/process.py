@@ -209,7 +209,7 @@ def spawn(argv, env=None, cwd=None, stdin=None, stdout=None, stderr=None) -> Pro
             os.read(go_r, 1)
             for fd, target in redirects:
                 os.dup2(fd, target)
-            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ):
                 signal.signal(sig, signal.SIG_DFL)
             if cwd is not None:
                 os.chdir(cwd)

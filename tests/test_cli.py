@@ -439,6 +439,8 @@ def _reaped_pid():
      "ptrace-raw: nothing to trace: give -p PID, -c CMD or -- CMD ARGS"),
     (["trace", "-p", "x", "uprobe:{calls}:add"], 2,
      "ptrace-raw: argument -p/--pid: invalid int value: 'x' (see 'ptrace-raw trace --help')"),
+    (["trace", "uprobe:{calls}:add", "-c", "'"], 2,
+     "ptrace-raw: -c \"'\": no closing quotation"),
     (["list", "/etc/passwd"], 1, "ptrace-raw: /etc/passwd is not an ELF file"),
     (["list", "-p", "{dead}"], 1, "ptrace-raw: cannot list pid {dead}: no such process"),
 ])
@@ -447,6 +449,12 @@ def test_user_errors_are_one_line(calls, args, status, message):
     res = cli(*[a.format(**fill) for a in args])
     assert (res.returncode, res.stderr) == (status, message.format(**fill) + "\n")
     assert res.stdout == ""
+
+
+def test_an_output_that_cannot_be_written_is_one_line(calls):
+    res = cli("trace", "--count", f"uprobe:{calls}:add", "-o", "/dev/full", "--", calls, "5")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.endswith("ptrace-raw: cannot write the output: No space left on device\n")
 
 
 def test_a_bad_probe_never_lets_the_command_run(calls):

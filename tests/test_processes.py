@@ -123,7 +123,22 @@ def test_handler_errors_lose_no_hits(build, capsys):
 
     out, proc, (add,) = _run([exe, 300], [(f"uprobe:{exe}:add", flaky)])
     assert proc.exit_code == 0 and seen == list(range(300)) and add.hits == 300
-    assert "handler of 'uprobe:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("handler of 'uprobe:") == 10 and "further handler errors are counted" in err
+
+
+def test_a_handler_failing_on_every_hit_keeps_a_bounded_list(build):
+    """Each exception holds its traceback: a handler that fails on every
+    hit of a long run must not keep them all (memory grew without bound);
+    the first ones are kept, the rest counted."""
+    from ptrace_raw.probes import KEPT_ERRORS
+    exe = build("calls.c", flags=("-O0", "-pthread"))
+    with Tracer(on_message=lambda text: None) as t:
+        proc = t.spawn([str(exe), "400"], stdout=subprocess.DEVNULL)
+        add = t.add_probe(f"uprobe:{exe}:add", lambda hit: 1 // 0)
+        t.run()
+    assert proc.exit_code == 0 and add.hits == 400
+    assert (len(t.engine.errors), t.engine.error_count) == (KEPT_ERRORS, 400)
 
 
 def test_fatal_handler_error_stops_and_detaches(build):
@@ -223,7 +238,7 @@ def test_interrupted_tracer_leaves_the_tracee_intact(build, bits, round_):
         assert tracer.stdout.readline().strip() == "hit"
         for _ in range(random.Random(round_).randrange(200_000)):
             pass  # a moment chosen at random, without sleeping
-        tracer.send_signal(random.Random(round_).choice([signal.SIGINT, signal.SIGTERM]))
+        tracer.send_signal((signal.SIGINT, signal.SIGTERM, signal.SIGHUP)[round_ % 3])
         assert tracer.stdout.read().strip() == "detached"
         assert tracer.wait(60) == 0
         assert text_bytes(svc.pid, text[0], text[1]) == before

@@ -4,6 +4,7 @@
 import os
 import signal
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -304,3 +305,21 @@ def test_attach_to_a_stopped_process_leaves_it_stopped(build, bits):
     finally:
         p.kill()
         p.wait()
+
+
+def test_spawn_passes_on_the_ignored_signals_it_was_started_with(build):
+    """A command run under ``nohup`` or a shell's ``trap '' INT`` keeps
+    those signals ignored when it runs traced, as it would untraced; only
+    SIGPIPE, which Python ignores for itself, goes back to its default."""
+    exe = build("sigdisp.c")
+    script = (
+        "import signal, subprocess, sys\n"
+        "from ptrace_raw.tracer import Tracer\n"
+        "for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):\n"
+        "    signal.signal(sig, signal.SIG_IGN)\n"
+        "with Tracer() as t:\n"
+        "    t.spawn([sys.argv[1]])\n"
+        "    t.run()\n")
+    out = subprocess.run([sys.executable, "-c", script, str(exe)], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert (out.stdout, out.stderr) == ("1:ign 2:ign 15:ign 13:dfl \n", "")
