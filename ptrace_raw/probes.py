@@ -751,7 +751,9 @@ class ProbeEngine(Engine):
             orig = ret
             swap = _HeldWrite(mem, thread.program_memory)
             arch.write_word(swap, sp, tramp)
-        for probe in site.returns:
+        # Pushed last first: the return pops them, so their handlers run
+        # in the order the probes were added, as entry handlers do.
+        for probe in reversed(site.returns):
             args = arch.args(regs, mem, probe.keep_args) if probe.keep_args else None
             stack.append(_Pending(probe, orig, sp, args, time.monotonic_ns(), site.addr,
                                   thread.signals_delivered))

@@ -622,3 +622,15 @@ def test_a_sigtrap_delivered_as_a_step_starts_is_the_programs(build, bits):
     assert plans == {(None, True)}  # stepped, not boosted
     assert probe.hits == 300 and len(sent) == 100
     assert r.read() == "traps=100 bad=0\n" and proc.exit_code == 0
+
+
+def test_handlers_at_one_place_run_in_the_order_their_probes_were_added(build):
+    exe = build("calls.c")
+    order = []
+    with Tracer() as t:
+        t.spawn([str(exe), "3"], stdout=subprocess.DEVNULL)
+        for kind, name in (("uprobe", "e1"), ("uretprobe", "r1"), ("uprobe", "e2"),
+                           ("uretprobe", "r2"), ("uretprobe", "r3")):
+            t.add_probe(f"{kind}:{exe}:square", lambda hit, name=name: order.append(name))
+        t.run()
+    assert order == ["e1", "e2", "r1", "r2", "r3"] * 3
