@@ -448,6 +448,11 @@ def _trace(opts) -> int:
         raise UsageError("-p: a process id is a positive number")
     if opts.args is not None and opts.args < 0:
         raise UsageError("--args: N cannot be negative")
+    if opts.trace_out:  # written at the end: found unwritable before anything runs
+        try:
+            open(opts.trace_out, "w").close()
+        except OSError as exc:
+            raise CliError(f"cannot write {opts.trace_out}: {exc.strerror}") from None
     stream = sys.stderr
     if opts.output:
         try:

@@ -441,6 +441,8 @@ def _reaped_pid():
      "ptrace-raw: argument -p/--pid: invalid int value: 'x' (see 'ptrace-raw trace --help')"),
     (["trace", "uprobe:{calls}:add", "-c", "'"], 2,
      "ptrace-raw: -c \"'\": no closing quotation"),
+    (["trace", "uprobe:{calls}:add", "--trace-out", "/no/such/dir/t.json", "--", "{calls}"], 1,
+     "ptrace-raw: cannot write /no/such/dir/t.json: No such file or directory"),
     (["list", "/etc/passwd"], 1, "ptrace-raw: /etc/passwd is not an ELF file"),
     (["list", "-p", "{dead}"], 1, "ptrace-raw: cannot list pid {dead}: no such process"),
 ])
