@@ -295,12 +295,17 @@ class _Session:
         command = None
         if opts.argv:
             command = tracer.spawn(opts.argv)
+        inline = [probe for probe in self.probes if self._inline_fits(probe)]
         for probe in self.probes:
-            if self._inline_fits(probe):
-                self._set_inline(tracer, probe)
-                continue
-            keep = max(probe.nargs, self.keep_args) if probe.spec.is_return else 0
-            self._ours.append(tracer.add_probe(probe.spec.text, self._handler(probe), keep_args=keep))
+            if probe not in inline:
+                keep = max(probe.nargs, self.keep_args) if probe.spec.is_return else 0
+                self._ours.append(tracer.add_probe(probe.spec.text, self._handler(probe),
+                                                   keep_args=keep))
+        # Inline probes go last: one set first patches a function's first
+        # bytes, where an int3 probe (a return probe, FUNC+*) is then
+        # refused; set after, it finds the int3 and becomes one itself.
+        for probe in inline:
+            self._set_inline(tracer, probe)
         if opts.script:
             self._run_script(tracer)
         if not tracer.processes:
@@ -318,7 +323,10 @@ class _Session:
             return False
         if probe.latency is not None:
             return True
-        return bool(opts.count) and probe.spec.kind == "uprobe"
+        # FUNC+* probes instructions a few bytes apart, where no inline
+        # patch fits; set as int3s first, they leave an inline count at
+        # FUNC to fall back as well, instead of hiding what it patched.
+        return bool(opts.count) and probe.spec.kind == "uprobe" and probe.spec.offset != "*"
 
     def _set_inline(self, tracer, probe: _CliProbe) -> None:
         if probe.latency is not None:

@@ -506,3 +506,20 @@ def test_json_stays_json_when_a_count_falls_back_to_int3(bits):
     assert any(o["type"] == "warning" and "cannot run inline" in o["message"] for o in objs)
     counts = [o["hits"] for o in objs if o["type"] == "count"]
     assert counts == ([3] if bits == 64 else [counts[0]]) and counts[0] <= 3
+
+
+def test_count_gives_the_same_numbers_whatever_the_order_of_its_probes(calls):
+    """--count sets its inline probes after the int3 ones.  Set first, an
+    inline patch at a function's entry made a return probe there fail, and
+    hid the instructions it covers from FUNC+*."""
+    specs = [f"uprobe:{calls}:square", f"uretprobe:{calls}:square", f"uprobe:{calls}:square+*"]
+    tables = []
+    for order in (specs, specs[::-1]):
+        res = cli("trace", "--count", *order, "--", calls, "50")
+        assert res.returncode == 0, res.stderr
+        lines = res.stderr.splitlines()
+        table = lines[lines.index("hits  probe") + 1:]
+        tables.append({probe: int(hits) for hits, probe in (line.split() for line in table)})
+    assert tables[0] == tables[1]
+    assert tables[0][specs[0]] == tables[0][specs[1]] == 50
+    assert tables[0][specs[2]] % 50 == 0 and tables[0][specs[2]] > 3 * 50
