@@ -362,7 +362,7 @@ class Loop:
             if thread.xol is not None:
                 self.engine.on_signal_in_step(thread, status.sig)
                 return
-            thread.pending_sig = status.sig
+            thread.signal_stop(status.sig)
             self.engine.on_signal(thread, status.sig)
             self._resume(thread)
         elif kind is StopKind.GROUP_STOP:
@@ -586,7 +586,7 @@ class Loop:
             elif status.sig == signal.SIGTRAP and self.engine.on_trap_detaching(thread):
                 pass
             else:
-                thread.pending_sig = status.sig
+                thread.signal_stop(status.sig)
                 self.engine.on_signal(thread, status.sig)
         elif status.kind is StopKind.GROUP_STOP:
             thread.group_stopped = True

@@ -43,7 +43,7 @@ class Thread:
     __slots__ = ("tid", "process", "regs", "_regs_ref", "regs_fresh", "regs_dirty",
                  "known_ip", "_ip_arg", "ip_dirty", "_regs_wanted", "_predict_regs", "_arch",
                  "stopped", "group_stopped", "pending_sig", "pending_info", "signals_delivered",
-                 "xol", "held_signals", "_shadow_stack",
+                 "xol", "held_signals", "resent", "_shadow_stack",
                  "returns", "program_memory", "__weakref__")
 
     def __init__(self, tid: int, process):
@@ -78,6 +78,8 @@ class Thread:
         self.xol = None
         #: (signal, siginfo) that arrived while stepping, delivered after
         self.held_signals = []
+        #: siginfo of held signals queued to the thread again, by number
+        self.resent = {}
         #: return-probe instances, innermost last
         self.returns = []
         #: whether the thread runs with a CET shadow stack (None: not read)
@@ -174,15 +176,26 @@ class Thread:
     def hold_signal(self, sig: int) -> None:
         """Keep a signal that arrived while the thread was busy (a step, an
         injected syscall), with its siginfo, until ``release_held``."""
-        try:
-            info = binding.getsiginfo(self.tid)
-        except PtraceError:
-            info = None
+        info = self.resent.pop(sig, None) if self.resent else None
+        if info is None:
+            try:
+                info = binding.getsiginfo(self.tid)
+            except PtraceError:
+                info = None
         self.held_signals.append((sig, info))
+
+    def signal_stop(self, sig: int) -> None:
+        """This stop delivers ``sig``, which the thread gets when resumed.
+        A held signal queued again by ``release_held`` comes back with the
+        siginfo of that tgkill (the tracer's pid): the one it was first sent
+        with is put back."""
+        self.pending_sig = sig
+        self.pending_info = self.resent.pop(sig, None) if self.resent else None
 
     def release_held(self) -> None:
         """Deliver the held signals: the first with the next resume, its
-        siginfo restored, the others queued to the thread again."""
+        siginfo restored, the others queued to the thread again (their
+        siginfo restored when they arrive, see ``signal_stop``)."""
         held = self.held_signals
         if not held:
             return
@@ -190,6 +203,8 @@ class Thread:
             self.pending_sig, self.pending_info = held.pop(0)
         for sig, info in held:
             binding.resend(self.process.pid, self.tid, sig, info)
+            if info is not None:
+                self.resent[sig] = info
         held.clear()
 
     def take_signal(self) -> int:

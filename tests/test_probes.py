@@ -621,7 +621,7 @@ def test_a_sigtrap_delivered_as_a_step_starts_is_the_programs(build, bits):
         t.run()
     assert plans == {(None, True)}  # stepped, not boosted
     assert probe.hits == 300 and len(sent) == 100
-    assert r.read() == "traps=100 bad=0\n" and proc.exit_code == 0
+    assert r.read() == "traps=100 usr=0 from_parent=0 bad=0\n" and proc.exit_code == 0
 
 
 def test_handlers_at_one_place_run_in_the_order_their_probes_were_added(build):
@@ -634,3 +634,26 @@ def test_handlers_at_one_place_run_in_the_order_their_probes_were_added(build):
             t.add_probe(f"{kind}:{exe}:square", lambda hit, name=name: order.append(name))
         t.run()
     assert order == ["e1", "e2", "r1", "r2", "r3"] * 3
+
+
+def test_two_signals_met_in_one_step_keep_their_siginfo(build, bits):
+    """Two signals pending as a stepped probe's step starts are held, and
+    delivered after it: the first with the resume, the second queued to
+    the thread again, which gave it that tgkill's siginfo (the tracer's
+    pid, SI_TKILL).  Both must reach the program as sent: kill() by its
+    parent."""
+    exe = build("trapstep.c")
+    r, w = pipe_pair()
+
+    def send_two(hit):
+        if hit.probe.hits % 3 == 0:
+            os.kill(hit.pid, signal.SIGUSR1)
+            os.kill(hit.pid, signal.SIGUSR2)
+
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "300"], stdout=w)
+        os.close(w)
+        probe = t.add_probe(f"uprobe:{exe}:stepme", send_two)
+        t.run()
+    assert probe.hits == 300
+    assert r.read() == "traps=0 usr=200 from_parent=200 bad=0\n" and proc.exit_code == 0
