@@ -24,11 +24,14 @@ need_toolchain() {
     local probe missing=()
     probe=$(mktemp -d)
     printf '#include <sys/sdt.h>\nint main(void){DTRACE_PROBE(demo, start);return 0;}\n' > "$probe/t.c"
+    # <sys/sdt.h> is in the x86_64 include directory only (the tests add it
+    # for -m32 builds), so the 32-bit probe is a plain program.
+    printf 'int main(void){return 0;}\n' > "$probe/plain.c"
     command -v gcc >/dev/null || missing+=(gcc)
     command -v python3 >/dev/null || missing+=(python3)
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     if command -v gcc >/dev/null; then
-        gcc -m32 -o "$probe/t32" "$probe/t.c" 2>/dev/null || missing+=(gcc-multilib)
+        gcc -m32 -o "$probe/t32" "$probe/plain.c" 2>/dev/null || missing+=(gcc-multilib)
         gcc -o "$probe/t64" "$probe/t.c" 2>/dev/null || missing+=(systemtap-sdt-dev)
     fi
     rm -rf "$probe"
@@ -38,7 +41,6 @@ need_toolchain() {
         apt_install strace || { mkdir -p "$VENV" && touch "$VENV/.no-strace"; }
     fi
     if [ ${#missing[@]} -gt 0 ]; then
-        # gcc -m32 failing can also mean <sys/sdt.h> is missing: install both.
         apt_install gcc gcc-multilib systemtap-sdt-dev python3-venv \
             || die "missing: ${missing[*]}; install them (Debian: apt-get install gcc gcc-multilib systemtap-sdt-dev python3-venv)"
     fi
