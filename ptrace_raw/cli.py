@@ -458,7 +458,7 @@ def _trace(opts) -> int:
         raise UsageError("--args: N cannot be negative")
     if opts.trace_out:  # written at the end: found unwritable before anything runs
         try:
-            open(opts.trace_out, "w").close()
+            open(opts.trace_out, "a").close()
         except OSError as exc:
             raise CliError(f"cannot write {opts.trace_out}: {exc.strerror}") from None
     stream = sys.stderr
@@ -486,7 +486,10 @@ def _trace(opts) -> int:
     finally:
         out.flush()
         if stream is not sys.stderr:
-            stream.close()
+            try:
+                stream.close()
+            except OSError as exc:
+                raise CliError(f"cannot write the output: {exc.strerror or exc}") from None
 
 
 class _Reported(Exception):
@@ -565,8 +568,3 @@ def main(argv: Optional[List[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return BROKEN_PIPE_STATUS
-    except OSError as exc:  # writing the output: a full disk, a dead device
-        if debug:
-            traceback.print_exc()
-        print(f"ptrace-raw: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
-        return 1

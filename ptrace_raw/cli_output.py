@@ -64,6 +64,8 @@ class Output:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self.stream.fileno())
             os.close(devnull)
+        except OSError as exc:  # a full disk, a dead device
+            raise CliError(f"cannot write the output: {exc.strerror or exc}") from None
 
 
 class JsonDiagnostics:

@@ -376,7 +376,7 @@ class Loop:
     def _foreign_trap(self, thread) -> None:
         """A SIGTRAP that is not ours (the program's own int3, or a kill):
         the program gets it, as it would untraced."""
-        thread.pending_sig = signal.SIGTRAP
+        thread.signal_stop(signal.SIGTRAP)
         self._resume(thread)
 
     def _vanished(self, tid: int) -> bool:

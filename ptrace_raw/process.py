@@ -121,22 +121,25 @@ class Process:
         (a process stopped by SIGSTOP when we attached): an interrupt
         queued now is taken as it resumes, before any instruction, and
         reports the group-stop again, so the process stays stopped as its
-        owner left it."""
+        owner left it.  Should a SIGCONT have ended the group-stop
+        meanwhile, the interrupt stops the thread all the same, in a plain
+        PTRACE_EVENT_STOP, and it resumes as a running thread."""
         binding.interrupt(thread.tid)
         thread.group_stopped = False
         thread.resume()
-        self._await(thread, lambda status: status.kind is StopKind.GROUP_STOP, binding.cont)
-        thread.group_stopped = True
+        stop = self._await(thread, lambda status: status.kind is StopKind.GROUP_STOP or (
+            status.kind is StopKind.EVENT and status.event == PTRACE_EVENT_STOP), binding.cont)
+        thread.group_stopped = stop.kind is StopKind.GROUP_STOP
 
     def _step_one(self, thread: Thread) -> None:
         thread.singlestep()
         self._await(thread, lambda status: status.kind is StopKind.SIGNAL
                     and status.sig == signal.SIGTRAP, binding.singlestep)
 
-    def _await(self, thread: Thread, done, go_on) -> None:
+    def _await(self, thread: Thread, done, go_on) -> WaitStatus:
         """Wait for the stop of ``thread`` that ``done(status)`` accepts,
-        going on with ``go_on(tid, 0)`` past others; signals met on the way
-        are held, to be delivered after."""
+        going on with ``go_on(tid, 0)`` past others, and return it; signals
+        met on the way are held, to be delivered after."""
         while True:
             _, raw = os.waitpid(thread.tid, WALL)
             status = WaitStatus(raw)
@@ -148,6 +151,7 @@ class Process:
                 thread.hold_signal(status.sig)
             go_on(thread.tid, 0)
         thread.stale()
+        return status
 
     def __repr__(self):
         return f"<Process {self.pid} {self.argv0}>"

@@ -523,3 +523,10 @@ def test_count_gives_the_same_numbers_whatever_the_order_of_its_probes(calls):
     assert tables[0] == tables[1]
     assert tables[0][specs[0]] == tables[0][specs[1]] == 50
     assert tables[0][specs[2]] % 50 == 0 and tables[0][specs[2]] > 3 * 50
+
+
+def test_a_failed_run_leaves_an_existing_trace_out_file_alone(calls, tmp_path):
+    kept = tmp_path / "kept.json"
+    kept.write_text("precious\n")
+    res = cli("trace", "--trace-out", kept, f"uprobe:{calls}:nosuch", "--", calls)
+    assert res.returncode == 1 and kept.read_text() == "precious\n"

@@ -273,6 +273,15 @@ def test_thread_features_from_proc_status():
     assert thread_features("Name:\tapp\nx86_Thread_features_locked:\tshstk\n") == set()
 
 
+def _stopped_service(exe, *args):
+    """A service started untraced, then stopped by SIGSTOP (seen stopped)."""
+    p = start_service(exe, *args)
+    os.kill(p.pid, signal.SIGSTOP)
+    _, status = os.waitpid(p.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status)
+    return p
+
+
 def test_attach_to_a_stopped_process_leaves_it_stopped(build, bits):
     """A process stopped by SIGSTOP when we attach stays stopped while
     traced and after detach, and SIGCONT lets it finish untouched.  Setting
@@ -280,11 +289,8 @@ def test_attach_to_a_stopped_process_leaves_it_stopped(build, bits):
     thread, which takes it out of its group-stop: the loop's LISTEN then
     failed (EIO) and the detach waited forever."""
     exe = build("inline_asm.c", flags=("-O1",))
-    p = start_service(exe, "until")
+    p = _stopped_service(exe, "until")
     try:
-        os.kill(p.pid, signal.SIGSTOP)
-        _, status = os.waitpid(p.pid, os.WUNTRACED)
-        assert os.WIFSTOPPED(status)
 
         def body(t):
             t.attach(p.pid)
@@ -323,3 +329,38 @@ def test_spawn_passes_on_the_ignored_signals_it_was_started_with(build):
     out = subprocess.run([sys.executable, "-c", script, str(exe)], capture_output=True, text=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert (out.stdout, out.stderr) == ("1:ign 2:ign 15:ign 13:dfl \n", "")
+
+
+def test_a_stopped_process_continued_during_an_injection_runs_on(build, bits, monkeypatch):
+    """A SIGCONT that ends the group-stop while the tracer injects a system
+    call into a stopped process (here: sent just as the injection ends, by
+    wrapping the step that puts the thread back in its group-stop): the
+    thread must come back running, not wait for a group-stop that will
+    not come, and get its SIGCONT."""
+    from ptrace_raw.process import Process
+    regroup = Process._regroup
+
+    def continued_first(self, thread):
+        os.kill(self.pid, signal.SIGCONT)
+        regroup(self, thread)
+
+    monkeypatch.setattr(Process, "_regroup", continued_first)
+    exe = build("inline_asm.c", flags=("-O1",))
+    p = _stopped_service(exe, "until")
+    try:
+
+        def body(t):
+            t.attach(p.pid)
+            probe = t.add_probe(f"uprobe:{exe}:f_riprel")
+            while not probe.hits:
+                t.run(timeout=0.05)
+            return probe.hits
+
+        tt = TracerThread(body)
+        tt.start()
+        assert tt.join_checked() > 0
+        p.stdin.close()
+        assert p.stdout.read() == "until ok\n" and p.wait(timeout=30) == 0
+    finally:
+        p.kill()
+        p.wait()
