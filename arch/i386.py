@@ -48,9 +48,6 @@ class I386Arch(X86):
     def flags(self, regs):
         return regs.eflags & _MASK
 
-    def set_flags(self, regs, value):
-        regs.eflags = value & _MASK
-
     def get_reg(self, regs, name):
         try:
             return getattr(regs, _FIELDS[name]) & _MASK

@@ -96,6 +96,9 @@ class X86(Arch):
                           self.xol_slot_size)
         self._analyzers = (self._nop, self._push, self._branch, self._indirect, self._copy)
 
+    def set_flags(self, regs, value):
+        regs.eflags = value & self._mode.mask
+
     def decode(self, code, addr):
         for ins in self._cs.disasm(code, addr):
             yield Insn(ins.address, ins.size, _text(ins))

@@ -46,9 +46,6 @@ class X86_64Arch(X86):
     def flags(self, regs):
         return regs.eflags
 
-    def set_flags(self, regs, value):
-        regs.eflags = value & _MASK
-
     def get_reg(self, regs, name):
         if name not in _REG_NAMES:
             raise KeyError(f"no register {name!r} on {self.name}")

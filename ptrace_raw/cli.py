@@ -30,7 +30,7 @@ from .cli_hist import Log2Hist, format_bcc, format_bpftrace
 from .cli_list import list_files, process_files
 from .cli_output import (
     CliError, HitExpr, JsonDiagnostics, Output, UsageError, hist_value, hit_record,
-    is_function_entry, needs_location, render_json, render_text, where,
+    is_function_entry, needs_location, output_error, render_json, render_text, where,
 )
 from .errors import TracerError
 from .libraries import resolve_binary
@@ -489,7 +489,7 @@ def _trace(opts) -> int:
             try:
                 stream.close()
             except OSError as exc:
-                raise CliError(f"cannot write the output: {exc.strerror or exc}") from None
+                raise output_error(exc) from None
 
 
 class _Reported(Exception):

@@ -64,8 +64,13 @@ class Output:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self.stream.fileno())
             os.close(devnull)
-        except OSError as exc:  # a full disk, a dead device
-            raise CliError(f"cannot write the output: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise output_error(exc) from None
+
+
+def output_error(exc: OSError) -> CliError:
+    """Our output could not be written: a full disk, a dead device."""
+    return CliError(f"cannot write the output: {exc.strerror or exc}")
 
 
 class JsonDiagnostics:

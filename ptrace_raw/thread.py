@@ -176,7 +176,7 @@ class Thread:
     def hold_signal(self, sig: int) -> None:
         """Keep a signal that arrived while the thread was busy (a step, an
         injected syscall), with its siginfo, until ``release_held``."""
-        info = self.resent.pop(sig, None) if self.resent else None
+        info = self.resent.pop(sig, None)
         if info is None:
             try:
                 info = binding.getsiginfo(self.tid)
@@ -190,7 +190,7 @@ class Thread:
         siginfo of that tgkill (the tracer's pid): the one it was first sent
         with is put back."""
         self.pending_sig = sig
-        self.pending_info = self.resent.pop(sig, None) if self.resent else None
+        self.pending_info = self.resent.pop(sig, None)
 
     def release_held(self) -> None:
         """Deliver the held signals: the first with the next resume, its

@@ -282,6 +282,18 @@ def _stopped_service(exe, *args):
     return p
 
 
+def _trace_attached(p, exe, serve):
+    """Attach to ``p`` from a tracer thread, probe inline_asm's f_riprel,
+    and return what ``serve(tracer, probe)`` returns."""
+    def body(t):
+        t.attach(p.pid)
+        return serve(t, t.add_probe(f"uprobe:{exe}:f_riprel"))
+
+    tt = TracerThread(body)
+    tt.start()
+    return tt.join_checked()
+
+
 def test_attach_to_a_stopped_process_leaves_it_stopped(build, bits):
     """A process stopped by SIGSTOP when we attach stays stopped while
     traced and after detach, and SIGCONT lets it finish untouched.  Setting
@@ -292,15 +304,11 @@ def test_attach_to_a_stopped_process_leaves_it_stopped(build, bits):
     p = _stopped_service(exe, "until")
     try:
 
-        def body(t):
-            t.attach(p.pid)
-            probe = t.add_probe(f"uprobe:{exe}:f_riprel")
+        def serve(t, probe):
             t.run(timeout=0.2)
             return probe.hits, proc_state(p.pid)
 
-        tt = TracerThread(body)
-        tt.start()
-        hits, state_traced = tt.join_checked()
+        hits, state_traced = _trace_attached(p, exe, serve)
         # Detach wakes the thread to stop again on its own: it passes
         # through R on the way, briefly.
         state = next((s for s in (proc_state(p.pid) for _ in range(100_000)) if s != "R"), "R")
@@ -349,16 +357,12 @@ def test_a_stopped_process_continued_during_an_injection_runs_on(build, bits, mo
     p = _stopped_service(exe, "until")
     try:
 
-        def body(t):
-            t.attach(p.pid)
-            probe = t.add_probe(f"uprobe:{exe}:f_riprel")
+        def serve(t, probe):
             while not probe.hits:
                 t.run(timeout=0.05)
             return probe.hits
 
-        tt = TracerThread(body)
-        tt.start()
-        assert tt.join_checked() > 0
+        assert _trace_attached(p, exe, serve) > 0
         p.stdin.close()
         assert p.stdout.read() == "until ok\n" and p.wait(timeout=30) == 0
     finally:
