@@ -35,14 +35,18 @@ process_vm_writev.restype = ctypes.c_ssize_t
 # call: the requests it serves never block.  That handle saves no errno
 # either (use_errno costs about 280 instructions a call, a tenth of the
 # call): a request that fails there is made again through ``ptrace`` to
-# learn why (binding.redo).  waitpid blocks, so it stays on the CDLL handle
-# that releases the GIL for the waker thread, and keeps errno for EINTR.
+# learn why (binding.redo).  waitpid blocks, so it stays on a CDLL handle,
+# which releases the GIL for the waker thread.
 _pydll = ctypes.PyDLL(_LIBC_NAME)
 ptrace_small = _pydll.ptrace
 ptrace_small.restype = ctypes.c_long
 
 waitpid = _libc.waitpid
 waitpid.restype = ctypes.c_int
+# The run loop's blocking waitpid(-1) saves no errno either: when it fails,
+# the loop asks again without blocking through ``waitpid`` (Loop._wait_failed).
+wait_any = ctypes.CDLL(_LIBC_NAME).waitpid
+wait_any.restype = ctypes.c_int
 
 # process_vm_readv/writev of one iovec pair for emulated instructions,
 # untyped like ptrace_small: only byref() and small ints are passed.
@@ -50,6 +54,19 @@ vm_readv_small = _pydll.process_vm_readv
 vm_readv_small.restype = ctypes.c_ssize_t
 vm_writev_small = _pydll.process_vm_writev
 vm_writev_small.restype = ctypes.c_ssize_t
+
+_ANCHOR = ctypes.c_char()
+
+
+def word_arg(value: int):
+    """A ready-made argument that passes ``value`` as a full machine word
+    through the untyped bindings, for a value passed on every hit (a
+    boosted slot's address).  An int passes as a C int, which truncates an
+    address; a c_ulong passes whole, but ctypes converts it afresh at each
+    call (about 300 instructions, a hit's seventieth).  A byref() object is
+    passed as it stands, and byref's offset makes its pointer any value."""
+    return ctypes.byref(_ANCHOR, value - ctypes.addressof(_ANCHOR))
+
 
 sched_getcpu = _libc.sched_getcpu
 sched_getcpu.argtypes = []

@@ -7,10 +7,12 @@ probes at one address share one int3 and removing one cannot corrupt text.
 
 from __future__ import annotations
 
+from ._libc import word_arg
+
 
 class Site:
-    __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "goto", "in_place", "entry",
-                 "returns", "internal", "module", "vaddr", "sdt", "gone")
+    __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "goto", "goto_arg",
+                 "in_place", "entry", "returns", "internal", "module", "vaddr", "sdt", "gone")
 
     def __init__(self, addr: int, saved: bytes, plan):
         self.addr = addr
@@ -22,7 +24,10 @@ class Site:
         #: where the thread goes on when running the instruction moves only
         #: ip (a skipped nop or jmp, the boosted slot): no other register
         #: is read or written for such a hit
-        self.goto = plan.next_ip(addr) if self.emulate else None
+        self.goto = self.goto_arg = None
+        goto = plan.next_ip(addr) if self.emulate else None
+        if goto is not None:
+            self.go_to(goto)
         #: the instruction leaves ip where the int3's trap does (a one-byte
         #: nop, as a USDT marker is): a hit need not write it
         self.in_place = self.goto == addr + 1
@@ -37,6 +42,12 @@ class Site:
         self.sdt = None
         #: removed from the text (by a handler, while its hit is served)
         self.gone = False
+
+    def go_to(self, ip: int) -> None:
+        """Hits go on at ``ip``: with ``goto_arg``, the resume's argument
+        made once (``word_arg``)."""
+        self.goto = ip
+        self.goto_arg = word_arg(ip)
 
     def copy(self) -> "Site":
         dup = Site.__new__(Site)

@@ -20,7 +20,7 @@ import time
 
 from . import binding
 from . import _libc
-from ._libc import get_errno, waitpid as _waitpid
+from ._libc import get_errno, wait_any as _wait_any, waitpid as _waitpid
 from .consts import (
     PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP,
     PTRACE_EVENT_VFORK, WALL, WNOTHREAD,
@@ -190,15 +190,23 @@ class Loop:
         return proc
 
     # -- the loop --------------------------------------------------------------
-    def _wait_failed(self) -> None:
-        """After waitpid(-1) returned -1.  ctypes' waitpid returns EINTR
-        to us (os.waitpid would retry), which is how Ctrl-C and the timeout
-        reach a loop blocked in it."""
-        err = get_errno()
-        if err == errno.ECHILD:
-            self._forget_all()
-        elif err != errno.EINTR:
-            raise OSError(err, "waitpid")
+    def _wait_failed(self) -> int:
+        """After a blocking waitpid(-1) returned -1, through the binding that
+        saves no errno: ask again, without blocking, through the one that
+        does.  EINTR is how Ctrl-C and the timeout reach a loop blocked in
+        waitpid (ctypes returns it to us; os.waitpid would retry); asked
+        again, it finds nothing (0) or a stop come meanwhile (its pid,
+        status in ``_status``).  ECHILD: every tracee is gone (0)."""
+        while True:
+            pid = _waitpid(-1, self._status_ref, _ANY_OURS | os.WNOHANG)
+            if pid >= 0:
+                return pid
+            err = get_errno()
+            if err == errno.ECHILD:
+                self._forget_all()
+                return 0
+            if err != errno.EINTR:
+                raise OSError(err, "waitpid")
 
     def run(self, timeout=None) -> None:
         """Serve stops until every tracee is gone, ``timeout`` seconds pass,
@@ -231,12 +239,13 @@ class Loop:
                 if not (self.processes or self._orphans) or self._stop_signal \
                         or self._stop_requested:
                     break
-                pid = _waitpid(-1, status_ref, _ANY_OURS)
+                pid = _wait_any(-1, status_ref, _ANY_OURS)
                 if pid < 0:
-                    self._wait_failed()
-                    if deadline is not None and time.monotonic() >= deadline:
-                        break
-                    continue
+                    pid = self._wait_failed()
+                    if pid == 0:
+                        if deadline is not None and time.monotonic() >= deadline:
+                            break
+                        continue
                 self.stops += 1
                 raw = status.value
                 try:
@@ -628,10 +637,10 @@ class Loop:
         except ProcessLookupError:
             pass
         while proc.pid in self.processes:
-            pid = _waitpid(-1, self._status_ref, _ANY_OURS)
+            pid = _wait_any(-1, self._status_ref, _ANY_OURS)
             if pid < 0:
-                self._wait_failed()
-            else:
+                pid = self._wait_failed()
+            if pid > 0:
                 thread = self._threads.get(pid)
                 if thread is not None and thread.process is proc:
                     status = WaitStatus(self._status.value)

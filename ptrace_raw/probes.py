@@ -490,7 +490,7 @@ class ProbeEngine(Engine):
                         raise
                 if site.boost_slot is not None:
                     ps.boosted[site.boost_slot] = addr
-                    site.goto = site.boost_slot
+                    site.go_to(site.boost_slot)
         return site
 
     def _uninstall(self, proc, probe: Probe) -> None:
@@ -547,7 +547,7 @@ class ProbeEngine(Engine):
             elif site.gone:
                 self._after_removal(thread, ps, addr)
             elif site.goto is not None and not site.in_place:
-                thread.resume(site.goto)
+                thread.resume(site.goto, ip_arg=site.goto_arg)
             else:
                 self._execute(thread, ps, site, None)
         if self._fatal is not None:
@@ -619,7 +619,7 @@ class ProbeEngine(Engine):
                 thread.undo_rewind()
                 thread.resume()
             else:
-                thread.resume(goto)
+                thread.resume(goto, ip_arg=site.goto_arg)
             return
         self._step(thread, ps, site)
 

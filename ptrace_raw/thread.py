@@ -282,22 +282,24 @@ class Thread:
         if _ptrace(PTRACE_SETREGS, self.tid, None, self._regs_ref) == -1:
             binding.redo(PTRACE_SETREGS, self.tid, None, self._regs_ref)
 
-    def resume(self, ip: int = -1, request: int = PTRACE_CONT) -> None:
+    def resume(self, ip: int = -1, request: int = PTRACE_CONT, ip_arg=None) -> None:
         """Write back what changed and continue from the current stop (at
         ``ip`` if given), delivering any pending signal; or take one step
         (``request`` PTRACE_SINGLESTEP), which delivers none.  Every hit
         ends here, so it is written out in one piece: SETREGS if any
         register changed, else POKEUSER of ip alone (``ip``, or the one
-        set_ip left) if it moved, then the resume.  What was read for the
-        stop is stale from here on, and what it needed predicts the next."""
+        set_ip left) if it moved, then the resume; ``ip_arg`` is ``ip`` made
+        ready for POKEUSER (``word_arg``).  What was read for the stop is
+        stale from here on, and what it needed predicts the next."""
         tid = self.tid
         if self.regs_dirty:
             self._set_regs(ip)
         elif ip >= 0 or self.ip_dirty:
-            arg = self._ip_arg
-            arg.value = ip if ip >= 0 else self.known_ip
-            if _ptrace(PTRACE_POKEUSER, tid, _RIP, arg) == -1:
-                binding.redo(PTRACE_POKEUSER, tid, _RIP, arg)
+            if ip_arg is None:
+                ip_arg = self._ip_arg
+                ip_arg.value = ip if ip >= 0 else self.known_ip
+            if _ptrace(PTRACE_POKEUSER, tid, _RIP, ip_arg) == -1:
+                binding.redo(PTRACE_POKEUSER, tid, _RIP, ip_arg)
         self.regs_dirty = self.ip_dirty = self.regs_fresh = self.stopped = False
         self.known_ip = -1
         self._predict_regs = self._regs_wanted
