@@ -94,6 +94,10 @@ class Hit:
     them (``keep_args=N``).
     """
 
+    #: The probe engine renews a probe's spare Hit for its next hit in place
+    #: (ProbeEngine.on_trap: thread, ip, time_ns, and the two caches _arch
+    #: and _window emptied), not through a method here: the call would be
+    #: a fortieth of a hit.
     __slots__ = ("probe", "thread", "ip", "time_ns", "_arch", "_entry", "_engine", "_window")
 
     def __init__(self, probe, thread, ip, engine, entry=None):
@@ -105,14 +109,6 @@ class Hit:
         self._entry = entry
         self._engine = engine
         self._window = None
-
-    def renew(self, thread, ip) -> None:
-        """Make this Hit another hit of the same probe (see ProbeEngine's
-        ``_SPARE_REFS``: only done when nothing else holds it)."""
-        self.thread = thread
-        self.ip = ip
-        self.time_ns = _monotonic_ns()
-        self._arch = self._window = None
 
     @property
     def arch(self):

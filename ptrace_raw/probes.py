@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 import traceback
+from time import monotonic_ns as _monotonic_ns
 from typing import Callable, Optional
 
 import arch as _arch
@@ -532,7 +533,11 @@ class ProbeEngine(Engine):
                 if handler is not None:
                     hit = probe.spare_hit
                     if _refcount(hit) == _SPARE_REFS:
-                        hit.renew(thread, addr)
+                        # Renewed in place (see Hit.__slots__).
+                        hit.thread = thread
+                        hit.ip = addr
+                        hit.time_ns = _monotonic_ns()
+                        hit._arch = hit._window = None
                     else:
                         hit = probe.spare_hit = Hit(probe, thread, addr, self)
                     try:
@@ -546,10 +551,15 @@ class ProbeEngine(Engine):
                 thread.resume()
             elif site.gone:
                 self._after_removal(thread, ps, addr)
-            elif site.goto is not None and not site.in_place:
-                thread.resume(site.goto, ip_arg=site.goto_arg)
-            else:
+            elif site.goto is None:
                 self._execute(thread, ps, site, None)
+            # _execute's case of a site with goto, written out: every
+            # boosted and USDT hit comes here.
+            elif site.in_place and thread.ip_dirty and thread.known_ip == addr:
+                thread.undo_rewind()
+                thread.resume()
+            else:
+                thread.resume(site.goto, ip_arg=site.goto_arg)
         if self._fatal is not None:
             self._raise_fatal()
         return True

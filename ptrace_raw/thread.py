@@ -134,7 +134,7 @@ class Thread:
         dropped (as ``stale``); ip is read alone unless the last stop needed
         all registers.  The hit path's first call, so it does all three;
         the loop has marked the thread stopped."""
-        self.regs_dirty = self.ip_dirty = False
+        self.regs_dirty = False
         if self._predict_regs:
             self._fetch()
             regs = self.regs
@@ -153,7 +153,10 @@ class Thread:
         """After ``at_trap``: ip stays past the int3, where the kernel left
         it, and needs no writing back (a trap at no probe, or a one-byte
         no-op, which leaves ip there itself)."""
-        self.set_ip(self.known_ip + 1)
+        ip = self.known_ip + 1
+        if self.regs_fresh:
+            self.regs.rip = ip
+        self.known_ip = ip
         self.ip_dirty = False
 
     def stale(self) -> None:
