@@ -20,6 +20,7 @@ from typing import Callable, Optional
 import arch as _arch
 
 from .breakpoints import Breakpoints
+from .consts import PTRACE_SINGLESTEP
 from .elf import ElfError, ElfImage
 from .errors import ProbeError, TracerError
 from .lines import source_line
@@ -642,7 +643,7 @@ class ProbeEngine(Engine):
         plan = site.plan
         if plan.plain_step:
             thread.xol = (site, slot, None)
-            thread.singlestep(slot)
+            thread.resume(slot, PTRACE_SINGLESTEP, xol.step_args[slot])
             return
         token = plan.pre_xol(thread.get_regs(), site.addr, slot)
         thread.regs_dirty = True

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 
+from ._libc import word_arg
 from .consts import MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ
 from .errors import TracerError
 
@@ -62,6 +63,9 @@ class XolSpace:
         self.syscall_at = first.start + 16
         self._step_slots = {}
         self._free_step = []
+        #: each step slot's address made into the resume's argument once
+        #: (``word_arg``), as every stepped hit passes it
+        self.step_args = {}
         #: which plan's code each step slot holds now (to skip rewrites)
         self.step_holds = {}
         #: the boosted slot each probed address was given, with its code
@@ -96,6 +100,7 @@ class XolSpace:
         dup._step_slots = {}
         dup._free_step = list(self._free_step) + list(self._step_slots.values())
         dup.step_holds = dict(self.step_holds)
+        dup.step_args = dict(self.step_args)
         dup._boosted = dict(self._boosted)
         return dup
 
@@ -148,6 +153,7 @@ class XolSpace:
                         break
                 else:
                     raise XolError("out of out-of-line slots")
+                self.step_args[slot] = word_arg(slot)
             self._step_slots[tid] = slot
         return slot
 
