@@ -94,6 +94,9 @@ class XolPlan:
     #: True when ``boost_code`` gives bytes for some slot address: a tracer
     #: sets a slot aside only for these
     boostable: bool = False
+    #: where in the boosted copy a fault can come after something took
+    #: effect (0: nowhere); ``undo_boost`` takes that back
+    boost_fault_at: int = 0
 
     def emulate(self, regs, mem: Memory) -> bool:
         """Run the instruction on ``regs``/``mem`` as if executed at its home
@@ -118,6 +121,11 @@ class XolPlan:
         plan cannot be boosted from that slot address (out of rel32 reach,
         or never)."""
         return None
+
+    def undo_boost(self, regs) -> None:
+        """After a fault ``boost_fault_at`` bytes into the boosted copy:
+        undo what the copy did before it, so that the program sees its own
+        instruction fault with nothing done (the tracer moves ip home)."""
 
     def step_code(self, addr: int, slot: int) -> bytes:
         """Bytes to single-step at ``slot`` (rewritten where needed, e.g. a

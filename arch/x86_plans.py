@@ -52,6 +52,17 @@ def _canonical(mode: Mode, value: int) -> bool:
     return mode.bits == 32 or value >> 47 in (0, 0x1FFFF)
 
 
+def _push_return(mode: Mode, ret: int) -> bytes:
+    """A call's push of its return address, for a boosted copy: ``push
+    $imm32`` (on x86_64 the low half sign-extended, then a mov into the
+    word it wrote sets the high half).  A push that faults does so at its
+    start with nothing done."""
+    code = b"\x68" + (ret & 0xFFFFFFFF).to_bytes(4, "little")
+    if mode.bits == 64:
+        code += b"\xc7\x44\x24\x04" + (ret >> 32).to_bytes(4, "little")
+    return code
+
+
 class X86Plan(XolPlan):
     """Common state and the plain-copy step path."""
 
@@ -300,10 +311,7 @@ class CallPlan(_BranchPlan):
         target = self._boost_target(addr)
         if target is None:
             return None
-        ret = (addr + self.length) & self._mask
-        code = b"\x68" + (ret & 0xFFFFFFFF).to_bytes(4, "little")
-        if self._mode.bits == 64:
-            code += b"\xc7\x44\x24\x04" + (ret >> 32).to_bytes(4, "little")
+        code = _push_return(self._mode, (addr + self.length) & self._mask)
         code += encode_jump(self._mode, slot + len(code), target)
         return code.ljust(self._mode.slot_size, _INT3)
 
@@ -362,9 +370,11 @@ class RetPlan(X86Plan):
 class IndirectPlan(X86Plan):
     """call/jmp through a register.  The step path runs the copy as is: the
     target is absolute; a call then has its pushed word corrected.  A jmp is
-    boosted as its copy alone, like a ret; a call is not, since its copy
-    would push the slot's address (and a push of its own before it would be
-    done already when a non-canonical target faults)."""
+    boosted as its copy alone, like a ret.  A call is boosted as the push
+    of its return address (``_push_return``) and a jmp through the same
+    register, except through sp, which the push moves first.  That jmp
+    faults (#GP) on a non-canonical target with the push done, where the
+    call would have pushed nothing: ``undo_boost`` takes the push back."""
 
     strategy = "emulate"
 
@@ -372,10 +382,24 @@ class IndirectPlan(X86Plan):
         super().__init__(mode, code, text)
         self._field = field
         self._is_call = is_call
-        self.boostable = not is_call
+        self.boostable = not is_call or field != "rsp"
+        if is_call and self.boostable and mode.bits == 64:
+            self.boost_fault_at = len(_push_return(mode, 0))
 
     def boost_code(self, addr, slot):
-        return None if self._is_call else self._step
+        if not self._is_call:
+            return self._step
+        if not self.boostable:
+            return None
+        # The same prefixes, REX and opcode; ModRM's reg field 2 (call)
+        # becomes 4 (jmp).  A register operand makes ModRM the last byte.
+        code = self._step[:self.length]
+        jmp = code[:-1] + bytes([code[-1] & 0xC7 | 4 << 3])
+        return (_push_return(self._mode, (addr + self.length) & self._mask) + jmp).ljust(
+            self._mode.slot_size, _INT3)
+
+    def undo_boost(self, regs):
+        regs.rsp = (regs.rsp + self._word_size) & self._mask
 
     def emulate(self, regs, mem):
         target = getattr(regs, self._field) & self._mask

@@ -74,8 +74,8 @@ CASES: Dict[str, Case] = {c.name: c for c in (
     Case("boost-call", "call", "boost", 1),
     # bench_call+5 is the ret after its call: boosted as its copy alone
     Case("boost-ret", "call", "boost", 1, offset=5),
-    # a call through a register: emulated with the registers
-    Case("emulate-icall", "icall", "emulate", 1),
+    # a call through a register: its push, then a jmp through it
+    Case("boost-icall", "icall", "boost", 1),
     Case("boost-riprel", "riprel", "boost", 1),
     Case("step", "step", "step", 2),
     Case("return", "push", "return", 2),

@@ -16,7 +16,8 @@
  *            written (the trap left ip at V + 1 already).              1 stop
  *   boost    POKEUSER ip = S; the slot holds the copy and a jmp back
  *            (for a call rel32: push of V + L, high half set with a mov
- *            on x86_64, and a jmp to the call's target; a ret leaves
+ *            on x86_64, and a jmp to the call's target; for call *%reg
+ *            the same push and a jmp through the register; a ret leaves
  *            by itself, so its jmp back is never reached).          1 stop
  *   step     POKEUSER ip = S, SINGLESTEP; then ip += V - S.          2 stops
  *   return   swap the return address for an int3 trampoline in the XOL
@@ -371,6 +372,14 @@ static void write_xol(const unsigned char *orig)
         mem_write(T.slot - SLOT_OFF, page, sizeof(page));
         return;
     }
+    if (T.insn.kind == K_ICALL) {
+        /* the push, then jmp *%rsi / jmp *%edx (ModRM reg 2 -> 4) */
+        unsigned off = put_call(page);
+        page[SLOT_OFF + off] = 0xff;
+        page[SLOT_OFF + off + 1] = T.is32 ? 0xe2 : 0xe6;
+        mem_write(T.slot - SLOT_OFF, page, sizeof(page));
+        return;
+    }
     memcpy(page + SLOT_OFF, orig, len);
     if (T.insn.kind == K_RIPREL) {
         int32_t disp;
@@ -595,8 +604,8 @@ int main(int argc, char **argv)
     if (T.scheme == EMULATE && T.insn.kind != K_PUSH && T.insn.kind != K_NOP &&
         T.insn.kind != K_CALL && T.insn.kind != K_ICALL)
         die("the probed instruction cannot be emulated; use boost or step");
-    if (T.scheme != EMULATE && T.insn.kind == K_ICALL)
-        die("a call through a register is only emulated here");
+    if (T.scheme != EMULATE && T.scheme != BOOST && T.insn.kind == K_ICALL)
+        die("a call through a register is emulated or boosted here, never stepped");
     if (T.scheme != BOOST && T.insn.kind == K_RET)
         die("a ret is only boosted here");
     if (T.scheme != EMULATE && T.scheme != BOOST && T.insn.kind == K_CALL)

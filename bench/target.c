@@ -16,9 +16,9 @@
  *                                             the return address and jumps);
  *                                             its ret (bench_call+5) is
  *                                             boosted as a copy alone
- *   icall   call *%rsi / call *%edx first     emulated: the push and the
- *           (i386: regparm, so the pointer    jump to a register's value
- *           arrives in edx)                   (GETREGS, a push, SETREGS)
+ *   icall   call *%rsi / call *%edx first     boosted (a slot that pushes
+ *           (i386: regparm, so the pointer    the return address and jumps
+ *           arrives in edx)                   through the same register)
  *   args    push first, then reads (a, b, s)  "two args and a C string"
  *   usdt    a <sys/sdt.h> probe (a nop) inside the loop
  *   loop    no call at all: the bare loop cost

@@ -224,6 +224,9 @@ class _ProcState:
         self.semaphores = {}
         #: boosted slot -> the probe address its copy came from
         self.boosted = {}
+        #: where in a boosted copy a fault needs undoing (``boost_fault_at``)
+        #: -> (the probe address, its plan)
+        self.boost_faults = {}
         #: whether IFUNCs select here what they select in the tracer (None:
         #: not checked yet)
         self.ifuncs_as_here = None
@@ -239,6 +242,7 @@ class _ProcState:
         dup.bits = self.bits
         dup.semaphores = dict(self.semaphores)
         dup.boosted = dict(self.boosted)
+        dup.boost_faults = dict(self.boost_faults)
         dup.ifuncs_as_here = self.ifuncs_as_here
         return dup
 
@@ -396,6 +400,7 @@ class ProbeEngine(Engine):
             del ps.bps.sites[site.addr]
             if site.boost_slot is not None:
                 ps.boosted.pop(site.boost_slot, None)
+                ps.boost_faults.pop(site.boost_slot + site.plan.boost_fault_at, None)
             if site.sdt is not None and site.sdt.semaphore:
                 ps.semaphores.pop(site.sdt.semaphore + site.module.bias, None)
             for probe in site.entry + site.returns:
@@ -492,6 +497,8 @@ class ProbeEngine(Engine):
                         raise
                 if site.boost_slot is not None:
                     ps.boosted[site.boost_slot] = addr
+                    if plan.boost_fault_at:
+                        ps.boost_faults[site.boost_slot + plan.boost_fault_at] = (addr, plan)
                     site.go_to(site.boost_slot)
         return site
 
@@ -687,17 +694,25 @@ class ProbeEngine(Engine):
 
     def on_signal(self, thread, sig: int) -> None:
         """A fault raised by a boosted copy shows the slot's address; the
-        program must see its own instruction fault, at its own address."""
+        program must see its own instruction fault, at its own address,
+        with nothing done: a fault further in than the copy's start is
+        undone by its plan (a call's push before its jmp)."""
         if sig not in _FAULTS:
             return
         ps = thread.process.probe_state
         if ps is None or not ps.boosted:
             return
         regs = thread.get_regs()
-        arch = _arch.for_regs(regs)
-        home = ps.boosted.get(arch.ip(regs))
-        if home is not None:
-            thread.set_ip(home)
+        ip = _arch.for_regs(regs).ip(regs)
+        home = ps.boosted.get(ip)
+        if home is None:
+            undo = ps.boost_faults.get(ip)
+            if undo is None:
+                return
+            home, plan = undo
+            plan.undo_boost(regs)
+            thread.regs_dirty = True
+        thread.set_ip(home)
 
     def on_signal_in_step(self, thread, sig: int) -> None:
         site, slot, token = thread.xol

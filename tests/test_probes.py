@@ -10,6 +10,7 @@ import pytest
 
 from ptrace_raw.errors import ProbeError
 from ptrace_raw.tracer import Tracer
+from ptrace_raw.xol import XolError
 from tests.conftest import build_c
 from tests.tracing import TracerThread, ask, maps_of, pipe_pair, start_service, text_bytes
 
@@ -475,10 +476,38 @@ def test_a_boosted_push_faulting_while_the_tracer_detaches_faults_at_home(build)
     assert r.read() == "faults=50 misplaced=0\n"
 
 
-def test_emulation_still_reaches_memory_after_the_main_thread_exits(build, bits):
+def test_a_boosted_call_through_a_register_faults_as_the_programs_own(build, bits):
+    """A call through a register runs boosted: its return address pushed,
+    then a jmp through the register.  Where that jmp faults with the push
+    done (a non-canonical target on x86_64), the program's handler still
+    sees the call's own fault: ip at the call, nothing pushed; on i386 the
+    fault comes at the target, after the push, as untraced."""
+    exe = build("icallfault.c", flags=("-O0", "-no-pie"))
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "50"], stdout=w)
+        os.close(w)
+        at = 0 if bits == 64 else 4  # past i386's load of the target
+        probe = t.add_probe(f"uprobe:{exe}:callbad+{at}", lambda h: None)
+        (addr,) = probe.sites[proc.pid]
+        site = proc.probe_state.bps.sites[addr]
+        assert site.plan.text.startswith("call") and site.goto == site.boost_slot is not None
+        t.run()
+    assert r.read() == _untraced([exe, 50]) == "faults=50 misplaced=0\n"
+    assert proc.exit_code == 0 and probe.hits == 50
+
+
+def test_emulation_still_reaches_memory_after_the_main_thread_exits(build, bits, monkeypatch):
     """Emulated instructions read through the stopped thread's id, not the
     process id, which names a zombie once main calls pthread_exit: each
-    hit still takes one stop, not a step's two."""
+    hit still takes one stop, not a step's two.  The call through a
+    register is emulated where no boosted slot is in reach."""
+    from ptrace_raw.xol import XolSpace
+
+    def no_room(self, proc, thread, addr, plan, arch):
+        raise XolError(f"no free range within reach of {addr:#x}")
+
+    monkeypatch.setattr(XolSpace, "boost_slot", no_room)
     exe = build("leaderexit.c", flags=("-O0", "-pthread"))
     r, w = pipe_pair()
     with Tracer() as t:

@@ -383,10 +383,36 @@ def test_a_call_to_a_non_canonical_target_is_not_boosted():
     assert plan.boost_code(addr, addr - 0x1000) is None
 
 
-def test_what_only_moves_ip_or_calls_through_a_register_is_not_boostable():
-    for code in ("f30f1efa", "90", "ffd0", "e900000000", "eb00"):
-        plan = X86_64.analyze(h(code), V)
+def test_what_only_moves_ip_or_calls_through_sp_is_not_boostable():
+    for arch, code in ((X86_64, "f30f1efa"), (X86_64, "90"), (X86_64, "e900000000"),
+                       (X86_64, "eb00"), (X86_64, "ffd4"), (I386, "ffd4")):
+        plan = arch.analyze(h(code), V if arch is X86_64 else 0x1000)
         assert not plan.boostable and plan.boost_code(V, SLOT) is None, plan
+        assert plan.boost_fault_at == 0, plan
+
+
+@pytest.mark.parametrize("arch, code, jmp", [(X86_64, "ffd6", "ffe6"), (X86_64, "41ffd3", "41ffe3"),
+                                             (X86_64, "3effd0", "3effe0"), (I386, "ffd2", "ffe2")],
+                         ids=["rsi", "r11", "notrack-rax", "i386-edx"])
+def test_a_call_through_a_register_boosts_as_a_push_and_a_jmp_through_it(arch, code, jmp):
+    """From any slot: the return address pushed as a call rel32's boost
+    pushes it, then a jmp with the call's prefixes and register."""
+    addr = V if arch is X86_64 else 0xfffff000
+    mask = (1 << arch.bits) - 1
+    plan = arch.analyze(h(code), addr)
+    assert plan.strategy == "emulate" and plan.boostable
+    ret = (addr + len(h(code))) & mask
+    push = h("68") + (ret & 0xffffffff).to_bytes(4, "little")
+    if arch is X86_64:
+        push += h("c7442404") + (ret >> 32).to_bytes(4, "little")
+    for slot in ((SLOT, FAR_SLOT) if arch is X86_64 else (SLOT32, 0x10)):
+        assert plan.boost_code(addr, slot) == (push + h(jmp)).ljust(32, b"\xcc")
+    # Only a 64-bit jmp can fault with the push done (a non-canonical
+    # target): undo_boost then takes the push back.
+    assert plan.boost_fault_at == (len(push) if arch is X86_64 else 0)
+    regs = make_regs(rsp=0x7ff8 if arch is X86_64 else 0xfffffffc)
+    plan.undo_boost(regs)
+    assert regs.rsp == (0x8000 if arch is X86_64 else 0)
 
 
 @pytest.mark.parametrize("arch, code", [(X86_64, "c3"), (X86_64, "f3c3"), (X86_64, "c21000"),
