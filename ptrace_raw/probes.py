@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 import arch as _arch
 
+from . import binding
 from .breakpoints import Breakpoints
 from .consts import PTRACE_SINGLESTEP
 from .elf import ElfError, ElfImage
@@ -678,6 +679,12 @@ class ProbeEngine(Engine):
                 thread.set_ip(home)
             return
         regs = thread.get_regs()
+        if thread.arch.ip(regs) == slot and binding.getsiginfo(thread.tid).si_code <= 0:
+            # As above, but a rep string leaves ip at the slot after each
+            # of its steps too: the siginfo tells a step's trap (a kernel
+            # si_code, > 0) from a SIGTRAP someone sent (<= 0).
+            self.on_signal_in_step(thread, signal.SIGTRAP)
+            return
         thread.regs_dirty = True
         if not plan.post_xol(regs, thread.process.memory, site.addr, slot, token):
             if resume:

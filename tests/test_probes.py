@@ -626,15 +626,21 @@ def test_an_entry_handler_that_returns_at_once_leaves_the_return_probe_out(build
     assert proc.exit_code == 0
 
 
-def test_a_sigtrap_delivered_as_a_step_starts_is_the_programs(build, bits):
+@pytest.mark.parametrize("how", ["step", "call", "rep"])
+def test_a_sigtrap_delivered_as_a_step_starts_is_the_programs(build, bits, how):
     """A SIGTRAP sent to a thread while it is stopped at a probe whose
     instruction is single-stepped arrives before the step runs anything:
     the stop looks like the step's own, with ip still at the slot.  Taken
     for a finished step, it sent the thread back onto the int3 (a second
-    hit) and the program never saw its signal."""
+    hit) and the program never saw its signal; a call through memory had
+    its return address "fixed" over its caller's.  A rep string leaves ip
+    at the slot between its steps too: its own stops must not be taken
+    for a signal."""
     exe = build("trapstep.c")
     r, w = pipe_pair()
     sent, plans = [], set()
+    where = {"step": "stepme", "call": "callmem+4" if bits == 32 else "callmem",
+             "rep": "rep_at"}[how]
 
     def send_some(hit):
         site = proc.probe_state.bps.sites[hit.ip]
@@ -644,11 +650,11 @@ def test_a_sigtrap_delivered_as_a_step_starts_is_the_programs(build, bits):
             sent.append(hit.probe.hits)
 
     with Tracer() as t:
-        proc = t.spawn([str(exe), "300"], stdout=w)
+        proc = t.spawn([str(exe), "300", how], stdout=w)
         os.close(w)
-        probe = t.add_probe(f"uprobe:{exe}:stepme", send_some)
+        probe = t.add_probe(f"uprobe:{exe}:{where}", send_some)
         t.run()
-    assert plans == {(None, True)}  # stepped, not boosted
+    assert plans == {(None, how == "step")}  # stepped, not boosted
     assert probe.hits == 300 and len(sent) == 100
     assert r.read() == "traps=100 usr=0 from_parent=0 bad=0\n" and proc.exit_code == 0
 
