@@ -290,6 +290,9 @@ class _Session:
         """Attach, spawn, set probes and run the script, before any tracee
         runs; returns the spawned command's Process, if any."""
         opts = self.opts
+        # Every spec checked before anything is touched (Tracer.check_probe).
+        for probe in self.probes:
+            tracer.check_probe(probe.spec.text, opts.pid)
         for pid in opts.pid:
             tracer.attach(pid)
         command = None

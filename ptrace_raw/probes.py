@@ -28,6 +28,7 @@ from .lines import source_line
 from .hit import Hit
 from .libraries import LibraryNotFound, resolve_binary
 from .loop import Engine
+from .maps import read_maps
 from .modules import ModuleMap
 from .params import format_value, function_params
 from .resolve import original_code, places
@@ -267,6 +268,18 @@ class ProbeEngine(Engine):
         self.hooks = []
 
     # -- probes ----------------------------------------------------------------
+    def check_probe(self, spec_text: str, pids=()) -> None:
+        """add_probe's checks before it touches a process, alone and
+        silent (what they would say, add_probe says), with the files the
+        processes ``pids`` map among the libraries a spec may name."""
+        mapped = []
+        for pid in pids:
+            try:
+                mapped += [m.path for m in read_maps(pid) if m.path.startswith("/")]
+            except OSError:
+                pass  # attaching will say what is wrong with it
+        self._validate(Probe(parse_spec(spec_text), None, 0, lambda message: None), mapped)
+
     def add_probe(self, spec_text: str, handler=None, keep_args: int = 0) -> Probe:
         probe = Probe(parse_spec(spec_text), handler, keep_args, self.say)
         self._validate(probe)
@@ -295,13 +308,13 @@ class ProbeEngine(Engine):
                 with _stopped(self.tracer, proc):
                     self._uninstall(proc, probe)
 
-    def _validate(self, probe: Probe) -> None:
+    def _validate(self, probe: Probe, also_mapped=()) -> None:
         """Check a spec against its file before any process is touched, when
         the file can be found without a process (a path, or a library in the
         loader's cache)."""
         spec = probe.spec
         mapped = [m.path for p in self.tracer.processes.values() if p.probe_state is not None
-                  for m in p.probe_state.modules.modules]
+                  for m in p.probe_state.modules.modules] + list(also_mapped)
         try:
             path = resolve_binary(spec.binary, mapped)
         except LibraryNotFound as exc:

@@ -72,6 +72,15 @@ class Tracer(Loop):
         the probe.  Call before ``run`` or from a handler."""
         return self.engine.add_probe(spec, handler, **options)
 
+    def check_probe(self, spec: str, pids=()) -> None:
+        """Raise ProbeError if ``spec`` cannot be set, as far as its file
+        tells without touching a tracee; a library it names is also looked
+        for among the files mapped by the processes ``pids``.  A tool that
+        attaches checks every spec first: attaching and setting probes
+        map areas for the tracer's code in the process, which stay after
+        detach, so a bad spec found then leaves it not quite as it was."""
+        self.engine.check_probe(spec, pids)
+
     def remove_probe(self, probe) -> None:
         self.engine.remove_probe(probe)
 

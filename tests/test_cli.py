@@ -464,6 +464,27 @@ def test_a_bad_probe_never_lets_the_command_run(calls):
     assert res.returncode == 1 and res.stdout == ""
 
 
+def test_a_bad_probe_leaves_a_process_to_attach_to_untouched(build):
+    """Every spec is checked before the tracer attaches: attaching and a
+    first good probe would map areas for the tracer's code, which stay
+    after the detach that the bad one causes."""
+    exe = build("service.c")
+    svc = start_service(exe)
+    try:
+        svc.stdout.readline()
+        with open(f"/proc/{svc.pid}/maps") as f:
+            before = f.read()
+        res = cli("trace", "-p", svc.pid, f"uprobe:{exe}:handle", f"uprobe:{exe}:nosuch")
+        assert (res.returncode, res.stderr) == (
+            1, f"ptrace-raw: probe 'uprobe:{exe}:nosuch': no function 'nosuch' in {exe}\n")
+        with open(f"/proc/{svc.pid}/maps") as f:
+            assert f.read() == before
+        assert tracer_pid(svc.pid) == 0 and ask(svc, "3") == "10"
+    finally:
+        svc.stdin.close()
+        svc.wait(timeout=10)
+
+
 def test_debug_shows_the_traceback_and_json_reports_errors(calls):
     res = cli("trace", "--debug", f"uprobe:{calls}:nosuch", "--", calls)
     assert "Traceback" in res.stderr and res.stderr.endswith("no function 'nosuch' in "
