@@ -1,7 +1,15 @@
-"""``python -m ptrace_raw``: the same command line as ``ptrace-raw``."""
+"""``python -m ptrace_raw`` and the ``ptrace-raw`` command."""
 
 import sys
 
-from .cli import main
+from .held_signals import HeldSignals
 
-sys.exit(main())
+
+def run() -> None:
+    held = HeldSignals()  # before the tracer's modules load (see held_signals)
+    from .cli import main
+    sys.exit(main(held=held))
+
+
+if __name__ == "__main__":
+    run()

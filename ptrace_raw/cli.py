@@ -33,8 +33,8 @@ from .cli_output import (
     is_function_entry, needs_location, output_error, render_json, render_text, where,
 )
 from .errors import TracerError
+from .held_signals import HeldSignals
 from .libraries import resolve_binary
-from .loop import STOP_SIGNALS
 from .specs import parse_spec
 from .tracer import Tracer
 
@@ -235,6 +235,7 @@ class _Session:
         self.stopping = False
         self.tracer = None
         self.interrupted = 0
+        self.held = opts.held
         self._ours = []
 
     def emit(self, obj) -> None:
@@ -266,25 +267,22 @@ class _Session:
     def _run_in_slices(self, tracer) -> int:
         """Run the tracer in slices of FLUSH_EVERY seconds, so that lines
         batched for a pipe or a file show up soon even when hits are rare.
-        Tracer.run ends cleanly on SIGINT/SIGTERM/SIGHUP; between two slices our
-        own handler takes them, so Ctrl-C never lands as KeyboardInterrupt.
-        Returns the signal caught between slices, or 0."""
-        caught = []
+        Tracer.run ends cleanly on SIGINT/SIGTERM/SIGHUP; between two slices
+        they are held (``held_signals``), so Ctrl-C never lands as
+        KeyboardInterrupt.  Returns the signal held, or 0."""
+        held = self.held
+        while tracer.processes and not held.signals and not self.out.broken:
+            tracer.run(timeout=FLUSH_EVERY)
+            self.out.flush()
+        if tracer.processes:
+            tracer.detach(kill_spawned=True)
+        return held.first
 
-        def on_signal(signum, frame):
-            caught.append(signum)
-
-        old = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
-        try:
-            while tracer.processes and not caught and not self.out.broken:
-                tracer.run(timeout=FLUSH_EVERY)
-                self.out.flush()
-            if tracer.processes:
-                tracer.detach(kill_spawned=True)
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
-        return caught[0] if caught else 0
+    def _check_held(self) -> None:
+        """A stop signal held while the tracees were being set up ends the
+        set-up here, between two of its steps."""
+        if self.held.signals:
+            raise _Signalled(self.held.first)
 
     def _start(self, tracer):
         """Attach, spawn, set probes and run the script, before any tracee
@@ -294,13 +292,16 @@ class _Session:
         for probe in self.probes:
             tracer.check_probe(probe.spec.text, opts.pid)
         for pid in opts.pid:
+            self._check_held()
             tracer.attach(pid)
         command = None
         if opts.argv:
+            self._check_held()
             command = tracer.spawn(opts.argv)
         inline = [probe for probe in self.probes if self._inline_fits(probe)]
         for probe in self.probes:
             if probe not in inline:
+                self._check_held()
                 keep = max(probe.nargs, self.keep_args) if probe.spec.is_return else 0
                 self._ours.append(tracer.add_probe(probe.spec.text, self._handler(probe),
                                                    keep_args=keep))
@@ -308,9 +309,13 @@ class _Session:
         # bytes, where an int3 probe (a return probe, FUNC+*) is then
         # refused; set after, it finds the int3 and becomes one itself.
         for probe in inline:
+            self._check_held()
             self._set_inline(tracer, probe)
         if opts.script:
-            self._run_script(tracer)
+            self._check_held()
+            with self.held.interruptible():
+                self._run_script(tracer)
+        self._check_held()
         if not tracer.processes:
             raise UsageError("nothing to trace: give -p PID, -c CMD or -- CMD ARGS"
                              + (" (the script started no process)" if opts.script else ""))
@@ -503,6 +508,16 @@ class _Reported(Exception):
         self.error = error
 
 
+class _Signalled(BaseException):
+    """A stop signal held during set-up: every tracee detached (a spawned
+    command killed), the exit status is 128 + the signal.  Not an
+    Exception, which a script's error handling would take for its own."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 # -- list -----------------------------------------------------------------------------
 
 def _list(opts) -> int:
@@ -547,15 +562,31 @@ def _split_command(argv: List[str]):
     return argv, []
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, held: Optional[HeldSignals] = None) -> int:
+    """``held``: the stop signals held since the command started (a fresh
+    hold is taken if not given)."""
+    if held is None:
+        held = HeldSignals()
+    try:
+        return _main(argv, held)
+    finally:
+        held.restore()
+
+
+def _main(argv, held: HeldSignals) -> int:
     args, command = _split_command(sys.argv[1:] if argv is None else list(argv))
     debug = "--debug" in args
     try:
         opts = _parser().parse_args(args)
         opts.argv = command
+        opts.held = held
         if command and opts.command_name != "trace":
             raise UsageError("'-- CMD ARGS' only goes with 'trace'")
+        if held.signals:
+            return 128 + held.first
         return opts.run(opts)
+    except _Signalled as exc:
+        return 128 + exc.signum
     except _Reported as exc:
         if debug:
             traceback.print_exception(exc.error)

@@ -26,6 +26,7 @@ from .consts import (
     PTRACE_EVENT_VFORK, WALL, WNOTHREAD,
 )
 from .errors import PtraceError, TracerError
+from .held_signals import STOP_SIGNALS  # end a run on the main thread, each tracee detached
 from .process import Process
 from .waitstatus import StopKind, WaitStatus
 
@@ -37,8 +38,6 @@ _SIGTRAP_STOP = (signal.SIGTRAP << 8) | 0x7F
 _ANY_OURS = WALL | WNOTHREAD
 
 
-#: the signals that end a run on the main thread, each tracee detached
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: the signal that wakes a loop blocked in waitpid when its timeout expires
 WAKE_SIGNAL = signal.SIGRTMAX - 3
 _wake_installed = False

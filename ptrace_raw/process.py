@@ -192,7 +192,8 @@ def spawn(argv, env=None, cwd=None, stdin=None, stdout=None, stderr=None) -> Pro
     any of its code runs.
 
     The child waits on a pipe until PTRACE_SEIZE is done, so the exec is
-    always traced; a second, close-on-exec pipe carries an exec failure back.
+    always traced (a tracer that died first closed the pipe, and the child
+    exits); a second, close-on-exec pipe carries an exec failure back.
     """
     if not argv:
         raise AttachError("nothing to run: empty command")
@@ -210,7 +211,8 @@ def spawn(argv, env=None, cwd=None, stdin=None, stdout=None, stderr=None) -> Pro
         try:
             os.close(go_w)
             os.close(err_r)
-            os.read(go_r, 1)
+            if not os.read(go_r, 1):
+                os._exit(127)  # the tracer died before it traced us: never run untraced
             for fd, target in redirects:
                 os.dup2(fd, target)
             for sig in (signal.SIGPIPE, signal.SIGXFSZ):
@@ -226,12 +228,14 @@ def spawn(argv, env=None, cwd=None, stdin=None, stdout=None, stderr=None) -> Pro
     os.close(err_w)
     try:
         binding.seize(pid, BASE_OPTIONS | PTRACE_O_EXITKILL)
-    except PtraceError as exc:
+    except BaseException as exc:  # a KeyboardInterrupt too: the child must not run
         os.close(go_w)
         os.close(err_r)
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        raise AttachError(f"cannot trace '{argv[0]}': {exc}") from None
+        if isinstance(exc, PtraceError):
+            raise AttachError(f"cannot trace '{argv[0]}': {exc}") from None
+        raise
     os.write(go_w, b"x")
     os.close(go_w)
     proc = Process(pid, spawned=True, argv0=os.path.basename(path))

@@ -277,6 +277,45 @@ def test_script_adds_probes_with_the_tracer_global(calls, tmp_path):
     assert res.stderr.splitlines()[-1] == f"   1  uprobe:{calls}:greet"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_stop_signal_during_set_up_leaves_every_process_as_it_was(build, tmp_path, sig):
+    """The signal comes while the tracer sets up (here from the script,
+    run last in set-up, after the probes are set): the tracer must not die
+    of it with int3s left in the process it attached to.  It ends the
+    set-up: the attached process is left untouched and running, the
+    spawned command killed, and the exit status is 128 + the signal."""
+    exe = build("service.c")
+    svc = start_service(exe)
+    script = tmp_path / "signal.py"
+    script.write_text(f"import os\nos.kill(os.getpid(), {int(sig)})\n")
+    try:
+        svc.stdout.readline()
+        with open(f"/proc/{svc.pid}/maps") as f:
+            text = [line.split()[0] for line in f if str(exe) in line and "r-xp" in line]
+        before = text_bytes(svc.pid, *(int(x, 16) for x in text[0].split("-")))
+        naptime = f"60.{os.getpid()}"  # a command line of this test's own
+        res = cli("trace", "-p", svc.pid, "--script", script, f"uprobe:{exe}:handle",
+                  "--", "sleep", naptime)
+        assert res.returncode == 128 + sig and "Traceback" not in res.stderr, res.stderr
+        assert text_bytes(svc.pid, *(int(x, 16) for x in text[0].split("-"))) == before
+        assert tracer_pid(svc.pid) == 0 and ask(svc, "3") == "10"
+        assert subprocess.run(["pgrep", "-f", f"^sleep {naptime}$"],
+                              capture_output=True).stdout == b""
+    finally:
+        svc.stdin.close()
+        svc.wait(timeout=10)
+
+
+def test_ctrl_c_leaves_a_stuck_script(calls, tmp_path):
+    """A script runs with Ctrl-C raising KeyboardInterrupt as usual, so one
+    that never returns can still be left (the command is killed)."""
+    script = tmp_path / "stuck.py"
+    script.write_text("import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\n"
+                      "time.sleep(120)\n")
+    res = cli("trace", "--script", script, f"uprobe:{calls}:add", "--", calls, 2)
+    assert res.returncode == 130 and res.stdout == "" and "Traceback" not in res.stderr
+
+
 def test_follow_forks(build):
     exe = build("cli_child.c")
     followed = cli("trace", f"uprobe:{exe}:work", "--args", "1", "--json", "-f", "--", exe, 0, 2)
