@@ -105,7 +105,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parse(args: List[str]) -> argparse.Namespace:
+    """The command line, with a command's options and operands in any
+    order (``trace uprobe:a:f --count uprobe:a:g``): argparse's
+    parse_intermixed_args, which refuses subcommands, runs on the
+    command's own parser."""
+    top, commands = _parser()
+    at = next((i for i, arg in enumerate(args) if not arg.startswith("-")), len(args))
+    if at == len(args) or args[at] not in commands:
+        return top.parse_args(args)  # --help, --version, or the error for no command
+    top.parse_args(args[:at + 1])  # what comes before the command
+    opts = commands[args[at]].parse_intermixed_args(args[at + 1:])
+    opts.command_name = args[at]
+    return opts
+
+
+def _parser():
+    """The top-level parser, and each command's by name."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true",
                         help="show tracebacks of errors, for bug reports")
@@ -178,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
                           description="Build a small C program with gcc, trace it with entry, "
                                       "return and USDT probes, and measure the cost per hit.")
     demo.set_defaults(run=_demo)
-    return top
+    return top, {"trace": trace, "list": lst, "demo": demo}
 
 
 # -- trace ----------------------------------------------------------------------------
@@ -376,7 +392,7 @@ class _Session:
 
     def _handler(self, probe: _CliProbe):
         flt, hists, chrome, out = self.filter, self.hists, self.chrome, self.out
-        render = self.render if self.show_hits and probe.latency is None else None
+        render = self.render if self.show_hits else None
         stack = self.opts.stack
         name = where(probe.spec)
 
@@ -577,7 +593,7 @@ def _main(argv, held: HeldSignals) -> int:
     args, command = _split_command(sys.argv[1:] if argv is None else list(argv))
     debug = "--debug" in args
     try:
-        opts = _parser().parse_args(args)
+        opts = _parse(args)
         opts.argv = command
         opts.held = held
         if command and opts.command_name != "trace":

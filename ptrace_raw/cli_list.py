@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 from typing import Iterator, List, Optional
 
 from .cli_output import CliError
+from .demangle import demangle
 from .elf import ElfError, ElfImage
 from .errors import TracerError
 from .ifunc import implementation
@@ -47,8 +48,10 @@ def _ranges(lines: List[int]) -> str:
 
 def describe(path: str, pattern: Optional[str], lines: bool) -> Iterator[str]:
     """The listing of one file; nothing when a pattern matches nothing in
-    it.  ``pattern`` is a glob over function names, ``PROVIDER:NAME`` of
-    markers and source paths (full or base name)."""
+    it.  ``pattern`` is a glob over function names (a C++ one's symbol or
+    its demangled form), ``PROVIDER:NAME`` of markers and source paths
+    (full or base name).  A C++ function shows its symbol, which is what a
+    probe names, with the demangled form after it."""
     image = ElfImage.open(path)
 
     def match(name: str) -> bool:
@@ -56,12 +59,14 @@ def describe(path: str, pattern: Optional[str], lines: bool) -> Iterator[str]:
 
     body = []
     width = 2 + 2 * (image.bits // 8)
-    funcs = [s for s in image.iter_functions() if match(s.name)]
+    funcs = [(s, demangle(s.name)) for s in image.iter_functions()]
+    funcs = [(s, shown) for s, shown in funcs if match(s.name) or match(shown)]
     if funcs:
         body.append(f"  functions ({len(funcs)}): address, size, name")
-        for s in funcs:
+        for s, shown in funcs:
             kind = _ifunc_note(image, s) if s.kind == "ifunc" else ""
-            body.append(f"    {s.value:#0{width}x} {s.size:#8x}  {s.name}{kind}")
+            readable = f"  ({shown})" if shown != s.name else ""
+            body.append(f"    {s.value:#0{width}x} {s.size:#8x}  {s.name}{kind}{readable}")
     markers = [p for p in image.sdt_probes() if match(f"{p.provider}:{p.name}")]
     if markers:
         body.append(f"  usdt markers ({len(markers)}): address, provider:name, arguments")

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 import arch as _arch
 from ptrace_raw.elf import ElfImage
 from ptrace_raw.maps import read_maps
+from ptrace_raw.demangle import demangle
 from ptrace_raw.modules import ModuleMap
 from tests.conftest import TRACEES, build_c
 from tests.elf.binutils import sdt_include_flags
@@ -423,6 +425,23 @@ def test_list_functions_with_sizes(calls_bits, bits):
     assert not any(line.endswith("  add") for line in only)
 
 
+@pytest.mark.skipif(not shutil.which("g++"), reason="needs g++ to build the C++ program")
+def test_list_shows_and_matches_cpp_functions_demangled(tmp_path):
+    program = tmp_path / "names"
+    subprocess.run(["g++", "-O0", "-o", str(program), str(TRACEES / "dwarf_names.cpp")],
+                   check=True)
+    res = cli("list", program, "count_words*")
+    assert res.returncode == 0, res.stderr
+    (line,) = res.stdout.splitlines()[2:]
+    symbol = line.split()[2]
+    assert symbol.startswith("_Z11count_words")
+    assert line.endswith(f"  {symbol}  ({demangle(symbol)})")
+    assert demangle(symbol).startswith("count_words(std::map<")
+    assert cli("list", program, symbol).stdout == res.stdout
+    # the symbol is what a probe names
+    assert cli("trace", "--count", f"uprobe:{program}:{symbol}", "--", program).returncode == 0
+
+
 def test_list_usdt_markers_and_lines(build):
     exe = build("sdt_probes.c", flags=("-O0", *sdt_include_flags()))
     res = cli("list", exe, "sdt:*")
@@ -583,6 +602,24 @@ def test_count_gives_the_same_numbers_whatever_the_order_of_its_probes(calls):
     assert tables[0] == tables[1]
     assert tables[0][specs[0]] == tables[0][specs[1]] == 50
     assert tables[0][specs[2]] % 50 == 0 and tables[0][specs[2]] > 3 * 50
+
+
+def test_probes_and_options_mix_in_any_order(calls):
+    res = cli("trace", f"uprobe:{calls}:add", "--count", f"uprobe:{calls}:square",
+              "--no-inline", "--", calls, "7")
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    assert lines[lines.index("hits  probe") + 1:] == [f"   7  uprobe:{calls}:add",
+                                                      f"   7  uprobe:{calls}:square"]
+
+
+def test_hits_shows_every_return_that_latency_times(calls):
+    res = cli("trace", "--latency", f"{calls}:square", "--hits", "--", calls, "4")
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stderr.splitlines() if HIT_LINE.match(line)]
+    assert [HIT_LINE.match(line).group(4) for line in lines] == [f"uretprobe:{calls}:square"] * 4
+    assert all(re.search(r"retval=0x[0-9a-f]+ \(\d+\.\d{3} us\)$", line) for line in lines)
+    assert "count: 4" in res.stderr
 
 
 def test_a_failed_run_leaves_an_existing_trace_out_file_alone(calls, tmp_path):
