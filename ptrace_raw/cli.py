@@ -600,6 +600,8 @@ def _main(argv, held: HeldSignals) -> int:
             raise UsageError("'-- CMD ARGS' only goes with 'trace'")
         if held.signals:
             return 128 + held.first
+        if opts.command_name != "trace":
+            held.restore()  # list and demo set no probes: a signal ends them as usual
         return opts.run(opts)
     except _Signalled as exc:
         return 128 + exc.signum

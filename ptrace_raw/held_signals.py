@@ -21,13 +21,17 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 class HeldSignals:
     """Records the stop signals that arrive (``signals``) until
     ``restore``; off the main thread, where no handler can be set, it
-    records nothing and the signals act as before."""
+    records nothing and the signals act as before.  A signal the command
+    was started ignoring (nohup) stays ignored: a handler would also end
+    the ignoring in the programs it starts, which exec resets to the
+    default."""
 
     def __init__(self):
         self.signals = []
         self._old = {}
         if threading.current_thread() is threading.main_thread():
-            self._old = {sig: signal.signal(sig, self._hold) for sig in STOP_SIGNALS}
+            self._old = {sig: signal.signal(sig, self._hold) for sig in STOP_SIGNALS
+                         if signal.getsignal(sig) is not signal.SIG_IGN}
 
     def _hold(self, signum, frame) -> None:
         self.signals.append(signum)

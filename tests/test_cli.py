@@ -308,6 +308,40 @@ def test_a_stop_signal_during_set_up_leaves_every_process_as_it_was(build, tmp_p
         svc.wait(timeout=10)
 
 
+def test_a_command_started_ignoring_signals_passes_that_on(calls):
+    """Under nohup (SIGHUP ignored), or with SIGINT ignored by the shell
+    that ran it in the background, the traced command ignores them too,
+    as it would untraced: holding the stop signals must leave those be."""
+    def ignore():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    res = cli("trace", "--count", f"uprobe:{calls}:add", "--", "grep", "SigIgn",
+              "/proc/self/status", preexec_fn=ignore)
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout.split()[1], 16) & 0b11 == 0b11
+
+
+@pytest.mark.parametrize("command", [["list", "{calls}"], ["demo"]])
+def test_list_and_demo_end_on_a_signal_as_usual(calls, monkeypatch, command):
+    """Only ``trace`` sets probes, so only it holds the stop signals while
+    it runs; ``list`` and ``demo`` die of them, or raise KeyboardInterrupt,
+    as any program does."""
+    from ptrace_raw import cli as cli_module
+    from ptrace_raw.held_signals import HeldSignals
+
+    seen = {}
+
+    def record(opts):
+        seen.update({sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)})
+        return 0
+
+    monkeypatch.setattr(cli_module, f"_{command[0]}", record)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    assert cli_module.main([a.format(calls=calls) for a in command], held=HeldSignals()) == 0
+    assert seen == before
+
+
 def test_ctrl_c_leaves_a_stuck_script(calls, tmp_path):
     """A script runs with Ctrl-C raising KeyboardInterrupt as usual, so one
     that never returns can still be left (the command is killed)."""
