@@ -10,6 +10,7 @@ exactly as without a tracer.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -166,6 +167,9 @@ class Loop:
         self._orphans = {}
         #: threads resumed during detach to take an int3 trap already pending
         self._awaiting_trap = set()
+        #: while not None, followed children born stay stopped here
+        #: (``children_held``)
+        self._held_children = None
         self._status = ctypes.c_int()
         self._status_ref = ctypes.byref(self._status)
         self._stop_signal = 0
@@ -472,9 +476,31 @@ class Loop:
             child.silent = True
         self.engine.on_fork(parent_thread, child, follow, vfork)
         if follow or vfork:
-            self._resume(thread)
+            if self._held_children is not None:
+                self._held_children.append(thread)
+            else:
+                self._resume(thread)
         else:
             self._release(child)
+
+    @contextlib.contextmanager
+    def children_held(self):
+        """Followed children forked meanwhile stay stopped until the end.
+        For a change to the probes: stopping a process to change it serves
+        the forks its threads have pending, and such a child, which copies
+        its parent's probes as they were, must get the change before it
+        runs."""
+        outer = self._held_children is not None
+        if not outer:
+            self._held_children = []
+        try:
+            yield
+        finally:
+            if not outer:
+                held, self._held_children = self._held_children, None
+                for thread in held:
+                    if self._threads.get(thread.tid) is thread and thread.stopped:
+                        self._resume(thread)
 
     def _exec(self, thread) -> None:
         proc = thread.process

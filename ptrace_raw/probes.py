@@ -283,17 +283,19 @@ class ProbeEngine(Engine):
     def add_probe(self, spec_text: str, handler=None, keep_args: int = 0) -> Probe:
         probe = Probe(parse_spec(spec_text), handler, keep_args, self.say)
         self._validate(probe)
-        stopped = [p for p in self.tracer.processes.values() if p.probe_state is not None]
         done = []
+
+        def install(proc):
+            self._install(proc, probe)
+            done.append(proc)
+
         try:
-            for proc in stopped:
-                with _stopped(self.tracer, proc):
-                    self._install(proc, probe)
-                done.append(proc)
+            self._for_each_process(install)
         except BaseException:
             for proc in done:
-                with _stopped(self.tracer, proc):
-                    self._uninstall(proc, probe)
+                if proc.probe_state is not None:
+                    with _stopped(self.tracer, proc):
+                        self._uninstall(proc, probe)
             raise
         self.probes.append(probe)
         return probe
@@ -303,10 +305,24 @@ class ProbeEngine(Engine):
             return
         probe.removed = True
         self.probes.remove(probe)
-        for proc in list(self.tracer.processes.values()):
-            if proc.probe_state is not None:
-                with _stopped(self.tracer, proc):
-                    self._uninstall(proc, probe)
+        self._for_each_process(lambda proc: self._uninstall(proc, probe))
+
+    def _for_each_process(self, fn) -> None:
+        """``fn(proc)``, all its threads stopped, for every process with
+        probes, and for those forked meanwhile (``Loop.children_held``)."""
+        seen = set()
+        with self.tracer.children_held():
+            while True:
+                todo = [p for p in self.tracer.processes.values()
+                        if p.probe_state is not None and p.pid not in seen]
+                if not todo:
+                    return
+                for proc in todo:
+                    seen.add(proc.pid)
+                    with _stopped(self.tracer, proc):
+                        # Gone (exited, exec'd) while it or another was stopped?
+                        if proc.probe_state is not None:
+                            fn(proc)
 
     def _validate(self, probe: Probe, also_mapped=()) -> None:
         """Check a spec against its file before any process is touched, when
@@ -520,7 +536,13 @@ class ProbeEngine(Engine):
         ps = proc.probe_state
         if probe in ps.waiting:
             ps.waiting.remove(probe)
-        for addr in probe.sites.pop(proc.pid, ()):
+        addrs = probe.sites.pop(proc.pid, None)
+        if addrs is None:
+            # A child forked while the probe was being removed copied its
+            # sites, but not its list of them (it was no longer a probe).
+            addrs = [addr for addr, site in ps.bps.sites.items()
+                     if probe in site.entry or probe in site.returns]
+        for addr in addrs:
             site = ps.bps.get(addr)
             if site is None:
                 continue

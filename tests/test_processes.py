@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -62,6 +63,49 @@ def test_exec_into_a_program_of_the_other_bitness(build, bits):
     assert out == subprocess.run([str(target), "4"], capture_output=True, text=True).stdout
     assert proc.exit_code == 0
     assert seen == [(i, 1, 96 - bits) for i in range(4)]
+
+
+def _wait_for_ptrace_stop(pid, tid):
+    """Until thread ``tid`` sits in a ptrace stop (state t): a condition on
+    the tracee, polled, as nothing else can report it to a handler."""
+    while True:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "t":
+                return
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("change", ["add", "remove"])
+def test_a_child_forked_while_a_handler_changes_probes_gets_the_change(build, change):
+    """The handler waits until the other thread has forked (it stops at
+    the fork event), then adds or removes a probe.  Stopping the process
+    to change it serves that fork: the child copies the probes as they
+    were, and must then get the change too.  It got neither: an added
+    probe missed the child's 20 calls, a removed one still ran its handler
+    for them."""
+    exe = build("forkduring.c", flags=("-O0", "-pthread"))
+    r, w = pipe_pair()
+    calls = []
+    with Tracer(follow_forks=True) as t:
+        proc = t.spawn([str(exe)], stdout=w)
+        os.close(w)
+        made = {}
+        if change == "remove":
+            made["f"] = t.add_probe(f"uprobe:{exe}:f", lambda hit: calls.append(hit.pid))
+
+        def on_trigger(hit):
+            (forker,) = [tid for tid in proc.threads if tid != hit.tid]
+            _wait_for_ptrace_stop(proc.pid, forker)
+            if change == "add":
+                made["f"] = t.add_probe(f"uprobe:{exe}:f", lambda hit: calls.append(hit.pid))
+            else:
+                t.remove_probe(made["f"])
+
+        t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
+        t.run()
+    assert r.read() == "child status 0\n" and proc.exit_code == 0
+    children = {pid for pid in calls if pid != proc.pid}
+    assert (len(calls), len(children)) == ((20, 1) if change == "add" else (0, 0))
 
 
 @pytest.mark.parametrize("follow", [True, False], ids=["follow", "nofollow"])

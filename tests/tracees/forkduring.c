@@ -1,0 +1,48 @@
+/* A thread forks while another is stopped at a probe whose handler adds or
+ * removes a probe: the child must get the change as its parent does.  The
+ * main thread lets the forker go, then calls trigger() (the probe); the
+ * forker's child calls f() 20 times and exits 0 if they all returned
+ * right.  Prints the child's exit status.
+ * Usage: forkduring */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+__attribute__((noinline)) int f(int x) { __asm__ volatile(""); return x + 1; }
+__attribute__((noinline)) int trigger(void) { __asm__ volatile(""); return 0; }
+
+static int go[2];
+
+static void *forker(void *arg)
+{
+    (void)arg;
+    char c;
+    if (read(go[0], &c, 1) != 1)
+        return NULL;
+    pid_t child = fork();
+    if (child == 0) {
+        int sum = 0;
+        for (int k = 0; k < 20; k++)
+            sum += f(k);
+        _exit(sum == 210 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    printf("child status %#x\n", status);
+    return NULL;
+}
+
+int main(void)
+{
+    pthread_t thread;
+    if (pipe(go) != 0 || pthread_create(&thread, NULL, forker, NULL) != 0)
+        return 2;
+    if (write(go[1], "x", 1) != 1)
+        return 2;
+    trigger();
+    pthread_join(thread, NULL);
+    return 0;
+}
