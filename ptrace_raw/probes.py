@@ -292,10 +292,9 @@ class ProbeEngine(Engine):
         try:
             self._for_each_process(install)
         except BaseException:
-            for proc in done:
-                if proc.probe_state is not None:
-                    with _stopped(self.tracer, proc):
-                        self._uninstall(proc, probe)
+            # Everywhere, as a child forked meanwhile may hold it too.
+            if done:
+                self._for_each_process(lambda proc: self._uninstall(proc, probe))
             raise
         self.probes.append(probe)
         return probe
@@ -309,19 +308,22 @@ class ProbeEngine(Engine):
 
     def _for_each_process(self, fn) -> None:
         """``fn(proc)``, all its threads stopped, for every process with
-        probes, and for those forked meanwhile (``Loop.children_held``)."""
+        probes, and for those forked meanwhile (``Loop.children_held``);
+        once per set of probes, which a vfork child shares with its
+        parent."""
         seen = set()
         with self.tracer.children_held():
             while True:
                 todo = [p for p in self.tracer.processes.values()
-                        if p.probe_state is not None and p.pid not in seen]
+                        if p.probe_state is not None and p.probe_state not in seen]
                 if not todo:
                     return
                 for proc in todo:
-                    seen.add(proc.pid)
                     with _stopped(self.tracer, proc):
-                        # Gone (exited, exec'd) while it or another was stopped?
-                        if proc.probe_state is not None:
+                        # Gone (exited, exec'd) while it or another was
+                        # stopped, or a vfork child of one done already?
+                        if proc.probe_state is not None and proc.probe_state not in seen:
+                            seen.add(proc.probe_state)
                             fn(proc)
 
     def _validate(self, probe: Probe, also_mapped=()) -> None:

@@ -1,13 +1,15 @@
-/* A thread forks while another is stopped at a probe whose handler adds or
- * removes a probe: the child must get the change as its parent does.  The
- * main thread lets the forker go, then calls trigger() (the probe); the
- * forker's child calls f() 20 times and exits 0 if they all returned
- * right.  Prints the child's exit status.
- * Usage: forkduring */
+/* A thread forks (or vforks) while another is stopped at a probe whose
+ * handler adds or removes a probe: the child must get the change as its
+ * parent does.  The main thread lets the forker go, then calls trigger()
+ * (the probe); the forker's child calls f() 20 times and exits 0 if they
+ * all returned right; then the forker calls f() 10 times.  Prints the
+ * child's exit status.
+ * Usage: forkduring [fork|vfork] */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@ __attribute__((noinline)) int f(int x) { __asm__ volatile(""); return x + 1; }
 __attribute__((noinline)) int trigger(void) { __asm__ volatile(""); return 0; }
 
 static int go[2];
+static int use_vfork;
 
 static void *forker(void *arg)
 {
@@ -22,7 +25,7 @@ static void *forker(void *arg)
     char c;
     if (read(go[0], &c, 1) != 1)
         return NULL;
-    pid_t child = fork();
+    pid_t child = use_vfork ? vfork() : fork();
     if (child == 0) {
         int sum = 0;
         for (int k = 0; k < 20; k++)
@@ -31,13 +34,16 @@ static void *forker(void *arg)
     }
     int status = 0;
     waitpid(child, &status, 0);
+    for (int k = 0; k < 10; k++)
+        f(k);
     printf("child status %#x\n", status);
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     pthread_t thread;
+    use_vfork = argc > 1 && strcmp(argv[1], "vfork") == 0;
     if (pipe(go) != 0 || pthread_create(&thread, NULL, forker, NULL) != 0)
         return 2;
     if (write(go[1], "x", 1) != 1)
