@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 import traceback
 from time import monotonic_ns as _monotonic_ns
 from typing import Callable, Optional
@@ -825,7 +824,7 @@ class ProbeEngine(Engine):
         # in the order the probes were added, as entry handlers do.
         for probe in reversed(site.returns):
             args = arch.args(regs, mem, probe.keep_args) if probe.keep_args else None
-            stack.append(_Pending(probe, orig, sp, args, time.monotonic_ns(), site.addr,
+            stack.append(_Pending(probe, orig, sp, args, _monotonic_ns(), site.addr,
                                   thread.signals_delivered))
         return swap
 
