@@ -46,7 +46,6 @@ from .consts import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
 from .elf import ElfError, ElfImage
 from .errors import ProbeError
 from .libraries import LibraryNotFound, resolve_binary
-from .probes import _stopped
 from .resolve import original_code, places
 from .specs import parse_spec
 
@@ -253,19 +252,20 @@ class InlineProbes:
         return self._add(obj)
 
     def _add(self, obj):
-        procs = [p for p in self.tracer.processes.values() if p.probe_state is not None]
+        engine = self.tracer.engine
         done = []
+
+        def install(proc):
+            done.append(proc)
+            self._install(proc, obj)
+
         try:
             if obj.spec.is_return or obj.spec.provider is not None and obj.kind == "enter":
                 raise _Fallback("only entry probes run inline")
-            for proc in procs:
-                with _stopped(self.tracer, proc):
-                    done.append(proc)
-                    self._install(proc, obj)
+            engine.for_each_process(install)
         except _Fallback as why:
-            for proc in done:
-                with _stopped(self.tracer, proc):
-                    self._uninstall(proc, obj)
+            if done:
+                engine.for_each_process(lambda proc: self._uninstall(proc, obj))
             self._fall_back(obj, str(why))
         self.probes.append(obj)
         return obj

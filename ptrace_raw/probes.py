@@ -289,11 +289,11 @@ class ProbeEngine(Engine):
             done.append(proc)
 
         try:
-            self._for_each_process(install)
+            self.for_each_process(install)
         except BaseException:
             # Everywhere, as a child forked meanwhile may hold it too.
             if done:
-                self._for_each_process(lambda proc: self._uninstall(proc, probe))
+                self.for_each_process(lambda proc: self._uninstall(proc, probe))
             raise
         self.probes.append(probe)
         return probe
@@ -303,13 +303,14 @@ class ProbeEngine(Engine):
             return
         probe.removed = True
         self.probes.remove(probe)
-        self._for_each_process(lambda proc: self._uninstall(proc, probe))
+        self.for_each_process(lambda proc: self._uninstall(proc, probe))
 
-    def _for_each_process(self, fn) -> None:
+    def for_each_process(self, fn) -> None:
         """``fn(proc)``, all its threads stopped, for every process with
         probes, and for those forked meanwhile (``Loop.children_held``);
         once per set of probes, which a vfork child shares with its
-        parent."""
+        parent.  How every change to the probes reaches every process,
+        inline ones included."""
         seen = set()
         with self.tracer.children_held():
             while True:

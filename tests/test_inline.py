@@ -12,7 +12,7 @@ import pytest
 from ptrace_raw.elf import ElfImage
 from ptrace_raw.errors import ProbeError
 from ptrace_raw.tracer import Tracer
-from tests.tracing import TracerThread, pipe_pair, text_bytes
+from tests.tracing import TracerThread, pipe_pair, text_bytes, wait_for_ptrace_stop
 
 _RELOCATED = ("f_riprel", "f_call", "f_jmp", "f_jcc", "f_cmp", "f_pc")
 _REFUSED = {"f_tiny": "fewer than 5 bytes", "f_loop": "lands at 0x2", "f_sys": "cannot run inline"}
@@ -21,6 +21,30 @@ _REFUSED = {"f_tiny": "fewer than 5 bytes", "f_loop": "lands at 0x2", "f_sys": "
 def _untraced(argv):
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
                           check=True).stdout
+
+
+@pytest.mark.parametrize("how", ["fork", "vfork"])
+def test_a_count_set_while_another_thread_forks_counts_the_child(build, how):
+    """As for int3 probes (test_processes): the handler waits until the
+    other thread stopped at its fork, then sets an inline count, and the
+    child, which copies its parent as it was, must be patched too: its 20
+    calls and the parent's 10 are counted."""
+    exe = build("forkduring.c", flags=("-O0", "-pthread"))
+    r, w = pipe_pair()
+    made = {}
+    with Tracer(follow_forks=True) as t:
+        proc = t.spawn([str(exe), how], stdout=w)
+        os.close(w)
+
+        def on_trigger(hit):
+            (forker,) = [tid for tid in proc.threads if tid != hit.tid]
+            wait_for_ptrace_stop(proc.pid, forker)
+            made["count"] = t.count(f"uprobe:{exe}:f")
+
+        t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
+        t.run()
+    assert r.read() == "child status 0\n" and proc.exit_code == 0
+    assert made["count"].inline and made["count"].value == 30
 
 
 def test_counts_are_exact_over_eight_threads(build, bits):

@@ -9,14 +9,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 from ptrace_raw.tracer import Tracer
 from ptrace_raw.xol import XolError
 from tests.conftest import build_c
-from tests.tracing import ask, maps_of, pipe_pair, start_service, text_bytes
+from tests.tracing import ask, maps_of, pipe_pair, start_service, text_bytes, wait_for_ptrace_stop
 
 
 def _run(argv, probes, follow=False):
@@ -65,16 +64,6 @@ def test_exec_into_a_program_of_the_other_bitness(build, bits):
     assert seen == [(i, 1, 96 - bits) for i in range(4)]
 
 
-def _wait_for_ptrace_stop(pid, tid):
-    """Until thread ``tid`` sits in a ptrace stop (state t): a condition on
-    the tracee, polled, as nothing else can report it to a handler."""
-    while True:
-        with open(f"/proc/{pid}/task/{tid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "t":
-                return
-        time.sleep(0.001)
-
-
 @pytest.mark.parametrize("how", ["fork", "vfork"])
 @pytest.mark.parametrize("change", ["add", "remove"])
 def test_a_child_forked_while_a_handler_changes_probes_gets_the_change(build, change, how):
@@ -97,7 +86,7 @@ def test_a_child_forked_while_a_handler_changes_probes_gets_the_change(build, ch
 
         def on_trigger(hit):
             (forker,) = [tid for tid in proc.threads if tid != hit.tid]
-            _wait_for_ptrace_stop(proc.pid, forker)
+            wait_for_ptrace_stop(proc.pid, forker)
             if change == "add":
                 made["f"] = t.add_probe(f"uprobe:{exe}:f", lambda hit: calls.append(hit.pid))
             else:

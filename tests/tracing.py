@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 
 from ptrace_raw.loop import Engine
 from ptrace_raw.tracer import Tracer
@@ -91,3 +92,13 @@ def maps_of(pid):
             lo, hi = (int(x, 16) for x in parts[0].split("-"))
             out.append((lo, hi, parts[1], parts[5] if len(parts) > 5 else ""))
     return out
+
+
+def wait_for_ptrace_stop(pid, tid):
+    """Until thread ``tid`` sits in a ptrace stop (state t): a condition on
+    the tracee, polled, as nothing else can report it to a handler."""
+    while True:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "t":
+                return
+        time.sleep(0.001)
