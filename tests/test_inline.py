@@ -25,24 +25,30 @@ def _untraced(argv):
 
 @pytest.mark.parametrize("how", ["fork", "vfork"])
 def test_a_count_set_while_another_thread_forks_counts_the_child(build, how):
-    """As for int3 probes (test_processes): the handler waits until the
-    other thread stopped at its fork, then sets an inline count, and the
+    """As for int3 probes (test_processes): the handler lets the other
+    thread fork, waits until it stops there, then sets an inline count; the
     child, which copies its parent as it was, must be patched too: its 20
     calls and the parent's 10 are counted."""
     exe = build("forkduring.c", flags=("-O0", "-pthread"))
     r, w = pipe_pair()
     made = {}
     with Tracer(follow_forks=True) as t:
-        proc = t.spawn([str(exe), how], stdout=w)
+        go_r, go_w = os.pipe()  # the forker forks on a byte from us
+        proc = t.spawn([str(exe), how], stdin=go_r, stdout=w)
         os.close(w)
+        os.close(go_r)
 
         def on_trigger(hit):
             (forker,) = [tid for tid in proc.threads if tid != hit.tid]
+            os.write(go_w, b"x")
             wait_for_ptrace_stop(proc.pid, forker)
             made["count"] = t.count(f"uprobe:{exe}:f")
 
         t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
-        t.run()
+        try:
+            t.run()
+        finally:
+            os.close(go_w)
     assert r.read() == "child status 0\n" and proc.exit_code == 0
     assert made["count"].inline and made["count"].value == 30
 

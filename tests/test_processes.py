@@ -67,10 +67,10 @@ def test_exec_into_a_program_of_the_other_bitness(build, bits):
 @pytest.mark.parametrize("how", ["fork", "vfork"])
 @pytest.mark.parametrize("change", ["add", "remove"])
 def test_a_child_forked_while_a_handler_changes_probes_gets_the_change(build, change, how):
-    """The handler waits until the other thread has forked (it stops at
-    the fork event), then adds or removes a probe.  Stopping the process
-    to change it serves that fork: the child copies the probes as they
-    were, and must then get the change too.  It got neither: an added
+    """The handler lets the other thread fork (a byte on its stdin), waits
+    until it stops at the fork event, then adds or removes a probe.
+    Stopping the process to change it serves that fork: the child copies
+    the probes as they were, and must then get the change too.  It got neither: an added
     probe missed the child's 20 calls, a removed one still ran its handler
     for them.  A vfork child shares its parent's probes: changed once, not
     twice (the probe would run twice at every hit)."""
@@ -78,14 +78,17 @@ def test_a_child_forked_while_a_handler_changes_probes_gets_the_change(build, ch
     r, w = pipe_pair()
     calls = []
     with Tracer(follow_forks=True) as t:
-        proc = t.spawn([str(exe), how], stdout=w)
+        go_r, go_w = os.pipe()  # the forker forks on a byte from us
+        proc = t.spawn([str(exe), how], stdin=go_r, stdout=w)
         os.close(w)
+        os.close(go_r)
         made = {}
         if change == "remove":
             made["f"] = t.add_probe(f"uprobe:{exe}:f", lambda hit: calls.append(hit.pid))
 
         def on_trigger(hit):
             (forker,) = [tid for tid in proc.threads if tid != hit.tid]
+            os.write(go_w, b"x")
             wait_for_ptrace_stop(proc.pid, forker)
             if change == "add":
                 made["f"] = t.add_probe(f"uprobe:{exe}:f", lambda hit: calls.append(hit.pid))
@@ -93,7 +96,10 @@ def test_a_child_forked_while_a_handler_changes_probes_gets_the_change(build, ch
                 t.remove_probe(made["f"])
 
         t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
-        t.run()
+        try:
+            t.run()
+        finally:
+            os.close(go_w)
     assert r.read() == "child status 0\n" and proc.exit_code == 0
     mine = calls.count(proc.pid)
     children = collections.Counter(pid for pid in calls if pid != proc.pid)

@@ -1,10 +1,11 @@
 /* A thread forks (or vforks) while another is stopped at a probe whose
  * handler adds or removes a probe: the child must get the change as its
- * parent does.  The main thread lets the forker go, then calls trigger()
- * (the probe); the forker's child calls f() 20 times and exits 0 if they
- * all returned right; then the forker calls f() 10 times.  Prints the
- * child's exit status.
- * Usage: forkduring [fork|vfork] */
+ * parent does.  The main thread calls trigger() (the probe); the forker
+ * forks when a byte arrives on stdin, which the handler sends, so the fork
+ * happens while main is stopped there.  The child calls f() 20 times and
+ * exits 0 if they all returned right; then the forker calls f() 10 times.
+ * Prints the child's exit status.
+ * Usage: forkduring [fork|vfork] < a byte */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
@@ -16,14 +17,13 @@
 __attribute__((noinline)) int f(int x) { __asm__ volatile(""); return x + 1; }
 __attribute__((noinline)) int trigger(void) { __asm__ volatile(""); return 0; }
 
-static int go[2];
 static int use_vfork;
 
 static void *forker(void *arg)
 {
     (void)arg;
     char c;
-    if (read(go[0], &c, 1) != 1)
+    if (read(0, &c, 1) != 1)
         return NULL;
     pid_t child = use_vfork ? vfork() : fork();
     if (child == 0) {
@@ -44,9 +44,7 @@ int main(int argc, char **argv)
 {
     pthread_t thread;
     use_vfork = argc > 1 && strcmp(argv[1], "vfork") == 0;
-    if (pipe(go) != 0 || pthread_create(&thread, NULL, forker, NULL) != 0)
-        return 2;
-    if (write(go[1], "x", 1) != 1)
+    if (pthread_create(&thread, NULL, forker, NULL) != 0)
         return 2;
     trigger();
     pthread_join(thread, NULL);
