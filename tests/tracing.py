@@ -94,11 +94,14 @@ def maps_of(pid):
     return out
 
 
-def wait_for_ptrace_stop(pid, tid):
+def wait_for_ptrace_stop(pid, tid, give_up=60.0):
     """Until thread ``tid`` sits in a ptrace stop (state t): a condition on
-    the tracee, polled, as nothing else can report it to a handler."""
-    while True:
+    the tracee, polled, as nothing else can report it to a handler.  After
+    ``give_up`` seconds the test fails rather than hang."""
+    end = time.monotonic() + give_up
+    while time.monotonic() < end:
         with open(f"/proc/{pid}/task/{tid}/stat") as f:
             if f.read().rsplit(")", 1)[1].split()[0] == "t":
                 return
         time.sleep(0.001)
+    raise AssertionError(f"thread {tid} of {pid} never stopped")
