@@ -296,7 +296,8 @@ class _Session:
 
     def _check_held(self) -> None:
         """A stop signal held while the tracees were being set up ends the
-        set-up here, between two of its steps."""
+        set-up here: before anything is attached, before the script runs
+        (which takes Ctrl-C itself), and at its end."""
         if self.held.signals:
             raise _Signalled(self.held.first)
 
@@ -307,17 +308,15 @@ class _Session:
         # Every spec checked before anything is touched (Tracer.check_probe).
         for probe in self.probes:
             tracer.check_probe(probe.spec.text, opts.pid)
+        self._check_held()
         for pid in opts.pid:
-            self._check_held()
             tracer.attach(pid)
         command = None
         if opts.argv:
-            self._check_held()
             command = tracer.spawn(opts.argv)
         inline = [probe for probe in self.probes if self._inline_fits(probe)]
         for probe in self.probes:
             if probe not in inline:
-                self._check_held()
                 keep = max(probe.nargs, self.keep_args) if probe.spec.is_return else 0
                 self._ours.append(tracer.add_probe(probe.spec.text, self._handler(probe),
                                                    keep_args=keep))
@@ -325,7 +324,6 @@ class _Session:
         # bytes, where an int3 probe (a return probe, FUNC+*) is then
         # refused; set after, it finds the int3 and becomes one itself.
         for probe in inline:
-            self._check_held()
             self._set_inline(tracer, probe)
         if opts.script:
             self._check_held()

@@ -17,19 +17,18 @@ from .elf import ElfError, ElfImage
 from .errors import TracerError
 from .ifunc import implementation
 from .lines import iter_source_lines
-from .maps import read_maps
+from .maps import mapped_files
 
 
 def process_files(pid: int) -> List[str]:
     """The ELF files with executable mappings in process ``pid``, in map
     order."""
     try:
-        maps = read_maps(pid)
+        return mapped_files(pid)
     except FileNotFoundError:
         raise CliError(f"cannot list pid {pid}: no such process") from None
     except OSError as exc:
         raise CliError(f"cannot list pid {pid}: {exc.strerror}") from None
-    return list(dict.fromkeys(m.path for m in maps if m.is_exec and m.path.startswith("/")))
 
 
 def _ranges(lines: List[int]) -> str:

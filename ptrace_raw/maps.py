@@ -36,3 +36,10 @@ def parse_maps(text: str) -> List[MapEntry]:
 def read_maps(pid: int) -> List[MapEntry]:
     with open(f"/proc/{pid}/maps") as f:
         return parse_maps(f.read())
+
+
+def mapped_files(pid: int) -> List[str]:
+    """The files with executable mappings in process ``pid`` (its
+    program and libraries), in map order; OSError if it cannot be read."""
+    return list(dict.fromkeys(m.path for m in read_maps(pid)
+                              if m.is_exec and m.path.startswith("/")))

@@ -27,7 +27,7 @@ from .lines import source_line
 from .hit import Hit
 from .libraries import LibraryNotFound, resolve_binary
 from .loop import Engine
-from .maps import read_maps
+from .maps import mapped_files
 from .modules import ModuleMap
 from .params import format_value, function_params
 from .resolve import original_code, places
@@ -274,7 +274,7 @@ class ProbeEngine(Engine):
         mapped = []
         for pid in pids:
             try:
-                mapped += [m.path for m in read_maps(pid) if m.path.startswith("/")]
+                mapped += mapped_files(pid)
             except OSError:
                 pass  # attaching will say what is wrong with it
         self._validate(Probe(parse_spec(spec_text), None, 0, lambda message: None), mapped)

@@ -12,7 +12,7 @@ import pytest
 from ptrace_raw.elf import ElfImage
 from ptrace_raw.errors import ProbeError
 from ptrace_raw.tracer import Tracer
-from tests.tracing import TracerThread, pipe_pair, text_bytes, wait_for_ptrace_stop
+from tests.tracing import TracerThread, pipe_pair, text_bytes, trace_fork_during
 
 _RELOCATED = ("f_riprel", "f_call", "f_jmp", "f_jcc", "f_cmp", "f_pc")
 _REFUSED = {"f_tiny": "fewer than 5 bytes", "f_loop": "lands at 0x2", "f_sys": "cannot run inline"}
@@ -30,26 +30,9 @@ def test_a_count_set_while_another_thread_forks_counts_the_child(build, how):
     child, which copies its parent as it was, must be patched too: its 20
     calls and the parent's 10 are counted."""
     exe = build("forkduring.c", flags=("-O0", "-pthread"))
-    r, w = pipe_pair()
     made = {}
-    with Tracer(follow_forks=True) as t:
-        go_r, go_w = os.pipe()  # the forker forks on a byte from us
-        proc = t.spawn([str(exe), how], stdin=go_r, stdout=w)
-        os.close(w)
-        os.close(go_r)
-
-        def on_trigger(hit):
-            (forker,) = [tid for tid in proc.threads if tid != hit.tid]
-            os.write(go_w, b"x")
-            wait_for_ptrace_stop(proc.pid, forker)
-            made["count"] = t.count(f"uprobe:{exe}:f")
-
-        t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
-        try:
-            t.run()
-        finally:
-            os.close(go_w)
-    assert r.read() == "child status 0\n" and proc.exit_code == 0
+    out, proc = trace_fork_during(exe, how, lambda t: made.update(count=t.count(f"uprobe:{exe}:f")))
+    assert out == "child status 0\n" and proc.exit_code == 0
     assert made["count"].inline and made["count"].value == 30
 
 

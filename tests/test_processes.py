@@ -15,7 +15,7 @@ import pytest
 from ptrace_raw.tracer import Tracer
 from ptrace_raw.xol import XolError
 from tests.conftest import build_c
-from tests.tracing import ask, maps_of, pipe_pair, start_service, text_bytes, wait_for_ptrace_stop
+from tests.tracing import ask, maps_of, pipe_pair, start_service, text_bytes, trace_fork_during
 
 
 def _run(argv, probes, follow=False):
@@ -70,37 +70,22 @@ def test_a_child_forked_while_a_handler_changes_probes_gets_the_change(build, ch
     """The handler lets the other thread fork (a byte on its stdin), waits
     until it stops at the fork event, then adds or removes a probe.
     Stopping the process to change it serves that fork: the child copies
-    the probes as they were, and must then get the change too.  It got neither: an added
-    probe missed the child's 20 calls, a removed one still ran its handler
-    for them.  A vfork child shares its parent's probes: changed once, not
-    twice (the probe would run twice at every hit)."""
+    the probes as they were, and must then get the change too.  It got
+    neither: an added probe missed the child's 20 calls, a removed one
+    still ran its handler for them.  A vfork child shares its parent's
+    probes: changed once, not twice (the probe would run twice at every
+    hit)."""
     exe = build("forkduring.c", flags=("-O0", "-pthread"))
-    r, w = pipe_pair()
-    calls = []
-    with Tracer(follow_forks=True) as t:
-        go_r, go_w = os.pipe()  # the forker forks on a byte from us
-        proc = t.spawn([str(exe), how], stdin=go_r, stdout=w)
-        os.close(w)
-        os.close(go_r)
-        made = {}
-        if change == "remove":
-            made["f"] = t.add_probe(f"uprobe:{exe}:f", lambda hit: calls.append(hit.pid))
+    calls, made = [], {}
 
-        def on_trigger(hit):
-            (forker,) = [tid for tid in proc.threads if tid != hit.tid]
-            os.write(go_w, b"x")
-            wait_for_ptrace_stop(proc.pid, forker)
-            if change == "add":
-                made["f"] = t.add_probe(f"uprobe:{exe}:f", lambda hit: calls.append(hit.pid))
-            else:
-                t.remove_probe(made["f"])
+    def add(t):
+        made["f"] = t.add_probe(f"uprobe:{exe}:f", lambda hit: calls.append(hit.pid))
 
-        t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
-        try:
-            t.run()
-        finally:
-            os.close(go_w)
-    assert r.read() == "child status 0\n" and proc.exit_code == 0
+    if change == "add":
+        out, proc = trace_fork_during(exe, how, add)
+    else:
+        out, proc = trace_fork_during(exe, how, lambda t: t.remove_probe(made["f"]), before=add)
+    assert out == "child status 0\n" and proc.exit_code == 0
     mine = calls.count(proc.pid)
     children = collections.Counter(pid for pid in calls if pid != proc.pid)
     assert (mine, list(children.values())) == ((10, [20]) if change == "add" else (0, []))

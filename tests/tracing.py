@@ -94,7 +94,36 @@ def maps_of(pid):
     return out
 
 
-def wait_for_ptrace_stop(pid, tid, give_up=60.0):
+def trace_fork_during(exe, how, change, before=None):
+    """Run tracees/forkduring.c (``how``: fork or vfork) traced with
+    follow_forks: ``before(t)`` first, then ``change(t)`` from the handler
+    at its trigger(), once the other thread has forked, on the byte the
+    handler sends it, and stopped at the fork event.  Returns (its stdout,
+    the process)."""
+    r, w = pipe_pair()
+    go_r, go_w = os.pipe()
+    with Tracer(follow_forks=True) as t:
+        proc = t.spawn([str(exe), how], stdin=go_r, stdout=w)
+        os.close(w)
+        os.close(go_r)
+        if before is not None:
+            before(t)
+
+        def on_trigger(hit):
+            (forker,) = [tid for tid in proc.threads if tid != hit.tid]
+            os.write(go_w, b"x")
+            _wait_for_ptrace_stop(proc.pid, forker)
+            change(t)
+
+        t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
+        try:
+            t.run()
+        finally:
+            os.close(go_w)
+    return r.read(), proc
+
+
+def _wait_for_ptrace_stop(pid, tid, give_up=60.0):
     """Until thread ``tid`` sits in a ptrace stop (state t): a condition on
     the tracee, polled, as nothing else can report it to a handler.  After
     ``give_up`` seconds the test fails rather than hang."""
