@@ -109,9 +109,9 @@ class Engine:
     def on_trap(self, thread) -> bool:
         """A SIGTRAP stop outside a step; True if it was ours and handled
         (the engine resumes the thread or leaves it stopped).  The loop
-        marks the thread stopped and nothing more: the engine starts the
-        stop with ``thread.at_trap()`` or ``thread.stale()`` before reading
-        registers, so that a hit reads ip once."""
+        marks the thread stopped and nothing more: the engine drops what
+        the last stop read (``thread.stale()``, or as ``ProbeEngine.on_trap``
+        does) before reading registers, so that a hit reads ip once."""
         thread.stale()
         return False
 

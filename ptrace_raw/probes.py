@@ -19,8 +19,9 @@ from typing import Callable, Optional
 import arch as _arch
 
 from . import binding
+from ._libc import ptrace_small as _ptrace
 from .breakpoints import Breakpoints
-from .consts import PTRACE_SINGLESTEP
+from .consts import PTRACE_CONT, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_SINGLESTEP
 from .elf import ElfError, ElfImage
 from .errors import ProbeError, TracerError
 from .lines import source_line
@@ -32,6 +33,7 @@ from .modules import ModuleMap
 from .params import format_value, function_params
 from .resolve import original_code, places
 from .specs import parse_spec
+from .thread import IP_OFFSET
 from .unwind import unwind
 from .xol import XolError, XolSpace
 
@@ -560,7 +562,18 @@ class ProbeEngine(Engine):
         """An int3 stop.  Registers are read only as far as the hit needs
         them: ip always, the rest when a handler, a return probe or the
         instruction's emulation asks (``Thread`` fetches them lazily)."""
-        addr = thread.at_trap()
+        if thread.predict_regs:
+            addr = thread.at_trap_with_regs()
+        else:
+            # The int3's address from ip alone, and ip moved back onto it,
+            # to be written only if the thread resumes with no other ip
+            # given; what the last stop read or left unwritten is dropped.
+            thread.regs_dirty = thread.regs_fresh = False
+            addr = _ptrace(PTRACE_PEEKUSER, thread.tid, IP_OFFSET, None) - 1
+            if addr == -2:
+                addr = binding.redo(PTRACE_PEEKUSER, thread.tid, IP_OFFSET) - 1
+            thread.known_ip = addr
+            thread.ip_dirty = True
         proc = thread.process
         ps = proc.probe_state
         site = ps.bps.sites.get(addr) if ps is not None else None
@@ -597,15 +610,25 @@ class ProbeEngine(Engine):
                 thread.resume()
             elif site.gone:
                 self._after_removal(thread, ps, addr)
-            elif site.goto is None:
+            elif site.goto is None or thread.regs_dirty or thread.group_stopped \
+                    or thread.pending_sig:
                 self._execute(thread, ps, site, None)
-            # _execute's case of a site with goto, written out: every
-            # boosted and USDT hit comes here.
-            elif site.in_place and thread.ip_dirty and thread.known_ip == addr:
-                thread.undo_rewind()
-                thread.resume()
             else:
-                thread.resume(site.goto, ip_arg=site.goto_arg)
+                # _execute's case of a site with goto, and Thread.resume's
+                # plain case, written out: every boosted and USDT hit comes
+                # here, and two calls are a tenth of its Python.  A one-byte
+                # nop goes on from where the trap left ip, unless a write
+                # or a run came since; any other goes to its slot.
+                tid = thread.tid
+                if not (site.in_place and thread.ip_dirty and thread.known_ip == addr):
+                    if _ptrace(PTRACE_POKEUSER, tid, IP_OFFSET, site.goto_arg) == -1:
+                        binding.redo(PTRACE_POKEUSER, tid, IP_OFFSET, site.goto_arg)
+                thread.ip_dirty = thread.regs_fresh = thread.stopped = False
+                thread.known_ip = -1
+                thread.predict_regs = thread.regs_wanted
+                thread.regs_wanted = False
+                if _ptrace(PTRACE_CONT, tid, None, 0) == -1:
+                    binding.redo(PTRACE_CONT, tid, None, 0)
         if self._fatal is not None:
             self._raise_fatal()
         return True

@@ -25,7 +25,7 @@ from .structs import UserRegs
 
 #: rip in the x86_64 user_regs_struct, which is also where a 32-bit
 #: tracee's eip appears (zero-extended) to a 64-bit tracer
-_RIP = UserRegs.rip.offset
+IP_OFFSET = UserRegs.rip.offset
 
 
 def thread_features(status: str) -> set:
@@ -41,7 +41,7 @@ def thread_features(status: str) -> set:
 
 class Thread:
     __slots__ = ("tid", "process", "regs", "_regs_ref", "regs_fresh", "regs_dirty",
-                 "known_ip", "_ip_arg", "ip_dirty", "_regs_wanted", "_predict_regs", "_arch",
+                 "known_ip", "_ip_arg", "ip_dirty", "regs_wanted", "predict_regs", "_arch",
                  "stopped", "group_stopped", "pending_sig", "pending_info", "signals_delivered",
                  "xol", "held_signals", "resent", "_shadow_stack",
                  "returns", "program_memory", "__weakref__")
@@ -58,9 +58,10 @@ class Thread:
         self.known_ip = -1
         self._ip_arg = ctypes.c_void_p()
         self.ip_dirty = False
-        #: whether this stop asked for the registers, and whether the last did
-        self._regs_wanted = False
-        self._predict_regs = False
+        #: whether this stop asked for the registers, and whether the last
+        #: did (then the next int3 stop reads them all at once)
+        self.regs_wanted = False
+        self.predict_regs = False
         #: from cs, refreshed on every GETREGS
         self._arch = None
         #: in a ptrace-stop we have not resumed from yet
@@ -89,7 +90,7 @@ class Thread:
         self.program_memory = ProgramMemory(tid)
 
     def get_regs(self) -> UserRegs:
-        self._regs_wanted = True
+        self.regs_wanted = True
         if not self.regs_fresh:
             self._fetch()
         return self.regs
@@ -110,12 +111,12 @@ class Thread:
             return self.regs.rip
         ip = self.known_ip
         if ip < 0:
-            if self._predict_regs:
+            if self.predict_regs:
                 self._fetch()
                 return self.regs.rip
-            ip = _ptrace(PTRACE_PEEKUSER, self.tid, _RIP, None)
+            ip = _ptrace(PTRACE_PEEKUSER, self.tid, IP_OFFSET, None)
             if ip == -1:
-                ip = binding.redo(PTRACE_PEEKUSER, self.tid, _RIP)
+                ip = binding.redo(PTRACE_PEEKUSER, self.tid, IP_OFFSET)
             self.known_ip = ip
         return ip
 
@@ -127,30 +128,24 @@ class Thread:
         self.known_ip = ip
         self.ip_dirty = True
 
-    def at_trap(self) -> int:
-        """A new stop at an int3: the int3's address (ip - 1).  ip is moved
-        back onto it, to be written only if the thread resumes with no
-        other ip given.  What the last stop read or left unwritten is
-        dropped (as ``stale``); ip is read alone unless the last stop needed
-        all registers.  The hit path's first call, so it does all three;
-        the loop has marked the thread stopped."""
+    def at_trap_with_regs(self) -> int:
+        """A new stop at an int3 when the last stop needed every register
+        (``predict_regs``): they are read now, in one GETREGS, and ip is
+        moved back onto the int3, to be written only if the thread resumes
+        with no other ip given.  Returns the int3's address.  What the last
+        stop left unwritten is dropped.  The other int3 stops read ip alone,
+        in ``ProbeEngine.on_trap`` itself (the hit path's first call)."""
         self.regs_dirty = False
-        if self._predict_regs:
-            self._fetch()
-            regs = self.regs
-            addr = regs.rip - 1
-            regs.rip = addr
-        else:
-            self.regs_fresh = False
-            addr = _ptrace(PTRACE_PEEKUSER, self.tid, _RIP, None) - 1
-            if addr == -2:
-                addr = binding.redo(PTRACE_PEEKUSER, self.tid, _RIP) - 1
+        self._fetch()
+        regs = self.regs
+        addr = regs.rip - 1
+        regs.rip = addr
         self.known_ip = addr
         self.ip_dirty = True
         return addr
 
     def undo_rewind(self) -> None:
-        """After ``at_trap``: ip stays past the int3, where the kernel left
+        """After an int3 stop: ip stays past the int3, where the kernel left
         it, and needs no writing back (a trap at no probe, or a one-byte
         no-op, which leaves ip there itself)."""
         ip = self.known_ip + 1
@@ -172,7 +167,7 @@ class Thread:
         other bitness; nothing read or held for the old one applies."""
         self.stale()
         self._arch = None
-        self._predict_regs = self._regs_wanted = False
+        self.predict_regs = self.regs_wanted = False
         self.returns = []
         self.xol = None
 
@@ -274,8 +269,8 @@ class Thread:
         elif self.ip_dirty:
             arg = self._ip_arg
             arg.value = self.known_ip
-            if _ptrace(PTRACE_POKEUSER, self.tid, _RIP, arg) == -1:
-                binding.redo(PTRACE_POKEUSER, self.tid, _RIP, arg)
+            if _ptrace(PTRACE_POKEUSER, self.tid, IP_OFFSET, arg) == -1:
+                binding.redo(PTRACE_POKEUSER, self.tid, IP_OFFSET, arg)
         self.regs_dirty = self.ip_dirty = False
 
     def _set_regs(self, ip: int) -> None:
@@ -293,7 +288,10 @@ class Thread:
         register changed, else POKEUSER of ip alone (``ip``, or the one
         set_ip left) if it moved, then the resume; ``ip_arg`` is ``ip`` made
         ready for POKEUSER (``word_arg``).  What was read for the stop is
-        stale from here on, and what it needed predicts the next."""
+        stale from here on, and what it needed predicts the next.
+        ``ProbeEngine.on_trap`` writes out the plain case (ip alone, no
+        signal, no group-stop) of a boosted or USDT hit: keep the two in
+        step."""
         tid = self.tid
         if self.regs_dirty:
             self._set_regs(ip)
@@ -301,12 +299,12 @@ class Thread:
             if ip_arg is None:
                 ip_arg = self._ip_arg
                 ip_arg.value = ip if ip >= 0 else self.known_ip
-            if _ptrace(PTRACE_POKEUSER, tid, _RIP, ip_arg) == -1:
-                binding.redo(PTRACE_POKEUSER, tid, _RIP, ip_arg)
+            if _ptrace(PTRACE_POKEUSER, tid, IP_OFFSET, ip_arg) == -1:
+                binding.redo(PTRACE_POKEUSER, tid, IP_OFFSET, ip_arg)
         self.regs_dirty = self.ip_dirty = self.regs_fresh = self.stopped = False
         self.known_ip = -1
-        self._predict_regs = self._regs_wanted
-        self._regs_wanted = False
+        self.predict_regs = self.regs_wanted
+        self.regs_wanted = False
         if request != PTRACE_CONT:
             sig = 0
         elif self.group_stopped:
