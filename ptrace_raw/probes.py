@@ -384,6 +384,11 @@ class ProbeEngine(Engine):
             hook.on_new_process(proc)
 
     def on_exec(self, proc) -> None:
+        # The old image's sites went with it.  A probe whose file the new
+        # image does not map keeps waiting with none: a removal must not
+        # take from another probe's site at an old address.
+        for probe in self.probes:
+            probe.sites.pop(proc.pid, None)
         self._setup(proc)
         for hook in self.hooks:
             hook.on_exec(proc)

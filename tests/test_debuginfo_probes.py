@@ -9,7 +9,7 @@ import pytest
 
 from ptrace_raw.errors import ProbeError
 from ptrace_raw.tracer import Tracer
-from tests.conftest import TRACEES
+from tests.conftest import TRACEES, build_c
 from tests.elf.binutils import sdt_include_flags
 
 
@@ -61,6 +61,35 @@ def test_usdt_arguments_and_semaphores(markers, opt):
     assert out == untraced.replace("enabled=0", "enabled=6")  # the semaphore was raised
     assert plain == [(i, -i) for i in range(6)]
     assert tick == [(i, "tick") for i in range(6)]
+
+
+def test_probe_removed_after_exec_leaves_the_new_images_semaphores(bits):
+    """Two copies of one non-PIE program have their markers and semaphores
+    at the same addresses.  The first execs the second; a probe on the
+    first's marker is removed there, from the second's probe handler: the
+    second's semaphore, which its own probe raised, must stay raised."""
+    flags = ("-O0", "-no-pie", *sdt_include_flags())
+    first, second = (build_c("markers.c", bits, flags, name=f"markers_{n}") for n in "ab")
+    untraced = subprocess.run([str(second), "6"], capture_output=True, text=True).stdout
+    ticks = {"first": 0, "second": 0}
+    r, w = os.pipe()
+    with Tracer() as t:
+        proc = t.spawn([str(first), "3", str(second), "6"], stdout=w)
+        os.close(w)
+        old = t.add_probe(f"usdt:{first}:app:tick", lambda h: ticks.update(first=ticks["first"] + 1))
+
+        def on_second(hit):
+            if not ticks["second"] and not old.removed:
+                t.remove_probe(old)
+            ticks["second"] += 1
+        t.add_probe(f"usdt:{second}:app:tick", on_second)
+        t.run()
+    with os.fdopen(r) as f:
+        first_out, second_out = f.read().splitlines()
+    assert proc.exit_code == 0
+    assert ticks == {"first": 3, "second": 6}
+    assert second_out == untraced.strip().replace("enabled=0", "enabled=6")
+    assert "enabled=3" in first_out
 
 
 def test_unknown_usdt_marker_names_the_ones_there(markers):

@@ -2,11 +2,12 @@
  * for line probes, a call chain through qsort for backtraces, and a function
  * with typed parameters for named arguments.  Prints how often the guarded
  * marker's argument set-up ran, so a test sees the semaphore working.
- * Usage: markers N */
+ * Usage: markers N [PROGRAM ARG...]: with a PROGRAM, it then execs it. */
 #define _SDT_HAS_SEMAPHORES 1
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/sdt.h>
+#include <unistd.h>
 
 unsigned short app_tick_semaphore __attribute__((unused)) __attribute__((section(".probes")));
 unsigned short app_plain_semaphore __attribute__((unused)) __attribute__((section(".probes")));
@@ -46,5 +47,11 @@ int main(int argc, char **argv)
     long cell = 40;
     total += typed(-3, 0xfffffff0u, "xyz", &cell);
     printf("total=%ld enabled=%d sorted=%d%d%d%d\n", total, enabled_runs, v[0], v[1], v[2], v[3]);
+    if (argc > 2) {
+        fflush(stdout);
+        execv(argv[2], argv + 2);
+        perror("execv");
+        return 127;
+    }
     return 0;
 }
