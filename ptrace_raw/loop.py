@@ -142,7 +142,9 @@ class Engine:
         """A thread exited or was killed."""
 
     def on_process_gone(self, proc: Process) -> None:
-        """The whole process is gone."""
+        """The whole process is gone, or no longer traced (detached, a
+        child not followed, an image we cannot trace): forget it, as its
+        pid may come back as another process."""
 
     def on_detach(self, proc: Process) -> None:
         """Every thread of ``proc`` is stopped: undo every change made to it."""
@@ -543,6 +545,7 @@ class Loop:
             self._threads.pop(thread.tid, None)
         proc.memory.close()
         self.processes.pop(proc.pid, None)
+        self.engine.on_process_gone(proc)
 
     def _thread_gone(self, thread, status) -> None:
         proc = thread.process

@@ -170,6 +170,7 @@ class Thread:
         self.predict_regs = self.regs_wanted = False
         self.returns = []
         self.xol = None
+        self._shadow_stack = None
 
     def hold_signal(self, sig: int) -> None:
         """Keep a signal that arrived while the thread was busy (a step, an
