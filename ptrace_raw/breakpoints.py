@@ -12,7 +12,8 @@ from ._libc import word_arg
 
 class Site:
     __slots__ = ("addr", "saved", "plan", "emulate", "boost_slot", "goto", "goto_arg",
-                 "in_place", "entry", "returns", "internal", "module", "vaddr", "sdt", "gone")
+                 "in_place", "plain_step", "step_end", "step_end_arg", "entry", "returns",
+                 "internal", "module", "vaddr", "sdt", "gone")
 
     def __init__(self, addr: int, saved: bytes, plan):
         self.addr = addr
@@ -31,6 +32,13 @@ class Site:
         #: the instruction leaves ip where the int3's trap does (a one-byte
         #: nop, as a USDT marker is): a hit need not write it
         self.in_place = self.goto == addr + 1
+        #: a copy stepped with ip alone (``plain_step`` in arch/base.py)
+        #: when there is no goto; ``step_end`` is where such a step ends,
+        #: taken home, and ``step_end_arg`` that address made ready for the
+        #: resume
+        self.plain_step = plan.plain_step and not self.emulate
+        self.step_end = addr + plan.length
+        self.step_end_arg = word_arg(self.step_end) if self.plain_step else None
         #: entry probes and return probes set here
         self.entry = []
         self.returns = []

@@ -615,25 +615,34 @@ class ProbeEngine(Engine):
                 thread.resume()
             elif site.gone:
                 self._after_removal(thread, ps, addr)
-            elif site.goto is None or thread.regs_dirty or thread.group_stopped \
-                    or thread.pending_sig:
+            elif site.goto is None and not site.plain_step or thread.regs_dirty \
+                    or thread.group_stopped or thread.pending_sig:
                 self._execute(thread, ps, site, None)
             else:
-                # _execute's case of a site with goto, and Thread.resume's
-                # plain case, written out: every boosted and USDT hit comes
-                # here, and two calls are a tenth of its Python.  A one-byte
-                # nop goes on from where the trap left ip, unless a write
-                # or a run came since; any other goes to its slot.
+                # _execute's cases of a site with goto and of a plain step,
+                # and Thread.resume's plain case, written out: every
+                # boosted, USDT and plainly stepped hit comes here, and the
+                # calls saved are a tenth of its Python.  A one-byte nop
+                # goes on from where the trap left ip, unless a write or a
+                # run came since; any other goes to its slot.
                 tid = thread.tid
-                if not (site.in_place and thread.ip_dirty and thread.known_ip == addr):
-                    if _ptrace(PTRACE_POKEUSER, tid, IP_OFFSET, site.goto_arg) == -1:
-                        binding.redo(PTRACE_POKEUSER, tid, IP_OFFSET, site.goto_arg)
+                arg = site.goto_arg
+                request = PTRACE_CONT
+                if arg is None:
+                    slot = self._step_slot(thread, ps, site)
+                    thread.xol = (site, slot, None)
+                    arg = ps.xol.step_args[slot]
+                    request = PTRACE_SINGLESTEP
+                elif site.in_place and thread.ip_dirty and thread.known_ip == addr:
+                    arg = None
+                if arg is not None and _ptrace(PTRACE_POKEUSER, tid, IP_OFFSET, arg) == -1:
+                    binding.redo(PTRACE_POKEUSER, tid, IP_OFFSET, arg)
                 thread.ip_dirty = thread.regs_fresh = thread.stopped = False
                 thread.known_ip = -1
                 thread.predict_regs = thread.regs_wanted
                 thread.regs_wanted = False
-                if _ptrace(PTRACE_CONT, tid, None, 0) == -1:
-                    binding.redo(PTRACE_CONT, tid, None, 0)
+                if _ptrace(request, tid, None, 0) == -1:
+                    binding.redo(request, tid, None, 0)
         if self._fatal is not None:
             self._raise_fatal()
         return True
@@ -708,26 +717,40 @@ class ProbeEngine(Engine):
         self._step(thread, ps, site)
 
     def _step(self, thread, ps, site) -> None:
-        xol = ps.xol
-        slot = xol.step_slot(thread.tid)
-        if xol.step_holds.get(slot) != site.addr:
-            thread.process.write(slot, site.plan.step_code(site.addr, slot))
-            xol.step_holds[slot] = site.addr
+        slot = self._step_slot(thread, ps, site)
         plan = site.plan
         if plan.plain_step:
             thread.xol = (site, slot, None)
-            thread.resume(slot, PTRACE_SINGLESTEP, xol.step_args[slot])
+            thread.resume(slot, PTRACE_SINGLESTEP, ps.xol.step_args[slot])
             return
         token = plan.pre_xol(thread.get_regs(), site.addr, slot)
         thread.regs_dirty = True
         thread.xol = (site, slot, token)
         thread.singlestep()
 
+    @staticmethod
+    def _step_slot(thread, ps, site) -> int:
+        """The thread's step slot, holding ``site``'s copy."""
+        xol = ps.xol
+        slot = xol.step_slot(thread.tid)
+        if xol.step_holds.get(slot) != site.addr:
+            thread.process.write(slot, site.plan.step_code(site.addr, slot))
+            xol.step_holds[slot] = site.addr
+        return slot
+
     def on_step(self, thread, resume: bool = True) -> None:
         site, slot, token = thread.xol
         plan = site.plan
         if plan.plain_step:
-            ip = thread.get_ip()
+            if thread.predict_regs:
+                ip = thread.get_ip()
+            else:
+                # Thread.get_ip, written out for the stop the loop has just
+                # made stale: ip alone.
+                ip = _ptrace(PTRACE_PEEKUSER, thread.tid, IP_OFFSET, None)
+                if ip == -1:
+                    ip = binding.redo(PTRACE_PEEKUSER, thread.tid, IP_OFFSET)
+                thread.known_ip = ip
             if ip == slot:
                 # Nothing ran, so this is no step's trap: a SIGTRAP sent to
                 # the thread (tgkill) was delivered first.  It waits for the
@@ -739,7 +762,7 @@ class ProbeEngine(Engine):
             if thread.held_signals:
                 thread.release_held()
             if resume:
-                thread.resume(home)
+                thread.resume(home, ip_arg=site.step_end_arg if home == site.step_end else None)
             else:
                 thread.set_ip(home)
             return
