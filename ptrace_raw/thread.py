@@ -291,8 +291,8 @@ class Thread:
         ready for POKEUSER (``word_arg``).  What was read for the stop is
         stale from here on, and what it needed predicts the next.
         ``ProbeEngine.on_trap`` writes out the plain case (ip alone, no
-        signal, no group-stop) of a boosted or USDT hit: keep the two in
-        step."""
+        signal, no group-stop) of a boosted, USDT or plainly stepped hit:
+        keep the two in step."""
         tid = self.tid
         if self.regs_dirty:
             self._set_regs(ip)

@@ -91,7 +91,12 @@ class XolSpace:
         return cls(XolArea(start, header=True), arch.xol_slot_size)
 
     def clone(self) -> "XolSpace":
-        """The same areas as seen by a forked child (inherited mappings)."""
+        """The same areas as seen by a forked child (inherited mappings).
+        The child's memory is a copy made at the fork itself, and other
+        threads' hits may have written slots since, before the fork event
+        reached us: what the slots hold is not carried over.  The child
+        writes each step slot afresh and takes new boosted slots for probes
+        set again."""
         dup = XolSpace.__new__(XolSpace)
         dup.__dict__.update(self.__dict__)
         dup.areas = [XolArea.__new__(XolArea) for _ in self.areas]
@@ -99,9 +104,9 @@ class XolSpace:
             new.start, new.end, new.next = old.start, old.end, old.next
         dup._step_slots = {}
         dup._free_step = list(self._free_step) + list(self._step_slots.values())
-        dup.step_holds = dict(self.step_holds)
+        dup.step_holds = {}
         dup.step_args = dict(self.step_args)
-        dup._boosted = dict(self._boosted)
+        dup._boosted = {}
         return dup
 
     def __contains__(self, addr: int) -> bool:

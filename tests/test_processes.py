@@ -91,6 +91,19 @@ def test_a_child_forked_while_a_handler_changes_probes_gets_the_change(build, ch
     assert (mine, list(children.values())) == ((10, [20]) if change == "add" else (0, []))
 
 
+@pytest.mark.parametrize("how", ["fork", "vfork"])
+def test_a_fork_child_takes_over_a_step_slot_written_after_the_fork(build, how):
+    """trigger() starts with a stepped instruction.  Its handler lets the
+    other thread fork and waits until it stops at the fork event; only then
+    is main's step slot written, in the parent alone.  The fork child takes
+    that slot over for its own calls to trigger(): it was told the slot
+    held the copy, stepped an empty slot and died (a vfork child shares
+    the parent's memory, slot included)."""
+    exe = build("forkduring.c", flags=("-O0", "-pthread"))
+    out, proc = trace_fork_during(exe, how, lambda t: None)
+    assert out == "child status 0\n" and proc.exit_code == 0
+
+
 @pytest.mark.parametrize("follow", [True, False], ids=["follow", "nofollow"])
 def test_vfork_and_exec(build, follow):
     exe = build("vforker.c")

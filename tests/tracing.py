@@ -110,6 +110,8 @@ def trace_fork_during(exe, how, change, before=None):
             before(t)
 
         def on_trigger(hit):
+            if hit.tid != proc.pid:
+                return  # the child's calls
             (forker,) = [tid for tid in proc.threads if tid != hit.tid]
             os.write(go_w, b"x")
             _wait_for_ptrace_stop(proc.pid, forker)

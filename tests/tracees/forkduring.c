@@ -2,9 +2,12 @@
  * handler adds or removes a probe: the child must get the change as its
  * parent does.  The main thread calls trigger() (the probe); the forker
  * forks when a byte arrives on stdin, which the handler sends, so the fork
- * happens while main is stopped there.  The child calls f() 20 times and
- * exits 0 if they all returned right; then the forker calls f() 10 times.
- * Prints the child's exit status.
+ * happens while main is stopped there.  The child calls f() and trigger()
+ * 20 times each and exits 0 if they all returned right; then the forker
+ * calls f() 10 times.  Prints the child's exit status.  trigger() starts
+ * with an instruction that is stepped, not boosted: main's step slot is
+ * written after the fork, and the child, which takes that slot over, must
+ * not find it empty.
  * Usage: forkduring [fork|vfork] < a byte */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -15,7 +18,14 @@
 #include <unistd.h>
 
 __attribute__((noinline)) int f(int x) { __asm__ volatile(""); return x + 1; }
-__attribute__((noinline)) int trigger(void) { __asm__ volatile(""); return 0; }
+int trigger(int x); /* returns x */
+#ifdef __x86_64__
+__asm__(".globl trigger\n.type trigger,@function\ntrigger:\nneg %rdi\nmov %rdi, %rax\n"
+        "neg %rax\nret\n.size trigger, .-trigger\n");
+#else
+__asm__(".globl trigger\n.type trigger,@function\ntrigger:\nnegl 4(%esp)\n"
+        "mov 4(%esp), %eax\nneg %eax\nret\n.size trigger, .-trigger\n");
+#endif
 
 static int use_vfork;
 
@@ -29,8 +39,8 @@ static void *forker(void *arg)
     if (child == 0) {
         int sum = 0;
         for (int k = 0; k < 20; k++)
-            sum += f(k);
-        _exit(sum == 210 ? 0 : 1);
+            sum += f(k) + trigger(k);
+        _exit(sum == 400 ? 0 : 1);
     }
     int status = 0;
     waitpid(child, &status, 0);
@@ -46,7 +56,7 @@ int main(int argc, char **argv)
     use_vfork = argc > 1 && strcmp(argv[1], "vfork") == 0;
     if (pthread_create(&thread, NULL, forker, NULL) != 0)
         return 2;
-    trigger();
+    trigger(0);
     pthread_join(thread, NULL);
     return 0;
 }
