@@ -37,10 +37,13 @@ def _run(args):
     return harness.run_case(args.case, args.bits, args.placement, "py", args.n)
 
 
-def _split(args) -> None:
+def split(args):
+    """Run the case with every system call of the hit path timed: (the
+    run's result, ns spent per call name, calls per call name)."""
     import ptrace_raw.binding as binding
     import ptrace_raw.loop as loop
     import ptrace_raw.memory as memory
+    import ptrace_raw.probes as probes
     import ptrace_raw.thread as thread
     from ptrace_raw.consts import REQUEST_NAMES
 
@@ -70,16 +73,24 @@ def _split(args) -> None:
             calls[name] += 1
 
     real_pwrite, real_pread = os.pwrite, os.pread
-    saved = (binding._ptrace, thread._ptrace, loop._waitpid, os.pwrite, os.pread, memory.vm_read)
-    binding._ptrace = thread._ptrace = ptrace
+    saved = (binding._ptrace, thread._ptrace, probes._ptrace, loop._waitpid, loop._wait_any,
+             os.pwrite, os.pread, memory.vm_read)
+    binding._ptrace = thread._ptrace = probes._ptrace = ptrace
     loop._waitpid = timed("waitpid", loop._waitpid)
+    loop._wait_any = timed("waitpid", loop._wait_any)
     memory.vm_read = timed("process_vm_readv", memory.vm_read)
     os.pwrite = timed("pwrite /proc/PID/mem", real_pwrite)
     os.pread = timed("pread /proc/PID/mem", real_pread)
     try:
         r = _run(args)
     finally:
-        binding._ptrace, thread._ptrace, loop._waitpid, os.pwrite, os.pread, memory.vm_read = saved
+        (binding._ptrace, thread._ptrace, probes._ptrace, loop._waitpid, loop._wait_any,
+         os.pwrite, os.pread, memory.vm_read) = saved
+    return r, spent, calls
+
+
+def _split(args) -> None:
+    r, spent, calls = split(args)
     # Only the hits' share: the run also holds start-up and exit, but with
     # N hits these add a handful of calls; report per hit over all calls.
     total = r.elapsed_ns

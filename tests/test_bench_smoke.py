@@ -10,12 +10,13 @@ call, the case's stops per hit, the untraced run's checksum and (for
 
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
 
 import pytest
 
-from bench import harness, syscalls
+from bench import harness, profile_hit, syscalls
 from bench import pytracer  # noqa: F401  registers the "py" tracer
 from bench import test_cli as cli
 from bench import test_startup as startup
@@ -51,6 +52,17 @@ def test_startup_and_memory_benchmarks_run():
     assert startup.spawn_to_first_libc_hit(target) > 0
     early, late = startup.rss_over_hits(target, 300, early=100)
     assert early > 0 and late > 0
+
+
+def test_profile_split_sees_every_call_of_a_boosted_hit():
+    """The split times the calls where the hit path makes them: one that
+    moved (into on_trap, or the loop's own waitpid) went unseen, and its
+    time was counted as Python's."""
+    args = argparse.Namespace(case="boost-push", bits=64, placement="same", n=N)
+    result, _, calls = profile_hit.split(args)
+    per_hit = {name: round(calls[name] / result.hits) for name in
+               ("waitpid", "ptrace PTRACE_PEEKUSER", "ptrace PTRACE_POKEUSER", "ptrace PTRACE_CONT")}
+    assert per_hit == dict.fromkeys(per_hit, 1)
 
 
 @pytest.mark.parametrize("inline", [True, False], ids=["inline", "int3"])
