@@ -265,6 +265,13 @@ class Arch:
         one, or a jump would land inside the patch."""
         raise NotImplementedError
 
+    def call_returns(self, code: bytes, addr: int) -> set:
+        """Where the calls of ``code`` (whole instructions at ``addr``)
+        return to.  A thread inside a callee when an inline patch covers
+        its call returns there: inside the patch, unless the call is the
+        last instruction the patch covers."""
+        raise NotImplementedError
+
     def inline_handler(self, kind: str, values: dict) -> bytes:
         """Position-independent code run in the tracee before a site's
         relocated instructions, preserving every register and the flags.

@@ -19,7 +19,7 @@ from .x86_plans import (FIX_CALL, FIX_IP, FIX_NONE, CallPlan, CondJumpPlan, Copy
                         IndirectPlan, JumpPlan, LoopPlan, Mode, NopPlan, PushPlan, RetPlan,
                         encode_jump, value_mask_without_trap_flags)
 from .x86_refuse import refusal
-from .x86_reloc import branch_targets, relocate
+from .x86_reloc import branch_targets, call_returns, relocate
 
 #: user_regs_struct fields by x86 register number (REX.B/R extend to 8-15)
 GPR_FIELDS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
@@ -118,6 +118,9 @@ class X86(Arch):
 
     def branch_targets(self, code, addr):
         return branch_targets(self, code, addr)
+
+    def call_returns(self, code, addr):
+        return call_returns(self, code, addr)
 
     def inline_handler(self, kind, values):
         return inline_handler(self.bits, kind, values)

@@ -133,3 +133,9 @@ def branch_targets(x86, code: bytes, addr: int) -> set:
                 if op.type == cs.X86_OP_IMM:
                     out.add(op.imm & x86._mode.mask)
     return out
+
+
+def call_returns(x86, code: bytes, addr: int) -> set:
+    """Return addresses of the calls in ``code``, direct or indirect."""
+    return {(ins.address + ins.size) & x86._mode.mask
+            for ins in x86._cs.disasm(code, addr) if ins.group(cs.X86_GRP_CALL)}

@@ -268,6 +268,17 @@ class ElfImage:
         return min(objects, key=lambda e: e.rank).symbol
 
     @cached_property
+    def _starts(self) -> list[int]:
+        return [e.symbol.value for e in self._entries]
+
+    def symbols_starting_in(self, lo: int, hi: int) -> list[Symbol]:
+        """Symbols starting in [lo, hi), sorted by address: entry points
+        other code may call or jump to."""
+        starts = self._starts
+        return [e.symbol for e in self._entries[bisect.bisect_left(starts, lo):
+                                                bisect.bisect_left(starts, hi)]]
+
+    @cached_property
     def _address_table(self) -> tuple[list[int], list[int], list[Symbol]]:
         return _disjoint_ranges(self._entries)
 

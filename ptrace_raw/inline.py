@@ -22,11 +22,11 @@ read through the thread pointer at the hit.  Mapping thread pointers to tids
 in the tracer would not be exact: threads that never stop cannot be asked,
 and glibc reuses a dead thread's control block for the next thread.
 
-A site that cannot be patched (too short, a branch target or a thread
-inside the bytes to patch, an instruction that cannot be relocated, its
-library not mapped yet, no glibc) falls back to an int3 probe with the same
-semantics, says so once on stderr, and the returned object's ``inline`` is
-False.
+A site that cannot be patched (too short, a branch target, another
+function's entry, a call's return or a thread inside the bytes to patch, an
+instruction that cannot be relocated, its library not mapped yet, no glibc)
+falls back to an int3 probe with the same semantics, says so once on
+stderr, and the returned object's ``inline`` is False.
 """
 
 from __future__ import annotations
@@ -270,6 +270,16 @@ class InlineProbes:
         self.probes.append(obj)
         return obj
 
+    def remove(self, obj) -> None:
+        """Take ``obj``'s patches (or its int3 probe) out of every process.
+        A thread in one of its trampolines finishes it: trampolines stay
+        mapped, and jump back to the restored code."""
+        self.probes.remove(obj)
+        if obj.probe is not None:
+            self.tracer.engine.remove_probe(obj.probe)
+        else:
+            self.tracer.engine.for_each_process(lambda proc: self._uninstall(proc, obj))
+
     def _fall_back(self, obj, why: str) -> None:
         self.tracer.engine.say(f"probe '{obj.spec.text}' cannot run inline ({why}); "
                                "using an int3 probe")
@@ -341,6 +351,16 @@ class InlineProbes:
         if inside:
             raise _Fallback(f"a branch of {sym.name} lands at {inside[0] - sym.value:#x}, "
                             "inside the bytes the jump would cover")
+        inside = sorted(r for r in arch.call_returns(func[off:off + length], vaddr)
+                        if r < vaddr + length)
+        if inside:
+            raise _Fallback(f"a call in the bytes the jump would cover returns to "
+                            f"{sym.name}+{inside[0] - sym.value:#x}, inside them")
+        entries = [e for e in image.symbols_starting_in(vaddr + 1, vaddr + length)
+                   if e.kind != "object"]
+        if entries:
+            raise _Fallback(f"function {entries[0].name} starts inside the bytes the jump "
+                            "would cover")
         if any(addr <= a < addr + length for a in proc.probe_state.bps.sites):
             raise _Fallback("an int3 probe is set inside the bytes to patch")
         if any(s.addr < addr + length and addr < s.addr + s.length for s in st.sites.values()):
@@ -520,6 +540,23 @@ class InlineProbes:
         for site in st.sites.values():
             _patch(proc, site.addr, site.saved)
 
+    def on_unmapped(self, proc, modules) -> None:
+        """Libraries unloaded (dlclose): their patches went with their
+        pages, and whatever is mapped there next is not ours to restore.
+        Their sites are dropped without touching memory."""
+        st = self._procs.get(proc.pid)
+        if st is None:
+            return
+        told = set()
+        for site in [s for s in st.sites.values()
+                     if any(m.start <= s.addr < m.end for m in modules)]:
+            del st.sites[site.addr]
+            for obj, _ in site.works:
+                if obj not in told:
+                    told.add(obj)
+                    self.tracer.engine.say(f"probe '{obj.spec.text}' is no longer set in pid "
+                                           f"{proc.pid}: its library was unloaded")
+
     def on_process_gone(self, proc) -> None:
         self._procs.pop(proc.pid, None)
 
@@ -556,7 +593,10 @@ def _patch(proc, addr: int, data: bytes) -> None:
 
 def _unhijack(proc, st) -> None:
     """Each shadow-stack entry records the stack slot it hijacked: write the
-    real return address back where the stub's address still is."""
+    real return address back where the stub's address still is.  Newest
+    first: an entry left by a longjmp out of a timed call can name the slot
+    a later call hijacked, and the later call's return address is the one
+    the slot needs."""
     if not st.table:
         return
     arch, mem = st.arch, proc.memory
@@ -564,7 +604,7 @@ def _unhijack(proc, st) -> None:
     for s in range(_arch.INLINE_SHADOW_SLOTS):
         base = s * _arch.INLINE_SHADOW_SLOT_BYTES
         key, depth = struct.unpack_from("<QQ", data, base)
-        for e in range(min(depth, _arch.INLINE_SHADOW_DEPTH) if key else 0):
+        for e in reversed(range(min(depth, _arch.INLINE_SHADOW_DEPTH) if key else 0)):
             slot, orig = struct.unpack_from("<QQ", data, base + 16 + 32 * e)
             try:
                 if arch.read_word(mem, slot) == st.stub:

@@ -434,6 +434,8 @@ class ProbeEngine(Engine):
         """A library was unloaded (dlclose): its int3s went with its pages,
         so its sites are dropped without touching memory and its probes wait
         for it to come back."""
+        for hook in self.hooks:
+            hook.on_unmapped(proc, gone)
         dead = [site for site in ps.bps.sites.values() if site.module in gone]
         for site in dead:
             del ps.bps.sites[site.addr]

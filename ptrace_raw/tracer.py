@@ -82,7 +82,13 @@ class Tracer(Loop):
         self.engine.check_probe(spec, pids)
 
     def remove_probe(self, probe) -> None:
-        self.engine.remove_probe(probe)
+        """Remove a probe ``add_probe`` made, or a counter, recorder or
+        histogram (which keeps what it has gathered)."""
+        hook = next((h for h in self.engine.hooks if probe in h.probes), None)
+        if hook is not None:
+            hook.remove(probe)
+        else:
+            self.engine.remove_probe(probe)
 
     @property
     def probes(self):

@@ -12,10 +12,28 @@ import pytest
 from ptrace_raw.elf import ElfImage
 from ptrace_raw.errors import ProbeError
 from ptrace_raw.tracer import Tracer
+from tests.conftest import build_c
 from tests.tracing import TracerThread, pipe_pair, text_bytes, trace_fork_during
 
 _RELOCATED = ("f_riprel", "f_call", "f_jmp", "f_jcc", "f_cmp", "f_pc")
 _REFUSED = {"f_tiny": "fewer than 5 bytes", "f_loop": "lands at 0x2", "f_sys": "cannot run inline"}
+
+
+def _traced_then_detached(body, *ends):
+    """``body(t)`` on a tracer thread, which detaches as it returns; then
+    the test's copies of the tracee's pipe ends are closed."""
+    tt = TracerThread(body)
+    tt.start()
+    result = tt.join_checked()
+    for fd in ends:
+        os.close(fd)
+    return result
+
+
+def _exits_ok(pid):
+    """The detached tracee, still our child, finishes with status 0."""
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
 def _untraced(argv):
@@ -192,11 +210,7 @@ def test_detach_restores_text_and_hijacked_return_addresses(build, bits):
         t.run(timeout=0.3)
         return proc.pid, addrs, patched
 
-    tt = TracerThread(body)
-    tt.start()
-    pid, addrs, patched = tt.join_checked()
-    os.close(stdin_r)
-    os.close(w)
+    pid, addrs, patched = _traced_then_detached(body, stdin_r, w)
     for f, addr in addrs.items():
         original = image.read(image.get_function(f).value, 5)
         assert patched[f][0] == 0xe9 and patched[f] != original
@@ -225,15 +239,9 @@ def test_detach_mid_handler_leaves_no_trap_flag(build, bits):
                 t.run(timeout=0.02)
             return proc.pid, lat.inline
 
-        tt = TracerThread(body)
-        tt.start()
-        pid, inline = tt.join_checked()
-        os.close(stdin_r)
-        os.close(w)
-        os.close(stdin_w)
+        pid, inline = _traced_then_detached(body, stdin_r, w, stdin_w)
         assert inline and r.read() == "until ok\n"
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        _exits_ok(pid)
 
 
 @pytest.mark.parametrize("follow", [False, True], ids=["unfollowed", "followed"])
@@ -301,3 +309,115 @@ def test_no_jump_is_patched_under_a_thread_about_to_run_a_boosted_copy(build, bi
     assert counter.value == (99 if to_copy else 100)
     err = capfd.readouterr().err
     assert ("running a copy of an instruction the patch covers" in err) == to_copy
+
+
+def test_no_jump_is_patched_over_a_call_not_returned_from(build, bits, capfd):
+    """f_icall calls through a register one byte in: a thread inside the
+    callee returns three bytes into f_icall, into the middle of a jump
+    patched meanwhile (it died of SIGILL).  The counter is asked for from
+    a probe in the callee: it must fall back to an int3 probe."""
+    exe = build("inline_asm.c", flags=("-O1",))
+    r, w = pipe_pair()
+    made = []
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "icall"], stdout=w)
+        os.close(w)
+        t.add_probe(f"uprobe:{exe}:callback",
+                    lambda hit: made.append(t.count(f"uprobe:{exe}:f_icall")))
+        t.run()
+    assert r.read() == "icall returned\n" and proc.exit_code == 0
+    (counter,) = made
+    assert not counter.inline and counter.value == 0
+    assert "returns to f_icall+0x3, inside them" in capfd.readouterr().err
+
+
+def test_no_jump_is_patched_over_another_functions_entry(build, bits, capfd):
+    """f_inner starts two bytes into f_outer: a jump over f_outer's first
+    five bytes would cut f_inner's first instruction (every call of it died
+    of SIGSEGV)."""
+    exe = build("inline_asm.c", flags=("-O1",))
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "inner", "50"], stdout=w)
+        os.close(w)
+        counter = t.count(f"uprobe:{exe}:f_outer")
+        t.run()
+    assert r.read() == _untraced([exe, "inner", 50]) and proc.exit_code == 0
+    assert not counter.inline and counter.value == 0
+    assert "function f_inner starts inside the bytes" in capfd.readouterr().err
+
+
+def test_detach_after_a_longjmp_out_of_a_timed_call(build, bits):
+    """The first call of jump_or_wait leaves by longjmp, and its shadow-stack
+    entry stays; the second, from the same frame, hijacks the same stack
+    slot and blocks in read() when the tracer detaches.  The slot must get
+    the second call's return address back: the stale entry, put back
+    after it, sent the call back to the first call site."""
+    exe = build("inline_asm.c", flags=("-O1",))
+    r, w = pipe_pair()
+    stdin_r, stdin_w = os.pipe()
+
+    def body(t):
+        proc = t.spawn([str(exe), "longjmp"], stdin=stdin_r, stdout=w)
+        timed = t.latency(f"uprobe:{exe}:jump_or_wait")
+        t.add_probe(f"uprobe:{exe}:marker", lambda hit: t.stop())
+        t.run()
+        return proc.pid, timed.inline
+
+    pid, inline = _traced_then_detached(body, stdin_r, w)
+    os.write(stdin_w, b"go\n")
+    os.close(stdin_w)
+    assert inline and r.read() == "longjmp: 7\n"
+    _exits_ok(pid)
+
+
+@pytest.mark.parametrize("func, inline", [("f_riprel", True), ("f_tiny", False)],
+                         ids=["inline", "int3"])
+def test_a_removed_counter_counts_no_more(build, bits, func, inline):
+    """remove_probe takes a counter's patches (or its int3 fallback) out;
+    it used to ignore a counter, which went on counting."""
+    exe = build("inline_asm.c", flags=("-O1",))
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "phases", "100"], stdout=w)
+        os.close(w)
+        counter = t.count(f"uprobe:{exe}:{func}")
+        t.add_probe(f"uprobe:{exe}:marker", lambda hit: t.remove_probe(counter))
+        t.run()
+    assert r.read() == _untraced([exe, "phases", 100]) and proc.exit_code == 0
+    assert counter.inline == inline and counter.value == 100
+
+
+def test_a_library_unloaded_under_a_counter_is_not_written_to(build, bits, capfd):
+    """A counter set in a dlopen'ed library; the library is closed and
+    another is loaded where it was; the tracer detaches.  The patch went
+    with the first library's pages, and the detach wrote the first
+    library's bytes over the second's code: its plugin_work computed the
+    first one's results.  Now nothing of it is restored, and the counter
+    says it is no longer set."""
+    flags = ("-O2", "-shared", "-fPIC")
+    first = build_c("plugin.c", bits, flags, name="plugin.so")
+    second = build_c("plugin.c", bits, (*flags, "-DSCALE=1000"), name="plugin1000.so")
+    exe = build("dlcycle.c", libs=("-ldl",))
+    r, w = pipe_pair()
+    made, starts = [], []
+
+    def on_dlsym(hit):
+        lib = second if made else first
+        starts.append(hit.process.probe_state.modules.of_file(os.path.realpath(lib))[0].start)
+        if not made:
+            made.append(t.count(f"uprobe:{first}:plugin_work"))
+        else:
+            t.stop()
+
+    with Tracer() as t:
+        proc = t.spawn([str(exe), str(first), str(second)], stdout=w)
+        os.close(w)
+        t.add_probe("uprobe:libc:dlsym", on_dlsym)
+        t.run()
+    assert r.read() == "total=3003\n"
+    _exits_ok(proc.pid)
+    assert starts[0] == starts[1], "the second library was mapped elsewhere: nothing tested"
+    (counter,) = made
+    assert counter.inline and counter.value == 1
+    assert "is no longer set in pid" in capfd.readouterr().err

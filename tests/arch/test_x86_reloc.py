@@ -81,6 +81,15 @@ def test_branch_targets_of_a_function():
     assert X86_64.branch_targets(code, SITE) == {SITE + 2, SITE + 14}
 
 
+def test_call_returns_direct_and_indirect():
+    # push rbx; call *rdi; pop rbx; call +0
+    code = H("53ffd75be800000000")
+    assert X86_64.call_returns(code, SITE) == {SITE + 3, SITE + 9}
+    # push ebx; call *ecx; pop ebx; and a prologue with no call
+    assert I386.call_returns(H("53ffd15b"), 0x8049000) == {0x8049003}
+    assert X86_64.call_returns(H("554889e5"), SITE) == set()
+
+
 @pytest.mark.skipif(shutil.which("as") is None, reason="GNU as is not installed")
 def test_handler_bytes_match_their_listing(tmp_path):
     """x86_inline.py carries the bytes of x86_inline.S: assemble it again."""

@@ -1,5 +1,7 @@
 /* dlopen, call, dlclose, three times: probes on the library must come back
- * each time it is loaded again.  Usage: dlcycle LIB.so */
+ * each time it is loaded again.  With LIB2.so, that one is loaded the
+ * second and third time (where LIB.so was, as a rule).
+ * Usage: dlcycle LIB.so [LIB2.so] */
 #include <dlfcn.h>
 #include <stdio.h>
 
@@ -7,7 +9,7 @@ int main(int argc, char **argv)
 {
     int total = 0;
     for (int i = 0; i < 3; i++) {
-        void *h = dlopen(argv[1], RTLD_NOW);
+        void *h = dlopen(argc > 2 && i ? argv[2] : argv[1], RTLD_NOW);
         int (*f)(int) = (int (*)(int))dlsym(h, "plugin_work");
         total += f(i);
         dlclose(h);

@@ -2,9 +2,13 @@
  * relocate (rip-relative operands, calls, short and conditional jumps), or
  * that it must refuse (too short, a branch target inside, a syscall), as
  * top-level asm so the bytes are exact whatever the compiler does.
- * Usage: inline_asm calls N | spin K US | wait | until */
+ * f_icall calls through a register inside its first five bytes (a thread
+ * in the callee returns into them); f_inner starts inside f_outer.
+ * Usage: inline_asm calls N | spin K US | wait | until | icall | inner N
+ *        | longjmp | phases N */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +18,7 @@
 long k_value = 40;
 long f_riprel(long x), f_call(long x), f_jmp(long x), f_jcc(long x), f_cmp(long x);
 long f_pc(void), f_tiny(void), f_loop(void), f_sys(void);
+long f_outer(long x), f_inner(long x);
 
 #if defined(__x86_64__)
 __asm__(
@@ -39,7 +44,14 @@ __asm__(
     ".globl f_loop\n .type f_loop,@function\n"
     "f_loop: xor %eax,%eax\n 1: inc %eax\n cmp $3,%eax\n jne 1b\n ret\n .size f_loop,.-f_loop\n"
     ".globl f_sys\n .type f_sys,@function\n"
-    "f_sys: xor %eax,%eax\n mov $39,%al\n syscall\n ret\n .size f_sys,.-f_sys\n");
+    "f_sys: xor %eax,%eax\n mov $39,%al\n syscall\n ret\n .size f_sys,.-f_sys\n"
+    ".globl f_icall\n .type f_icall,@function\n"
+    "f_icall: push %rbx\n call *%rdi\n pop %rbx\n nop\n nop\n nop\n ret\n"
+    " .size f_icall,.-f_icall\n"
+    ".globl f_outer\n .type f_outer,@function\n"
+    "f_outer: xor %eax,%eax\n .globl f_inner\n .type f_inner,@function\n"
+    "f_inner: lea 1(%rdi),%rax\n ret\n .size f_inner,.-f_inner\n .size f_outer,.-f_outer\n");
+void f_icall(void (*cb)(void));
 #else
 __asm__(
     ".text\n"
@@ -64,7 +76,15 @@ __asm__(
     ".globl f_loop\n .type f_loop,@function\n"
     "f_loop: xor %eax,%eax\n 1: inc %eax\n cmp $3,%eax\n jne 1b\n ret\n .size f_loop,.-f_loop\n"
     ".globl f_sys\n .type f_sys,@function\n"
-    "f_sys: xor %eax,%eax\n mov $20,%al\n int $0x80\n ret\n .size f_sys,.-f_sys\n");
+    "f_sys: xor %eax,%eax\n mov $20,%al\n int $0x80\n ret\n .size f_sys,.-f_sys\n"
+    ".globl f_icall\n .type f_icall,@function\n"
+    "f_icall: push %ebx\n call *%ecx\n pop %ebx\n nop\n nop\n nop\n ret\n"
+    " .size f_icall,.-f_icall\n"
+    ".globl f_outer\n .type f_outer,@function\n"
+    "f_outer: xor %eax,%eax\n .globl f_inner\n .type f_inner,@function\n"
+    "f_inner: mov 4(%esp),%eax\n inc %eax\n ret\n .size f_inner,.-f_inner\n"
+    " .size f_outer,.-f_outer\n");
+__attribute__((fastcall)) void f_icall(void (*cb)(void));
 #endif
 
 static long now_ns(void)
@@ -96,6 +116,21 @@ __attribute__((noinline)) int wait_line(void)
     return ret >= &__executable_start && ret < &etext;
 }
 
+__attribute__((noinline)) void callback(void) { __asm__ volatile(""); }
+__attribute__((noinline)) void marker(void) { __asm__ volatile(""); }
+
+static jmp_buf env;
+
+/* Leaves by longjmp, or blocks in read() once marker() has run. */
+__attribute__((noinline)) long jump_or_wait(int jump)
+{
+    char buf[64];
+    if (jump)
+        longjmp(env, 1);
+    marker();
+    return read(0, buf, sizeof buf) > 0 ? 7 : -1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 2 && strcmp(argv[1], "calls") == 0) {
@@ -124,6 +159,33 @@ int main(int argc, char **argv)
         printf("until %s\n", bad ? "wrong results" : "ok");
     } else if (argc > 1 && strcmp(argv[1], "wait") == 0) {
         printf("return address %s\n", wait_line() == 1 ? "own" : "foreign");
+    } else if (argc > 1 && strcmp(argv[1], "icall") == 0) {
+        f_icall(callback);
+        puts("icall returned");
+    } else if (argc > 2 && strcmp(argv[1], "inner") == 0) {
+        long n = atol(argv[2]), sum = 0;
+        for (long i = 0; i < n; i++)
+            sum += f_inner(i);
+        printf("inner %ld\n", sum);
+    } else if (argc > 1 && strcmp(argv[1], "longjmp") == 0) {
+        /* Both calls from here: their return addresses share one slot. */
+        static volatile int returns;
+        if (!setjmp(env))
+            jump_or_wait(1);
+        if (++returns > 1) {
+            puts("longjmp: back at the first call");
+            return 1;
+        }
+        long r = jump_or_wait(0);
+        printf("longjmp: %ld\n", r);
+    } else if (argc > 2 && strcmp(argv[1], "phases") == 0) {
+        long n = atol(argv[2]), s = 0;
+        for (long i = 0; i < n; i++)
+            s += f_riprel(i) + f_tiny();
+        marker();
+        for (long i = 0; i < n; i++)
+            s += f_riprel(i) + f_tiny();
+        printf("phases %ld\n", s);
     } else {
         return 2;
     }
