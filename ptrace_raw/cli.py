@@ -163,7 +163,7 @@ def _parser():
     shown.add_argument("--stack", action="store_true", help="print a backtrace per hit")
     shown.add_argument("--count", action="store_true", help="count hits per probe")
     shown.add_argument("--latency", action="append", default=[], metavar="FUNC-SPEC",
-                       help="histogram of FUNC's call durations in usecs (repeatable)")
+                       help="histogram of FUNC's call durations in nsecs (repeatable)")
     shown.add_argument("--hist", action="append", default=[], metavar="EXPR",
                        help="power-of-two histogram of EXPR per hit (repeatable)")
     shown.add_argument("--hits", action="store_true",
@@ -223,7 +223,7 @@ def _latency_probe(text: str, nargs: Optional[int]) -> _CliProbe:
     if spec.func is None or spec.offset or spec.kind == "usdt":
         raise UsageError(f"--latency '{text}': needs a function, as in BIN:FUNC")
     probe = _CliProbe(f"uretprobe:{spec.binary}:{spec.func}", nargs or 0,
-                      latency=Log2Hist(text, "usecs"))
+                      latency=Log2Hist(text, "nsecs"))
     probe.entry_text = f"uprobe:{spec.binary}:{spec.func}"
     return probe
 
@@ -372,7 +372,7 @@ class _Session:
                 probe.hits = probe.inline.value
                 continue
             for low_ns, count in probe.inline.buckets.items():
-                probe.latency.add_many(low_ns // 1000, count)
+                probe.latency.add_bucket(low_ns, count)
                 probe.hits += count
 
     def _run_script(self, tracer) -> None:
@@ -399,7 +399,7 @@ class _Session:
                 return
             probe.hits += 1
             if probe.latency is not None:
-                probe.latency.add((hit.time_ns - hit.entry_time_ns) // 1000)
+                probe.latency.add(hit.time_ns - hit.entry_time_ns)
             else:
                 for expr, hist in hists:
                     value = hist_value(expr(hit))

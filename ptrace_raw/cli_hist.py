@@ -22,18 +22,24 @@ class Log2Hist:
         self.unit = unit
         self.counts: Dict[int, int] = {}
         self.total = 0
-        self.sum = 0
+        #: the values' sum, None once a bucket came without its values
+        self.sum: Optional[int] = 0
 
     def add(self, value: int) -> None:
-        self.add_many(value, 1)
+        self._count(value, 1)
+        if self.sum is not None:
+            self.sum += value
 
-    def add_many(self, value: int, count: int) -> None:
-        """``count`` values equal to ``value`` (an inline histogram's bucket
-        arrives as its lower bound and a count)."""
+    def add_bucket(self, low: int, count: int) -> None:
+        """``count`` values in ``low``'s bucket, their sum unknown: an
+        inline histogram keeps counts per bucket only."""
+        self._count(low, count)
+        self.sum = None
+
+    def _count(self, value: int, count: int) -> None:
         index = value.bit_length() if value >= 0 else _NEGATIVE
         self.counts[index] = self.counts.get(index, 0) + count
         self.total += count
-        self.sum += value * count
 
     def buckets(self) -> List[Tuple[Optional[int], int, int]]:
         """(low, high, count) with inclusive bounds, from the lowest to the
@@ -75,9 +81,12 @@ def format_bcc(hist: Log2Hist) -> List[str]:
     for lo, hi, n in rows:
         low = "-inf" if lo is None else str(lo)
         out.append(f"{low:>10s} -> {hi:<10d} : {n:<8d} |{_bar(n, most, 40, '*'):<40s}|")
-    avg = hist.sum / hist.total
     unit = f" {hist.unit}" if hist.unit else ""
-    out.append(f"avg = {avg:.0f}{unit}, total: {hist.sum}{unit}, count: {hist.total}")
+    if hist.sum is None:
+        out.append(f"count: {hist.total}")
+    else:
+        out.append(f"avg = {hist.sum / hist.total:.0f}{unit}, total: {hist.sum}{unit}, "
+                   f"count: {hist.total}")
     return out
 
 
