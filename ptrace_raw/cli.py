@@ -249,6 +249,9 @@ class _Session:
         self.keep_args = max(wanted, default=0)
         self.start_ns = time.monotonic_ns()
         self.stopping = False
+        #: a script's handler called tracer.stop(): what we spawned is
+        #: killed, and that is no failure of the command
+        self.stopped_by_script = False
         self.tracer = None
         self.interrupted = 0
         self.held = opts.held
@@ -262,11 +265,13 @@ class _Session:
             self.tracer = tracer
             try:
                 command = self._start(tracer)
+                self.start_ns = time.monotonic_ns()
+                caught = self._run_in_slices(tracer)
             except BaseException:
+                # a script's sys.exit in a handler, say: what we started
+                # must not run on untraced
                 tracer.detach(kill_spawned=True)
                 raise
-            self.start_ns = time.monotonic_ns()
-            caught = self._run_in_slices(tracer)
             self.interrupted = tracer.stopped_by or caught
             script_probes = [p for p in tracer.probes if all(p is not q for q in self._ours)]
         if self.chrome is not None:
@@ -278,6 +283,8 @@ class _Session:
         if self.opts.json:
             self.emit({"type": "exit", "status": status})
         self.out.flush()
+        if self.out.failed is not None:
+            raise self.out.failed
         return BROKEN_PIPE_STATUS if self.out.broken else status
 
     def _run_in_slices(self, tracer) -> int:
@@ -287,8 +294,10 @@ class _Session:
         they are held (``held_signals``), so Ctrl-C never lands as
         KeyboardInterrupt.  Returns the signal held, or 0."""
         held = self.held
-        while tracer.processes and not held.signals and not self.out.broken:
-            tracer.run(timeout=FLUSH_EVERY)
+        while tracer.processes and not held.signals and not self.out.done:
+            if tracer.run(timeout=FLUSH_EVERY):
+                self.stopped_by_script = not self.stopping
+                break
             self.out.flush()
         if tracer.processes:
             tracer.detach(kill_spawned=True)
@@ -412,7 +421,7 @@ class _Session:
                     out.write(render(rec))
                 if chrome is not None:
                     chrome.add(hit, rec, rec.get("location", name))
-            if out.broken:
+            if out.done:
                 self._stop()
         return on_hit
 
@@ -428,6 +437,8 @@ class _Session:
             return 0
         if self.interrupted and command.exit_signal == signal.SIGKILL:
             return 128 + self.interrupted
+        if self.stopped_by_script and command.exit_signal == signal.SIGKILL:
+            return 0
         if command.exit_signal:
             return 128 + command.exit_signal
         return command.exit_code if command.exit_code >= 0 else 1

@@ -32,11 +32,15 @@ class Output:
 
     A reader that went away (``| head``) sets ``broken`` and turns the
     stream's descriptor into /dev/null, so neither later writes nor the
-    interpreter's flush at exit fail again."""
+    interpreter's flush at exit fail again.  Any other failure (a full
+    disk) is kept in ``failed``, to end tracing and be reported: raised in
+    a handler, it would only be told as the handler's error, hit after
+    hit."""
 
     def __init__(self, stream, batch: int = 100):
         self.stream = stream
         self.broken = False
+        self.failed: Optional[CliError] = None
         self._lines: List[str] = []
         try:
             tty = stream.isatty()
@@ -44,15 +48,20 @@ class Output:
             tty = False
         self._batch = 1 if tty else batch
 
+    @property
+    def done(self) -> bool:
+        """Nothing more can be written."""
+        return self.broken or self.failed is not None
+
     def write(self, line: str) -> None:
-        if self.broken:
+        if self.done:
             return
         self._lines.append(line)
         if len(self._lines) >= self._batch:
             self.flush()
 
     def flush(self) -> None:
-        if self.broken or not self._lines:
+        if self.done or not self._lines:
             return
         text = "\n".join(self._lines) + "\n"
         self._lines.clear()
@@ -65,7 +74,7 @@ class Output:
             os.dup2(devnull, self.stream.fileno())
             os.close(devnull)
         except OSError as exc:
-            raise output_error(exc) from None
+            self.failed = output_error(exc)
 
 
 def output_error(exc: OSError) -> CliError:

@@ -213,10 +213,11 @@ class Loop:
             if err != errno.EINTR:
                 raise OSError(err, "waitpid")
 
-    def run(self, timeout=None) -> None:
+    def run(self, timeout=None) -> bool:
         """Serve stops until every tracee is gone, ``timeout`` seconds pass,
-        or SIGINT/SIGTERM/SIGHUP arrives (then every tracee is detached, or killed
-        if we spawned it, before returning)."""
+        ``stop`` is called (then True is returned), or SIGINT/SIGTERM/SIGHUP
+        arrives (then every tracee is detached, or killed if we spawned it,
+        before returning)."""
         self._owner = threading.get_ident()
         deadline = None if timeout is None else time.monotonic() + timeout
         self._stop_signal = 0
@@ -282,6 +283,7 @@ class Loop:
                 for waker in self._stop_wakers:
                     waker.cancel()
                 self._stop_wakers.clear()
+            stopped = self._stop_requested
             self._stop_requested = False
             if timer is not None:
                 timer.cancel()
@@ -290,6 +292,7 @@ class Loop:
             restore()
         if self._stop_signal:
             self.detach(kill_spawned=True)
+        return stopped
 
     def stop(self) -> None:
         """End the current ``run`` (or the next one, if none is running)

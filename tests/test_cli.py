@@ -297,6 +297,43 @@ def test_script_adds_probes_with_the_tracer_global(calls, tmp_path):
     assert res.stderr.splitlines()[-1] == f"   1  uprobe:{calls}:greet"
 
 
+def _gone(pid):
+    """Killed: no process, or a zombie not reaped yet."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("how, status", [("tracer.stop()", 0), ("sys.exit(3)", 3)],
+                         ids=["stop", "exit"])
+def test_a_script_handler_ends_the_trace(calls, tmp_path, how, status):
+    """A handler ending the trace (bpftrace's exit()) ends it and kills the
+    command, as Ctrl-C does.  stop() used to be undone by the next slice of
+    the loop, and sys.exit left the command running untraced."""
+    script = tmp_path / "stop.py"
+    script.write_text(
+        "import sys\n"
+        f"@tracer.probe('uprobe:{calls}:add')\n"
+        "def on_add(hit):\n"
+        "    print(hit.pid, flush=True)\n"
+        f"    {how}\n")
+    res = cli("trace", "--script", script, "--", calls, 10**9)
+    assert res.returncode == status, res.stderr
+    (pid,) = res.stdout.split()
+    assert _gone(int(pid))
+
+
+def test_an_output_that_fails_ends_the_trace(calls):
+    """A full disk under -o: one error, exit 1, and the command is not left
+    running (each batch's failure was told as a handler's error, and the
+    trace went on to exit 0)."""
+    res = cli("trace", f"uprobe:{calls}:add", "-o", "/dev/full", "--", calls, 10**9)
+    assert res.returncode == 1
+    assert res.stderr == "ptrace-raw: cannot write the output: No space left on device\n"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_stop_signal_during_set_up_leaves_every_process_as_it_was(build, tmp_path, sig):
     """The signal comes while the tracer sets up (here from the script,
