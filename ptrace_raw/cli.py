@@ -487,6 +487,7 @@ def _trace(opts) -> int:
         raise UsageError("nothing to trace: give -p PID, -c CMD or -- CMD ARGS")
     if any(pid <= 0 for pid in opts.pid):
         raise UsageError("-p: a process id is a positive number")
+    opts.pid = list(dict.fromkeys(opts.pid))
     if opts.args is not None and opts.args < 0:
         raise UsageError("--args: N cannot be negative")
     if opts.trace_out:  # written at the end: found unwritable before anything runs
@@ -592,6 +593,10 @@ def main(argv: Optional[List[str]] = None, held: Optional[HeldSignals] = None) -
     hold is taken if not given)."""
     if held is None:
         held = HeldSignals()
+    if sys.stderr is None:
+        # Started with 2>&-: what we would say goes nowhere, and the
+        # command still runs.  Not inherited: the command sees fd 2 closed.
+        sys.stderr = open(os.devnull, "w")
     try:
         return _main(argv, held)
     finally:

@@ -56,6 +56,10 @@ def resolve_binary(name: str, mapped_paths: Iterable[str] = (), bits: int = 64) 
     if os.path.isfile(name):
         return os.path.realpath(name)
     if "/" in name:
+        if os.path.isdir(name):
+            raise LibraryNotFound(f"{name} is a directory")
+        if os.path.exists(name):
+            raise LibraryNotFound(f"{name} is not a regular file")
         raise LibraryNotFound(f"{name}: no such file")
     on_path = shutil.which(name)
     if on_path:

@@ -338,10 +338,6 @@ class ProbeEngine(Engine):
         try:
             path = resolve_binary(spec.binary, mapped)
         except LibraryNotFound as exc:
-            if os.path.isdir(spec.binary):
-                raise ProbeError(f"probe '{spec.text}': {spec.binary} is a directory") from None
-            if "/" in spec.binary:
-                raise ProbeError(f"probe '{spec.text}': {spec.binary}: no such file") from None
             raise ProbeError(f"probe '{spec.text}': {exc}") from None
         try:
             image = ElfImage.open(path)

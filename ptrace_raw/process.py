@@ -269,15 +269,21 @@ def _tids(pid: int):
         return set()
 
 
-def _tracer_of(pid: int) -> int:
+def _status_field(pid: int, name: str) -> str:
+    """A field of /proc/PID/status ("" if there is none, or no process)."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
+                key, _, value = line.partition(":")
+                if key == name:
+                    return value.strip()
     except OSError:
         pass
-    return 0
+    return ""
+
+
+def _tracer_of(pid: int) -> int:
+    return int(_status_field(pid, "TracerPid") or 0)
 
 
 def attach(pid: int) -> Process:
@@ -293,7 +299,16 @@ def attach(pid: int) -> Process:
         raise AttachError(f"cannot attach to pid {pid}: that is the tracer itself")
     if not os.path.exists(f"/proc/{pid}"):
         raise AttachError(f"cannot attach to pid {pid}: no such process")
+    tgid = int(_status_field(pid, "Tgid") or pid)
+    if tgid != pid:
+        raise AttachError(f"cannot attach to pid {pid}: it is a thread of process {tgid}, "
+                          "which is what can be attached to")
+    if _status_field(pid, "State").startswith("Z"):
+        raise AttachError(f"cannot attach to pid {pid}: it has exited (a zombie its parent "
+                          "has not reaped)")
     tracer = _tracer_of(pid)
+    if tracer == threading.get_native_id():
+        raise AttachError(f"cannot attach to pid {pid}: this tracer traces it already")
     if tracer:
         raise AttachError(f"cannot attach to pid {pid}: already traced by pid {tracer}")
     proc = Process(pid, spawned=False)

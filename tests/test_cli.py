@@ -591,6 +591,9 @@ def _reaped_pid():
     (["trace", "uprobe:{calls}:add", "--trace-out", "/no/such/dir/t.json", "--", "{calls}"], 1,
      "ptrace-raw: cannot write /no/such/dir/t.json: No such file or directory"),
     (["list", "/etc/passwd"], 1, "ptrace-raw: /etc/passwd is not an ELF file"),
+    (["list", "/tmp"], 1, "ptrace-raw: /tmp is a directory"),
+    (["trace", "uprobe:/dev/null:f", "--", "true"], 1,
+     "ptrace-raw: probe 'uprobe:/dev/null:f': /dev/null is not a regular file"),
     (["list", "-p", "{dead}"], 1, "ptrace-raw: cannot list pid {dead}: no such process"),
 ])
 def test_user_errors_are_one_line(calls, args, status, message):
@@ -598,6 +601,63 @@ def test_user_errors_are_one_line(calls, args, status, message):
     res = cli(*[a.format(**fill) for a in args])
     assert (res.returncode, res.stderr) == (status, message.format(**fill) + "\n")
     assert res.stdout == ""
+
+
+def test_attach_refuses_a_thread_id_and_a_zombie(calls):
+    """-p with a thread's id attached that thread alone and labelled its
+    hits with the thread id as pid; a zombie was "not permitted"."""
+    threaded = subprocess.Popen(
+        [sys.executable, "-c", "import sys, threading\n"
+         "t = threading.Thread(target=sys.stdin.read, daemon=True); t.start()\n"
+         "print(t.native_id, flush=True); t.join()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    zombie = subprocess.Popen(["true"])
+    try:
+        tid = int(threaded.stdout.readline())
+        res = cli("trace", f"uprobe:{calls}:add", "-p", tid)
+        assert (res.returncode, res.stderr) == (1, (
+            f"ptrace-raw: cannot attach to pid {tid}: it is a thread of process "
+            f"{threaded.pid}, which is what can be attached to\n"))
+        deadline = time.monotonic() + 30
+        while not _gone(zombie.pid):
+            assert time.monotonic() < deadline
+        res = cli("trace", f"uprobe:{calls}:add", "-p", zombie.pid)
+        assert (res.returncode, res.stderr) == (1, (
+            f"ptrace-raw: cannot attach to pid {zombie.pid}: it has exited (a zombie its "
+            "parent has not reaped)\n"))
+    finally:
+        threaded.communicate("")
+        zombie.wait()
+
+
+def test_a_pid_given_twice_is_traced_once(build):
+    """-p X -p X refused X as "already traced" by ourselves."""
+    exe = build("service.c")
+    svc = start_service(exe)
+    try:
+        assert svc.stdout.readline().startswith("ready")
+        tracer = cli_popen("trace", "-p", svc.pid, "-p", svc.pid, f"uprobe:{exe}:handle",
+                           "--count", "--no-inline", stderr=subprocess.PIPE)
+        _wait_until(lambda: _patched(svc.pid, exe, "handle"), "the probe to be set")
+        assert ask(svc, "5") == "26"
+        tracer.send_signal(signal.SIGINT)
+        err = tracer.communicate(timeout=30)[1]
+        assert tracer.returncode == 0, err
+        assert err.splitlines() == ["hits  probe", f"   1  uprobe:{exe}:handle"]
+    finally:
+        svc.stdin.close()
+        svc.wait(timeout=10)
+
+
+def test_a_closed_stderr_does_not_stop_the_command(calls):
+    """Started with 2>&-: nothing of ours can be shown, but the command
+    runs, with our exit status its own (it never ran: an AttributeError
+    at the first write ended the tracer)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    res = subprocess.run([sys.executable, "-m", "ptrace_raw", "trace", f"uprobe:{calls}:add",
+                          "--", str(calls), "3"], stdout=subprocess.PIPE, text=True,
+                         timeout=60, cwd=REPO, env=env, preexec_fn=lambda: os.close(2))
+    assert (res.returncode, res.stdout) == (0, untraced(calls, 3))
 
 
 def test_an_output_that_cannot_be_written_is_one_line(calls):
