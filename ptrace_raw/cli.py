@@ -222,6 +222,8 @@ def _latency_probe(text: str, nargs: Optional[int]) -> _CliProbe:
     spec = parse_spec(text)
     if spec.func is None or spec.offset or spec.kind == "usdt":
         raise UsageError(f"--latency '{text}': needs a function, as in BIN:FUNC")
+    if spec.is_glob:
+        raise UsageError(f"--latency '{text}': needs one function, not a pattern")
     probe = _CliProbe(f"uretprobe:{spec.binary}:{spec.func}", nargs or 0,
                       latency=Log2Hist(text, "nsecs"))
     probe.entry_text = f"uprobe:{spec.binary}:{spec.func}"

@@ -127,10 +127,11 @@ def is_function_entry(spec) -> bool:
 
 def needs_location(spec) -> bool:
     """Whether a hit line must say where it fired, because the spec alone
-    does not tell: globs, every-instruction probes and source lines (one
-    line can have several sites)."""
-    if spec.is_return:
-        return False
+    does not tell: globs (of functions, returns or markers), every-
+    instruction probes and source lines (one line can have several
+    sites)."""
+    if spec.kind == "usdt":
+        return any(c in f"{spec.provider}:{spec.name}" for c in "*?[")
     return spec.is_glob or spec.offset == "*" or spec.line is not None
 
 
@@ -162,7 +163,9 @@ def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool) -> dic
     spec = hit.probe.spec
     rec = {"type": "hit", "probe": spec.text, "pid": hit.pid, "tid": hit.tid,
            "time_ns": hit.time_ns - start_ns, "ip": hit.ip}
-    if locate:
+    if locate and spec.kind == "usdt":
+        rec["location"] = hit.usdt_marker
+    elif locate:
         frame = hit.location
         rec["location"] = (f"{frame.symbol}+{frame.offset:#x}" if frame.symbol
                            else f"{frame.pc:#x}")

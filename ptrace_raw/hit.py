@@ -181,6 +181,12 @@ class Hit:
         return self._engine.location(self)
 
     @property
+    def usdt_marker(self):
+        """``provider:name`` of the marker hit, for a USDT probe (None for
+        other probes): which one, when the spec is a pattern."""
+        return self._engine.usdt_marker(self)
+
+    @property
     def usdt_args(self):
         """The marker's arguments as integers, for a USDT probe (None for
         other probes)."""

@@ -949,6 +949,12 @@ class ProbeEngine(Engine):
         addr = hit._entry.entry if hit._entry is not None else hit.ip
         return self._frame(ps, addr, False)
 
+    def usdt_marker(self, hit):
+        site = self._site_of(hit)
+        if site is None or site.sdt is None:
+            return None
+        return f"{site.sdt.provider}:{site.sdt.name}"
+
     def usdt_args(self, hit):
         site = self._site_of(hit)
         if site is None or site.sdt is None:

@@ -139,6 +139,17 @@ def test_glob_and_line_hits_say_where_they_fired(calls):
     first, second = filter(None, map(HIT_LINE.match, res.stderr.splitlines()))
     assert first[5].startswith(" at main+0x")
     assert second[5].startswith(" at greet+0x0 arg0=0x")
+    # a pattern of returns names the function that returned
+    res = cli("trace", f"uretprobe:{calls}:gr*", "--", calls, 1)
+    (ret,) = filter(None, map(HIT_LINE.match, res.stderr.splitlines()))
+    assert ret[5].startswith(" at greet+0x0 retval=0x")
+
+
+def test_a_marker_pattern_says_which_marker_fired(build):
+    exe = build("sdt_probes.c", flags=("-O0", *sdt_include_flags()))
+    res = cli("trace", f"usdt:{exe}:sdt:*", "--json", "--", exe)
+    assert [h["location"] for h in hits_of(ndjson(res.stderr))] == ["sdt:tick", "sdt:data",
+                                                                      "sdt:consts"]
 
 
 def test_usdt_arguments(build, bits):
@@ -592,6 +603,8 @@ def _reaped_pid():
      "ptrace-raw: cannot write /no/such/dir/t.json: No such file or directory"),
     (["list", "/etc/passwd"], 1, "ptrace-raw: /etc/passwd is not an ELF file"),
     (["list", "/tmp"], 1, "ptrace-raw: /tmp is a directory"),
+    (["trace", "--count", "--latency", "{calls}:a*", "--", "{calls}"], 2,
+     "ptrace-raw: --latency '{calls}:a*': needs one function, not a pattern"),
     (["trace", "uprobe:/dev/null:f", "--", "true"], 1,
      "ptrace-raw: probe 'uprobe:/dev/null:f': /dev/null is not a regular file"),
     (["list", "-p", "{dead}"], 1, "ptrace-raw: cannot list pid {dead}: no such process"),
