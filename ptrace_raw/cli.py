@@ -32,7 +32,7 @@ from .cli_output import (
     CliError, HitExpr, JsonDiagnostics, Output, UsageError, hist_value, hit_record,
     is_function_entry, needs_location, output_error, render_json, render_text, where,
 )
-from .errors import TracerError
+from .errors import SpecError, TracerError
 from .held_signals import HeldSignals
 from .libraries import resolve_binary
 from .specs import parse_spec
@@ -82,7 +82,9 @@ tid, probe (the spec text), ip, and hit (the API's Hit object, e.g.
 hit.read_cstring(arg0)).
 
 exit status: the command's (128+N if signal N killed it; 130 if Ctrl-C
-ended tracing and killed it), 0 with -p only, 1 on errors, 2 on usage errors.
+ended tracing and killed it; 0 if a script's handler called tracer.stop()),
+0 with -p only, 1 on errors, 2 on usage errors (a probe spec that does not
+parse is one).
 """
 
 LIST_EPILOG = """\
@@ -397,7 +399,8 @@ class _Session:
             if self.opts.debug:
                 raise
             line = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            raise CliError(f"script {self.opts.script} failed: {line}") from None
+            raise CliError(f"script {self.opts.script} failed{_script_line(exc, self.opts.script)}: "
+                           f"{line}") from None
 
     def _handler(self, probe: _CliProbe):
         flt, hists, chrome, out = self.filter, self.hists, self.chrome, self.out
@@ -577,8 +580,18 @@ def _demo(opts) -> int:
 
 # -- entry point ------------------------------------------------------------------------
 
+def _script_line(exc: BaseException, script: str) -> str:
+    """`` at line N``: where in the script it failed, if it did there."""
+    if isinstance(exc, SyntaxError) and exc.filename == script and exc.lineno:
+        return f" at line {exc.lineno}"
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == script]
+    return f" at line {lines[-1]}" if lines else ""
+
+
 def _exit_status(exc: BaseException) -> int:
-    return 2 if isinstance(exc, UsageError) else 1
+    """2 for usage errors (a probe spec that does not parse is one), 1 for
+    the rest."""
+    return 2 if isinstance(exc, (UsageError, SpecError)) else 1
 
 
 def _split_command(argv: List[str]):

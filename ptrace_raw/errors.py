@@ -42,3 +42,7 @@ class AttachError(TracerError):
 
 class ProbeError(TracerError):
     """A probe spec cannot be set: bad syntax, unknown symbol, refused site."""
+
+
+class SpecError(ProbeError):
+    """A probe spec that does not parse: a usage error, whatever the files."""

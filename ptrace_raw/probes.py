@@ -930,7 +930,7 @@ class ProbeEngine(Engine):
                 self._fatal = exc
         elif self.error_count <= _SHOWN_ERRORS:
             line = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            self.say(f"handler of '{probe.spec.text}' raised {line}")
+            self.say(f"handler of '{probe.spec.text}' raised {line}{_handler_line(exc)}")
             if self.error_count == _SHOWN_ERRORS:
                 self.say("further handler errors are counted (error_count), not shown")
 
@@ -1153,6 +1153,15 @@ class ProbeEngine(Engine):
         for probe in self.probes:
             probe.sites.pop(proc.pid, None)
         proc.probe_state = None
+
+
+def _handler_line(exc: BaseException) -> str:
+    """`` (at FILE:LINE)``: the innermost place in the handler's own code,
+    not ours, that the exception came through."""
+    ours = os.path.dirname(os.path.abspath(__file__))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if os.path.dirname(os.path.abspath(f.filename)) != ours]
+    return f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
 
 
 def _semaphore_view(ps):

@@ -11,11 +11,15 @@ from __future__ import annotations
 import re
 from typing import NamedTuple, Optional
 
-from .errors import ProbeError
+from .errors import SpecError
 
 _KINDS = {"uprobe": "uprobe", "u": "uprobe", "p": "uprobe",
           "uretprobe": "uretprobe", "ur": "uretprobe", "r": "uretprobe",
           "usdt": "usdt", "U": "usdt"}
+#: bpftrace probe types with no user-space meaning here
+_KERNEL_KINDS = frozenset({"kprobe", "kretprobe", "kfunc", "kretfunc", "fentry", "fexit",
+                           "tracepoint", "rawtracepoint", "software", "hardware", "profile",
+                           "interval", "watchpoint", "iter"})
 _FUNC = re.compile(r"^(?P<func>[^+\s]+?)(?:\+(?P<off>\*|0[xX][0-9a-fA-F]+|\d+))?$")
 _LINE = re.compile(r"^(?P<file>[^:]+\.(?:c|h|cc|cpp|cxx|hpp|hh|C|s|S)):(?P<line>\d+)$")
 
@@ -46,43 +50,46 @@ class ProbeSpec(NamedTuple):
 
 
 def parse_spec(text: str) -> ProbeSpec:
-    """Parse ``text`` or raise ProbeError naming it and saying what is wrong."""
+    """Parse ``text`` or raise SpecError naming it and saying what is wrong."""
     spec = text.strip()
     if not spec:
-        raise ProbeError("empty probe spec")
+        raise SpecError("empty probe spec")
     kind = "uprobe"
     head, sep, rest = spec.partition(":")
+    if sep and head in _KERNEL_KINDS:
+        raise SpecError(f"bad probe '{text}': {head} probes are the kernel's; ptrace-raw "
+                        "traces user space (uprobe, uretprobe, usdt)")
     if sep and head in _KINDS:
         kind, spec = _KINDS[head], rest
     if spec.endswith("%return"):
         if kind != "uprobe":
-            raise ProbeError(f"bad probe '{text}': %return only goes with uprobe specs")
+            raise SpecError(f"bad probe '{text}': %return only goes with uprobe specs")
         kind, spec = "uretprobe", spec[: -len("%return")]
     binary, sep, where = spec.partition(":")
     if not sep or not binary or not where:
-        raise ProbeError(f"bad probe '{text}': expected [uprobe|uretprobe|usdt:]BIN:WHERE")
+        raise SpecError(f"bad probe '{text}': expected [uprobe|uretprobe|usdt:]BIN:WHERE")
     if kind == "usdt":
         provider, sep, name = where.partition(":")
         if not sep or not provider or not name or ":" in name:
-            raise ProbeError(f"bad probe '{text}': expected usdt:BIN:PROVIDER:NAME")
+            raise SpecError(f"bad probe '{text}': expected usdt:BIN:PROVIDER:NAME")
         return ProbeSpec(text, kind, binary, provider=provider, name=name)
     line = _LINE.match(where)
     if line:
         if kind == "uretprobe":
-            raise ProbeError(f"bad probe '{text}': a return probe needs a function, not a line")
+            raise SpecError(f"bad probe '{text}': a return probe needs a function, not a line")
         return ProbeSpec(text, kind, binary, file=line["file"], line=int(line["line"]))
     if re.fullmatch(r"0[xX][0-9a-fA-F]+", where):
         if kind == "uretprobe":
-            raise ProbeError(f"bad probe '{text}': a return probe needs a function, not an address")
+            raise SpecError(f"bad probe '{text}': a return probe needs a function, not an address")
         return ProbeSpec(text, kind, binary, address=int(where, 16))
     m = _FUNC.match(where)
     if not m or ":" in where:
-        raise ProbeError(f"bad probe '{text}': cannot read '{where}' as FUNC, FUNC+OFF, "
+        raise SpecError(f"bad probe '{text}': cannot read '{where}' as FUNC, FUNC+OFF, "
                          "0xADDR or FILE:LINE")
     off = m["off"]
     if off is not None and off != "*":
         off = int(off, 16) if off[:2] in ("0x", "0X") else int(off, 10)
     if kind == "uretprobe" and off:
-        raise ProbeError(f"bad probe '{text}': a return probe goes on a function entry, "
+        raise SpecError(f"bad probe '{text}': a return probe goes on a function entry, "
                          "not an offset")
     return ProbeSpec(text, kind, binary, func=m["func"], offset=off)

@@ -308,6 +308,29 @@ def test_script_adds_probes_with_the_tracer_global(calls, tmp_path):
     assert res.stderr.splitlines()[-1] == f"   1  uprobe:{calls}:greet"
 
 
+def test_script_errors_say_where(calls, tmp_path):
+    """A script's syntax error, a failure while it runs and a handler's
+    exception each name the line (a SyntaxError said only what)."""
+    broken = tmp_path / "broken.py"
+    broken.write_text("x = 1\ny = (\n")
+    res = cli("trace", "--script", broken, "--", calls, 1)
+    assert (res.returncode, res.stderr) == (1, (
+        f"ptrace-raw: script {broken} failed at line 2: SyntaxError: '(' was never closed\n"))
+    failing = tmp_path / "failing.py"
+    failing.write_text("import os\n\nraise ValueError('boom')\n")
+    res = cli("trace", "--script", failing, "--", calls, 1)
+    assert res.stderr == f"ptrace-raw: script {failing} failed at line 3: ValueError: boom\n"
+    handler = tmp_path / "handler.py"
+    handler.write_text(f"@tracer.probe('uprobe:{calls}:greet')\n"
+                       "def on_greet(hit):\n"
+                       "    return 1 // 0\n")
+    res = cli("trace", "--script", handler, "--", calls, 1)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == (f"ptrace-raw: handler of 'uprobe:{calls}:greet' raised "
+                          "ZeroDivisionError: integer division or modulo by zero "
+                          "(at handler.py:3)\n")
+
+
 def _gone(pid):
     """Killed: no process, or a zombie not reaped yet."""
     try:
@@ -578,8 +601,11 @@ def _reaped_pid():
 
 
 @pytest.mark.parametrize("args, status, message", [
-    (["trace", "nocolon", "--", "true"], 1,
+    (["trace", "nocolon", "--", "true"], 2,
      "ptrace-raw: bad probe 'nocolon': expected [uprobe|uretprobe|usdt:]BIN:WHERE"),
+    (["trace", "kprobe:do_sys_open", "--", "true"], 2,
+     "ptrace-raw: bad probe 'kprobe:do_sys_open': kprobe probes are the kernel's; ptrace-raw "
+     "traces user space (uprobe, uretprobe, usdt)"),
     (["trace", "uprobe:{calls}:nosuch", "--", "{calls}"], 1,
      "ptrace-raw: probe 'uprobe:{calls}:nosuch': no function 'nosuch' in {calls}"),
     (["trace", "uprobe:/no/such/file:f", "--", "true"], 1,
