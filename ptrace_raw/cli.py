@@ -277,7 +277,12 @@ class _Session:
                 tracer.detach(kill_spawned=True)
                 raise
             self.interrupted = tracer.stopped_by or caught
-            script_probes = [p for p in tracer.probes if all(p is not q for q in self._ours)]
+            # an inline probe's int3 stand-in (set up front, or once its
+            # library came and could not be patched) is ours too, not a
+            # script's to count again
+            ours = self._ours + [p.inline.probe for p in self.probes
+                                 if p.inline is not None and p.inline.probe is not None]
+            script_probes = [p for p in tracer.probes if all(p is not q for q in ours)]
         if self.chrome is not None:
             self._write_chrome()
         status = self._status(command)
@@ -371,9 +376,6 @@ class _Session:
         if probe.inline.inline:
             what = "timed" if probe.latency is not None else "counted"
             tracer.engine.say(f"probe '{probe.inline.spec.text}': {what} inline, in the tracee")
-        elif probe.inline.probe is not None:
-            # its int3 stand-in is ours too, not a script's to count again
-            self._ours.append(probe.inline.probe)
 
     def _collect_inline(self) -> None:
         """Read what inline probes gathered (their memory outlives the

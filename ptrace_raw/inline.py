@@ -24,9 +24,10 @@ and glibc reuses a dead thread's control block for the next thread.
 
 A site that cannot be patched (too short, a branch target, another
 function's entry, a call's return or a thread inside the bytes to patch, an
-instruction that cannot be relocated, its library not mapped yet, no glibc)
-falls back to an int3 probe with the same semantics, says so once on
-stderr, and the returned object's ``inline`` is False.
+instruction that cannot be relocated, no glibc) falls back to an int3 probe
+with the same semantics, says so once on stderr, and the returned object's
+``inline`` is False.  A probe whose library is not mapped yet waits for it
+in that process, as int3 probes do, and is patched when it is loaded.
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ _SHADOW_BYTES = _arch.INLINE_SHADOW_SLOTS * _arch.INLINE_SHADOW_SLOT_BYTES
 
 class _Fallback(Exception):
     """This probe cannot be inline here; the message says why."""
+
+
+class _NotMapped(_Fallback):
+    """The probe's file is not mapped in the process yet: it waits there,
+    and is set when the file is loaded (dlopen, or the libraries of a
+    program just started)."""
 
 
 # -- what users hold ------------------------------------------------------------
@@ -235,6 +242,8 @@ class InlineProbes:
         self.tracer = tracer
         self.probes = []
         self._procs = {}
+        #: pid -> the probes waiting there for their file to be mapped
+        self._waiting = {}
         self._mult = None
 
     # -- API ------------------------------------------------------------------
@@ -257,7 +266,7 @@ class InlineProbes:
 
         def install(proc):
             done.append(proc)
-            self._install(proc, obj)
+            self._install_or_wait(proc, obj)
 
         try:
             if obj.spec.is_return or obj.spec.provider is not None and obj.kind == "enter":
@@ -280,11 +289,14 @@ class InlineProbes:
         else:
             self.tracer.engine.for_each_process(lambda proc: self._uninstall(proc, obj))
 
-    def _fall_back(self, obj, why: str) -> None:
+    def _fall_back(self, obj, why: str, keep: bool = False) -> None:
+        """An int3 probe does ``obj``'s work from now on; ``keep``: what its
+        patches counted before (in a library since unloaded) still counts."""
         self.tracer.engine.say(f"probe '{obj.spec.text}' cannot run inline ({why}); "
                                "using an int3 probe")
         obj.inline = False
-        obj.cells = []
+        if not keep:
+            obj.cells = []
         engine = self.tracer.engine
         if obj.kind == "count":
             obj.probe = engine.add_probe(obj.spec.text)
@@ -305,10 +317,10 @@ class InlineProbes:
         try:
             path = resolve_binary(spec.binary, [m.path for m in ps.modules.modules], ps.bits)
         except LibraryNotFound:
-            raise _Fallback(f"{spec.binary} is not mapped yet") from None
+            raise _NotMapped(f"{spec.binary} is not mapped yet") from None
         mods = ps.modules.of_file(path)
         if not mods:
-            raise _Fallback(f"{path} is not mapped yet")
+            raise _NotMapped(f"{path} is not mapped yet")
         mod = mods[0]
         arch = _ARCH_BY_BITS[mod.image.bits]
         st = self._procs.get(proc.pid)
@@ -326,6 +338,14 @@ class InlineProbes:
             site.works.append((obj, values))
             self._write(proc, st, site)
             st.sites[addr] = site
+
+    def _install_or_wait(self, proc, obj) -> None:
+        try:
+            self._install(proc, obj)
+        except _NotMapped:
+            waiting = self._waiting.setdefault(proc.pid, [])
+            if obj not in waiting:
+                waiting.append(obj)
 
     def _check(self, proc, st, arch, mod, vaddr: int):
         """(address, patch length, original bytes) of a site that can take
@@ -475,6 +495,9 @@ class InlineProbes:
         return offset
 
     def _uninstall(self, proc, obj) -> None:
+        waiting = self._waiting.get(proc.pid, [])
+        if obj in waiting:
+            waiting.remove(obj)
         st = self._procs.get(proc.pid)
         if st is None:
             return
@@ -499,13 +522,15 @@ class InlineProbes:
                                       for s in st.sites.values())
 
     def on_new_process(self, proc) -> None:
-        """A new tracee or a new image (exec): set every inline probe in it."""
+        """A new tracee or a new image (exec): set every inline probe in it,
+        or have it wait for its library."""
         self._procs.pop(proc.pid, None)
+        self._waiting.pop(proc.pid, None)
         for obj in self.probes:
             if not obj.inline:
                 continue
             try:
-                self._install(proc, obj)
+                self._install_or_wait(proc, obj)
             except _Fallback as why:
                 self._uninstall(proc, obj)
                 self.tracer.engine.say(f"probe '{obj.spec.text}' is not set in pid {proc.pid}: "
@@ -513,10 +538,36 @@ class InlineProbes:
 
     on_exec = on_new_process
 
+    def on_loaded(self, proc) -> None:
+        """The loaded libraries changed: set the probes waiting for theirs,
+        with every thread stopped, as a patch needs."""
+        waiting = self._waiting.get(proc.pid)
+        if not waiting:
+            return
+        with self.tracer.engine.stopped(proc):
+            for obj in list(waiting):
+                try:
+                    self._install(proc, obj)
+                    waiting.remove(obj)
+                except _NotMapped:
+                    pass
+                except _Fallback as why:
+                    waiting.remove(obj)
+                    self._uninstall(proc, obj)
+                    if any(obj in st.values for st in self._procs.values()):
+                        self.tracer.engine.say(f"probe '{obj.spec.text}' is not set in pid "
+                                               f"{proc.pid}: {why}")
+                    else:
+                        # patched nowhere: an int3 probe stands in for it,
+                        # here and in every process, as when set up front
+                        self._fall_back(obj, str(why), keep=True)
+
     def on_fork(self, parent, child, follow: bool) -> None:
         """A followed child shares the counters (the mapping is inherited)
         and has a copy of the shadow stacks; an unfollowed one gets its
         original text and return addresses back before it runs."""
+        if follow and parent.pid in self._waiting:
+            self._waiting[child.pid] = list(self._waiting[parent.pid])
         st = self._procs.get(parent.pid)
         if st is None:
             return
@@ -543,22 +594,20 @@ class InlineProbes:
     def on_unmapped(self, proc, modules) -> None:
         """Libraries unloaded (dlclose): their patches went with their
         pages, and whatever is mapped there next is not ours to restore.
-        Their sites are dropped without touching memory."""
+        Their sites are dropped without touching memory, and their probes
+        wait for the library to come back."""
         st = self._procs.get(proc.pid)
         if st is None:
             return
-        told = set()
+        waiting = self._waiting.setdefault(proc.pid, [])
         for site in [s for s in st.sites.values()
                      if any(m.start <= s.addr < m.end for m in modules)]:
             del st.sites[site.addr]
-            for obj, _ in site.works:
-                if obj not in told:
-                    told.add(obj)
-                    self.tracer.engine.say(f"probe '{obj.spec.text}' is no longer set in pid "
-                                           f"{proc.pid}: its library was unloaded")
+            waiting += [obj for obj, _ in site.works if obj not in waiting]
 
     def on_process_gone(self, proc) -> None:
         self._procs.pop(proc.pid, None)
+        self._waiting.pop(proc.pid, None)
 
 
 def _step_out(proc, thread, st) -> None:

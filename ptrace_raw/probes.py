@@ -425,6 +425,13 @@ class ProbeEngine(Engine):
         if gone:
             self._forget_modules(proc, ps, gone)
         self._install_waiting(proc, ps)
+        for hook in self.hooks:
+            hook.on_loaded(proc)
+
+    def stopped(self, proc):
+        """A ``with`` context with every thread of ``proc`` stopped, for a
+        change no running thread may see half done (from a handler too)."""
+        return _stopped(self.tracer, proc)
 
     def _forget_modules(self, proc, ps, gone) -> None:
         """A library was unloaded (dlclose): its int3s went with its pages,
