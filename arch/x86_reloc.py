@@ -14,7 +14,9 @@ it does at ``new_addr`` what it did at ``addr``:
   jump": the callee returns straight to the original code, and code that
   reads its own return address (i386 ``__x86.get_pc_thunk``) sees the
   address it was built for; a call inside the block keeps returning into
-  the copy, which then runs the rest;
+  the copy, which then runs the rest (inline probes refuse such a block,
+  as a thread already in the callee when the patch goes in would return
+  into the patch: ``call_returns`` finds them);
 * everything the probe analysis refuses is refused here too, and any other
   relative branch (xbegin) because its target moves with it.
 """

@@ -15,7 +15,7 @@ _NEGATIVE = -1
 
 class Log2Hist:
     """Counts of integer values by power-of-two bucket; ``unit`` names what
-    the values measure ("usecs"), None for a plain value."""
+    the values measure ("nsecs"), None for a plain value."""
 
     def __init__(self, name: str, unit: Optional[str] = None):
         self.name = name

@@ -130,9 +130,7 @@ def needs_location(spec) -> bool:
     does not tell: globs (of functions, returns or markers), every-
     instruction probes and source lines (one line can have several
     sites)."""
-    if spec.kind == "usdt":
-        return any(c in f"{spec.provider}:{spec.name}" for c in "*?[")
-    return spec.is_glob or spec.offset == "*" or spec.line is not None
+    return spec.is_glob or spec.is_marker_glob or spec.offset == "*" or spec.line is not None
 
 
 def arg_value(hit, n: int):

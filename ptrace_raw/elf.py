@@ -32,6 +32,7 @@ _DF_1_PIE = 0x08000000
 _SHN_UNDEF, _SHN_LORESERVE = 0, 0xFF00
 _KINDS = {1: "object", 2: "func", 10: "ifunc"}      # STT_OBJECT, STT_FUNC, STT_GNU_IFUNC
 _STT_TLS = 6
+_STT_NOTYPE = 0
 _BINDINGS = {0: "local", 1: "global", 2: "weak", 10: "unique"}
 _BINDING_RANK = {"global": 0, "unique": 0, "weak": 1, "local": 2}
 _VERSYM_HIDDEN = 0x8000
@@ -268,15 +269,24 @@ class ElfImage:
         return min(objects, key=lambda e: e.rank).symbol
 
     @cached_property
-    def _starts(self) -> list[int]:
-        return [e.symbol.value for e in self._entries]
+    def _entry_points(self) -> tuple[list[int], list[str]]:
+        """(addresses, names), sorted, of the places other code may call or
+        jump to by name: functions, ifuncs, and untyped labels (a global
+        label in hand-written asm has no .type)."""
+        points = [(e.symbol.value, e.symbol.name) for e in self._entries
+                  if e.symbol.kind != "object"]
+        for sec in self._sections:
+            if sec.type in ("SHT_SYMTAB", "SHT_DYNSYM"):
+                points += [(value, name) for _, name, value, _, stt, _, shndx
+                           in self._raw_symbols(sec)
+                           if stt == _STT_NOTYPE and name and _SHN_UNDEF < shndx < _SHN_LORESERVE]
+        points.sort()
+        return [v for v, _ in points], [n for _, n in points]
 
-    def symbols_starting_in(self, lo: int, hi: int) -> list[Symbol]:
-        """Symbols starting in [lo, hi), sorted by address: entry points
-        other code may call or jump to."""
-        starts = self._starts
-        return [e.symbol for e in self._entries[bisect.bisect_left(starts, lo):
-                                                bisect.bisect_left(starts, hi)]]
+    def entry_points_in(self, lo: int, hi: int) -> list[str]:
+        """Names of the functions and labels starting in [lo, hi)."""
+        starts, names = self._entry_points
+        return names[bisect.bisect_left(starts, lo):bisect.bisect_left(starts, hi)]
 
     @cached_property
     def _address_table(self) -> tuple[list[int], list[int], list[Symbol]]:

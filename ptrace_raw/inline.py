@@ -376,10 +376,9 @@ class InlineProbes:
         if inside:
             raise _Fallback(f"a call in the bytes the jump would cover returns to "
                             f"{sym.name}+{inside[0] - sym.value:#x}, inside them")
-        entries = [e for e in image.symbols_starting_in(vaddr + 1, vaddr + length)
-                   if e.kind != "object"]
+        entries = image.entry_points_in(vaddr + 1, vaddr + length)
         if entries:
-            raise _Fallback(f"function {entries[0].name} starts inside the bytes the jump "
+            raise _Fallback(f"function {entries[0]} starts inside the bytes the jump "
                             "would cover")
         if any(addr <= a < addr + length for a in proc.probe_state.bps.sites):
             raise _Fallback("an int3 probe is set inside the bytes to patch")

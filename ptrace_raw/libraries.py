@@ -55,9 +55,9 @@ def resolve_binary(name: str, mapped_paths: Iterable[str] = (), bits: int = 64) 
     compares equal to the paths of /proc/PID/maps."""
     if os.path.isfile(name):
         return os.path.realpath(name)
+    if os.path.isdir(name):
+        raise LibraryNotFound(f"{name} is a directory")
     if "/" in name:
-        if os.path.isdir(name):
-            raise LibraryNotFound(f"{name} is a directory")
         if os.path.exists(name):
             raise LibraryNotFound(f"{name} is not a regular file")
         raise LibraryNotFound(f"{name}: no such file")

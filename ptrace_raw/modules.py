@@ -47,9 +47,18 @@ class ModuleMap:
         self._starts = []
 
     def refresh(self, maps) -> None:
+        """A mapping still there (same range, same inode) keeps its module
+        as first read: its file may have been touched or replaced on disk
+        since (a package upgrade), but the code mapped is the old one, and
+        our int3s and patches are in it."""
+        kept = {(m.start, m.end, m.inode): m for m in self.modules}
         mods = []
         for m in maps:
             if not m.is_exec or not m.path.startswith("/") or m.inode == 0:
+                continue
+            old = kept.get((m.start, m.end, m.inode))
+            if old is not None:
+                mods.append(old)
                 continue
             try:
                 image = ElfImage.open(m.path)

@@ -1163,12 +1163,12 @@ class ProbeEngine(Engine):
 
 
 def _handler_line(exc: BaseException) -> str:
-    """`` (at FILE:LINE)``: the innermost place in the handler's own code,
-    not ours, that the exception came through."""
-    ours = os.path.dirname(os.path.abspath(__file__))
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if os.path.dirname(os.path.abspath(f.filename)) != ours]
-    return f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+    """`` (at FILE:LINE)``: the innermost place in the handler's own file
+    that the exception came through (the traceback starts in the frame
+    that called the handler; library code it called is not the place)."""
+    frames = traceback.extract_tb(exc.__traceback__)[1:]
+    own = [f for f in frames if frames and f.filename == frames[0].filename]
+    return f" (at {os.path.basename(own[-1].filename)}:{own[-1].lineno})" if own else ""
 
 
 def _semaphore_view(ps):

@@ -304,8 +304,11 @@ def attach(pid: int) -> Process:
         raise AttachError(f"cannot attach to pid {pid}: it is a thread of process {tgid}, "
                           "which is what can be attached to")
     if _status_field(pid, "State").startswith("Z"):
-        raise AttachError(f"cannot attach to pid {pid}: it has exited (a zombie its parent "
-                          "has not reaped)")
+        if _tids(pid) <= {pid}:
+            raise AttachError(f"cannot attach to pid {pid}: it has exited (a zombie its "
+                              "parent has not reaped)")
+        raise AttachError(f"cannot attach to pid {pid}: its main thread has exited (the "
+                          "others run on), and a process is attached through it")
     tracer = _tracer_of(pid)
     if tracer == threading.get_native_id():
         raise AttachError(f"cannot attach to pid {pid}: this tracer traces it already")

@@ -46,7 +46,16 @@ class ProbeSpec(NamedTuple):
 
     @property
     def is_glob(self) -> bool:
-        return self.func is not None and any(c in self.func for c in "*?[")
+        """A function pattern (USDT patterns: ``is_marker_glob``)."""
+        return self.func is not None and _is_pattern(self.func)
+
+    @property
+    def is_marker_glob(self) -> bool:
+        return self.kind == "usdt" and _is_pattern(f"{self.provider}:{self.name}")
+
+
+def _is_pattern(text: str) -> bool:
+    return any(c in text for c in "*?[")
 
 
 def parse_spec(text: str) -> ProbeSpec:

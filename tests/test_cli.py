@@ -321,14 +321,15 @@ def test_script_errors_say_where(calls, tmp_path):
     res = cli("trace", "--script", failing, "--", calls, 1)
     assert res.stderr == f"ptrace-raw: script {failing} failed at line 3: ValueError: boom\n"
     handler = tmp_path / "handler.py"
-    handler.write_text(f"@tracer.probe('uprobe:{calls}:greet')\n"
+    handler.write_text("import json\n"
+                       f"@tracer.probe('uprobe:{calls}:greet')\n"
                        "def on_greet(hit):\n"
-                       "    return 1 // 0\n")
+                       "    return json.loads('x')\n")
     res = cli("trace", "--script", handler, "--", calls, 1)
     assert res.returncode == 0, res.stderr
     assert res.stderr == (f"ptrace-raw: handler of 'uprobe:{calls}:greet' raised "
-                          "ZeroDivisionError: integer division or modulo by zero "
-                          "(at handler.py:3)\n")
+                          "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 "
+                          "(char 0) (at handler.py:4)\n")
 
 
 def _gone(pid):
@@ -629,6 +630,8 @@ def _reaped_pid():
      "ptrace-raw: cannot write /no/such/dir/t.json: No such file or directory"),
     (["list", "/etc/passwd"], 1, "ptrace-raw: /etc/passwd is not an ELF file"),
     (["list", "/tmp"], 1, "ptrace-raw: /tmp is a directory"),
+    (["trace", "uprobe:tests:f", "--", "true"], 1,
+     "ptrace-raw: probe 'uprobe:tests:f': tests is a directory"),
     (["trace", "--count", "--latency", "{calls}:a*", "--", "{calls}"], 2,
      "ptrace-raw: --latency '{calls}:a*': needs one function, not a pattern"),
     (["trace", "uprobe:/dev/null:f", "--", "true"], 1,
@@ -642,6 +645,17 @@ def test_user_errors_are_one_line(calls, args, status, message):
     assert res.stdout == ""
 
 
+def _until_zombie(pid):
+    deadline = time.monotonic() + 30
+    while not _gone(pid):
+        assert time.monotonic() < deadline
+
+
+def _attach_refused(spec, pid, why):
+    res = cli("trace", spec, "-p", pid)
+    assert (res.returncode, res.stderr) == (1, f"ptrace-raw: cannot attach to pid {pid}: {why}\n")
+
+
 def test_attach_refuses_a_thread_id_and_a_zombie(calls):
     """-p with a thread's id attached that thread alone and labelled its
     hits with the thread id as pid; a zombie was "not permitted"."""
@@ -653,20 +667,27 @@ def test_attach_refuses_a_thread_id_and_a_zombie(calls):
     zombie = subprocess.Popen(["true"])
     try:
         tid = int(threaded.stdout.readline())
-        res = cli("trace", f"uprobe:{calls}:add", "-p", tid)
-        assert (res.returncode, res.stderr) == (1, (
-            f"ptrace-raw: cannot attach to pid {tid}: it is a thread of process "
-            f"{threaded.pid}, which is what can be attached to\n"))
-        deadline = time.monotonic() + 30
-        while not _gone(zombie.pid):
-            assert time.monotonic() < deadline
-        res = cli("trace", f"uprobe:{calls}:add", "-p", zombie.pid)
-        assert (res.returncode, res.stderr) == (1, (
-            f"ptrace-raw: cannot attach to pid {zombie.pid}: it has exited (a zombie its "
-            "parent has not reaped)\n"))
+        _attach_refused(f"uprobe:{calls}:add", tid, f"it is a thread of process "
+                        f"{threaded.pid}, which is what can be attached to")
+        _until_zombie(zombie.pid)
+        _attach_refused(f"uprobe:{calls}:add", zombie.pid,
+                        "it has exited (a zombie its parent has not reaped)")
     finally:
         threaded.communicate("")
         zombie.wait()
+
+
+def test_attach_refuses_a_process_whose_main_thread_exited():
+    """Its main thread is a zombie, but the process runs on: it is not
+    "exited", as it was called for a while."""
+    exe = build_c("leaderless.c", 64, ("-O0", "-pthread"))
+    proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE)
+    try:
+        _until_zombie(proc.pid)  # the main thread's state
+        _attach_refused(f"uprobe:{exe}:waiter", proc.pid, "its main thread has exited (the "
+                        "others run on), and a process is attached through it")
+    finally:
+        proc.communicate(b"x")
 
 
 def test_a_pid_given_twice_is_traced_once(build):

@@ -331,20 +331,23 @@ def test_no_jump_is_patched_over_a_call_not_returned_from(build, bits, capfd):
     assert "returns to f_icall+0x3, inside them" in capfd.readouterr().err
 
 
-def test_no_jump_is_patched_over_another_functions_entry(build, bits, capfd):
-    """f_inner starts two bytes into f_outer: a jump over f_outer's first
-    five bytes would cut f_inner's first instruction (every call of it died
-    of SIGSEGV)."""
+@pytest.mark.parametrize("outer, inner", [("f_outer", "f_inner"), ("f_outer2", "f_label")],
+                         ids=["function", "label"])
+def test_no_jump_is_patched_over_another_functions_entry(build, bits, capfd, outer, inner):
+    """f_inner (a function) and f_label (a label with no type) start two
+    bytes into the function before them: a jump over its first five bytes
+    would cut their first instruction (every call of them died of
+    SIGSEGV)."""
     exe = build("inline_asm.c", flags=("-O1",))
     r, w = pipe_pair()
     with Tracer() as t:
         proc = t.spawn([str(exe), "inner", "50"], stdout=w)
         os.close(w)
-        counter = t.count(f"uprobe:{exe}:f_outer")
+        counter = t.count(f"uprobe:{exe}:{outer}")
         t.run()
     assert r.read() == _untraced([exe, "inner", 50]) and proc.exit_code == 0
     assert not counter.inline and counter.value == 0
-    assert "function f_inner starts inside the bytes" in capfd.readouterr().err
+    assert f"function {inner} starts inside the bytes" in capfd.readouterr().err
 
 
 def test_detach_after_a_longjmp_out_of_a_timed_call(build, bits):

@@ -344,6 +344,34 @@ def test_probes_come_back_with_a_library_loaded_again(build, bits):
     assert (entry.hits, ret.hits) == (3, 3)
 
 
+def test_a_binary_touched_while_traced_keeps_its_probes(build, bits):
+    """The traced program's file is touched (as a package upgrade replaces
+    files) while it runs: at the next dlclose its module looked gone, its
+    sites were dropped and set again over their own int3s, which the
+    detach then wrote back: the program died of SIGTRAP once detached."""
+    plugin = build_c("plugin.c", bits, ("-O2", "-shared", "-fPIC"), name="plugin.so")
+    exe = build("dlcycle.c", libs=("-ldl",))
+    r, w = pipe_pair()
+    calls = []
+
+    def on_dlsym(hit):
+        calls.append(hit)
+        if len(calls) == 1:
+            os.utime(exe)
+        else:
+            t.stop()  # after a dlclose and a dlopen: detach here
+
+    with Tracer() as t:
+        proc = t.spawn([str(exe), str(plugin)], stdout=w)
+        os.close(w)
+        add_up = t.add_probe(f"uprobe:{exe}:add_up")
+        t.add_probe("uprobe:libc:dlsym", on_dlsym)
+        t.run()
+    assert r.read() == "total=33\n" and add_up.hits == 1
+    _, status = os.waitpid(proc.pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
 def test_probes_added_and_removed_from_a_handler_during_a_thread_storm(build):
     exe = build("storm.c", flags=("-O0", "-pthread"))
     with Tracer() as t:

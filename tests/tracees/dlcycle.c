@@ -5,13 +5,15 @@
 #include <dlfcn.h>
 #include <stdio.h>
 
+__attribute__((noinline)) int add_up(int total, int v) { return total + v; }
+
 int main(int argc, char **argv)
 {
     int total = 0;
     for (int i = 0; i < 3; i++) {
         void *h = dlopen(argc > 2 && i ? argv[2] : argv[1], RTLD_NOW);
         int (*f)(int) = (int (*)(int))dlsym(h, "plugin_work");
-        total += f(i);
+        total = add_up(total, f(i));
         dlclose(h);
     }
     printf("total=%d\n", total);

@@ -3,7 +3,8 @@
  * that it must refuse (too short, a branch target inside, a syscall), as
  * top-level asm so the bytes are exact whatever the compiler does.
  * f_icall calls through a register inside its first five bytes (a thread
- * in the callee returns into them); f_inner starts inside f_outer.
+ * in the callee returns into them); f_inner starts inside f_outer, and
+ * f_label (a label with no type) inside f_outer2.
  * Usage: inline_asm calls N | spin K US | wait | until | icall | inner N
  *        | longjmp | phases N */
 #define _GNU_SOURCE
@@ -18,7 +19,7 @@
 long k_value = 40;
 long f_riprel(long x), f_call(long x), f_jmp(long x), f_jcc(long x), f_cmp(long x);
 long f_pc(void), f_tiny(void), f_loop(void), f_sys(void);
-long f_outer(long x), f_inner(long x);
+long f_outer(long x), f_inner(long x), f_outer2(long x), f_label(long x);
 
 #if defined(__x86_64__)
 __asm__(
@@ -50,7 +51,10 @@ __asm__(
     " .size f_icall,.-f_icall\n"
     ".globl f_outer\n .type f_outer,@function\n"
     "f_outer: xor %eax,%eax\n .globl f_inner\n .type f_inner,@function\n"
-    "f_inner: lea 1(%rdi),%rax\n ret\n .size f_inner,.-f_inner\n .size f_outer,.-f_outer\n");
+    "f_inner: lea 1(%rdi),%rax\n ret\n .size f_inner,.-f_inner\n .size f_outer,.-f_outer\n"
+    ".globl f_outer2\n .type f_outer2,@function\n"
+    "f_outer2: xor %eax,%eax\n .globl f_label\n"
+    "f_label: lea 2(%rdi),%rax\n ret\n .size f_outer2,.-f_outer2\n");
 void f_icall(void (*cb)(void));
 #else
 __asm__(
@@ -83,7 +87,10 @@ __asm__(
     ".globl f_outer\n .type f_outer,@function\n"
     "f_outer: xor %eax,%eax\n .globl f_inner\n .type f_inner,@function\n"
     "f_inner: mov 4(%esp),%eax\n inc %eax\n ret\n .size f_inner,.-f_inner\n"
-    " .size f_outer,.-f_outer\n");
+    " .size f_outer,.-f_outer\n"
+    ".globl f_outer2\n .type f_outer2,@function\n"
+    "f_outer2: xor %eax,%eax\n .globl f_label\n"
+    "f_label: mov 4(%esp),%eax\n add $2,%eax\n ret\n .size f_outer2,.-f_outer2\n");
 __attribute__((fastcall)) void f_icall(void (*cb)(void));
 #endif
 
@@ -165,7 +172,7 @@ int main(int argc, char **argv)
     } else if (argc > 2 && strcmp(argv[1], "inner") == 0) {
         long n = atol(argv[2]), sum = 0;
         for (long i = 0; i < n; i++)
-            sum += f_inner(i);
+            sum += f_inner(i) + f_label(i);
         printf("inner %ld\n", sum);
     } else if (argc > 1 && strcmp(argv[1], "longjmp") == 0) {
         /* Both calls from here: their return addresses share one slot. */
