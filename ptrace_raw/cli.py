@@ -505,10 +505,10 @@ def _trace(opts) -> int:
     stream = sys.stderr
     if opts.output:
         try:
-            stream = open(opts.output, "w")
+            stream = open(opts.output, "a")
         except OSError as exc:
             raise CliError(f"cannot write {opts.output}: {exc.strerror}") from None
-    out = Output(stream)
+    out = Output(stream, replace=stream is not sys.stderr and os.path.isfile(opts.output))
     try:
         session = _Session(opts, out)
         diagnostics = (contextlib.redirect_stderr(JsonDiagnostics(out)) if opts.json

@@ -37,10 +37,13 @@ class Output:
     a handler, it would only be told as the handler's error, hit after
     hit."""
 
-    def __init__(self, stream, batch: int = 100):
+    def __init__(self, stream, batch: int = 100, replace: bool = False):
         self.stream = stream
         self.broken = False
         self.failed: Optional[CliError] = None
+        #: a file (-o) opened for appending, emptied at the first write: a
+        #: run that fails before writing anything leaves it as it was
+        self._replace = replace
         self._lines: List[str] = []
         try:
             tty = stream.isatty()
@@ -66,6 +69,9 @@ class Output:
         text = "\n".join(self._lines) + "\n"
         self._lines.clear()
         try:
+            if self._replace:
+                self._replace = False
+                self.stream.truncate(0)
             self.stream.write(text)
             self.stream.flush()
         except BrokenPipeError:

@@ -360,6 +360,18 @@ def test_a_script_handler_ends_the_trace(calls, tmp_path, how, status):
     assert _gone(int(pid))
 
 
+def test_a_failed_start_leaves_the_output_file_as_it_was(calls, tmp_path):
+    """-o FILE was emptied at once, even when a bad probe then ended the
+    run: now at the first line written."""
+    out = tmp_path / "keep.txt"
+    out.write_text("earlier results\n")
+    res = cli("trace", f"uprobe:{calls}:nosuch", "-o", out, "--", calls, 1)
+    assert res.returncode == 1 and out.read_text() == "earlier results\n"
+    res = cli("trace", f"uprobe:{calls}:greet", "-o", out, "--", calls, 1)
+    assert res.returncode == 0 and HIT_LINE.match(out.read_text())
+    assert len(out.read_text().splitlines()) == 1
+
+
 def test_an_output_that_fails_ends_the_trace(calls):
     """A full disk under -o: one error, exit 1, and the command is not left
     running (each batch's failure was told as a handler's error, and the
