@@ -279,12 +279,14 @@ class Loop:
                     break
         finally:
             with self._run_lock:
+                # under the lock: a stop() from another thread after it is
+                # for the next run
                 self._running = False
+                stopped = self._stop_requested
+                self._stop_requested = False
                 for waker in self._stop_wakers:
                     waker.cancel()
                 self._stop_wakers.clear()
-            stopped = self._stop_requested
-            self._stop_requested = False
             if timer is not None:
                 timer.cancel()
             if unpin is not None:
