@@ -24,7 +24,7 @@ from . import _libc
 from ._libc import get_errno, wait_any as _wait_any, waitpid as _waitpid
 from .consts import (
     PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP,
-    PTRACE_EVENT_VFORK, WALL, WNOTHREAD,
+    PTRACE_EVENT_VFORK, PTRACE_SINGLESTEP, WALL, WNOTHREAD,
 )
 from .errors import PtraceError, TracerError
 from .held_signals import STOP_SIGNALS  # end a run on the main thread, each tracee detached
@@ -81,14 +81,20 @@ class _Waker(threading.Thread):
 
 
 def _sigtrap_pending(tid: int) -> bool:
+    """An unblocked SIGTRAP pending for the thread: an int3's trap not
+    reported yet (the kernel unblocks the SIGTRAP it forces).  One the
+    program blocks stays pending, and is no trap of ours to wait for."""
+    fields = {}
     try:
         with open(f"/proc/{tid}/status") as f:
             for line in f:
-                if line.startswith("SigPnd:"):
-                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGTRAP - 1)))
+                key, _, value = line.partition(":")
+                if key in ("SigPnd", "SigBlk"):
+                    fields[key] = int(value, 16)
     except OSError:
-        pass
-    return False
+        return False
+    bit = 1 << (signal.SIGTRAP - 1)
+    return bool(fields.get("SigPnd", 0) & bit and not fields.get("SigBlk", 0) & bit)
 
 
 class Engine:
@@ -413,8 +419,14 @@ class Loop:
         return False
 
     def _resume(self, thread) -> None:
+        """Resume a thread after a stop the engine had no part in.  One in
+        the middle of a step (a group-stop came, then SIGCONT) takes the
+        step up again: continued, it would run on out of its slot."""
         try:
-            thread.resume()
+            if thread.xol is not None and not thread.group_stopped:
+                thread.resume(request=PTRACE_SINGLESTEP)
+            else:
+                thread.resume()
         except PtraceError as exc:
             if not exc.gone:
                 raise
@@ -594,7 +606,10 @@ class Loop:
             if not waiting:
                 continue
             for thread in waiting:
-                if thread.xol is None and thread.tid not in self._awaiting_trap:
+                # A stepping thread's step ends with a stop of its own,
+                # unless a group-stop holds it (LISTEN) until SIGCONT.
+                if (thread.xol is None or thread.listening) \
+                        and thread.tid not in self._awaiting_trap:
                     # Repeated interrupts coalesce; one may have been used
                     # up by a stop that resumed the thread again.
                     try:

@@ -12,6 +12,7 @@ stop will need from what its previous stop needed.
 from __future__ import annotations
 
 import ctypes
+import signal
 
 import arch as _arch
 
@@ -42,7 +43,7 @@ def thread_features(status: str) -> set:
 class Thread:
     __slots__ = ("tid", "process", "regs", "_regs_ref", "regs_fresh", "regs_dirty",
                  "known_ip", "_ip_arg", "ip_dirty", "regs_wanted", "predict_regs", "_arch",
-                 "stopped", "group_stopped", "pending_sig", "pending_info", "signals_delivered",
+                 "stopped", "group_stopped", "listening", "pending_sig", "pending_info", "signals_delivered",
                  "xol", "held_signals", "resent", "_shadow_stack",
                  "returns", "program_memory", "__weakref__")
 
@@ -68,6 +69,9 @@ class Thread:
         self.stopped = False
         #: stopped in a group-stop: resume with LISTEN, not CONT
         self.group_stopped = False
+        #: resumed with LISTEN: held by the group-stop until SIGCONT or an
+        #: interrupt, with no stop of its own to come
+        self.listening = False
         #: signal to deliver when the thread resumes
         self.pending_sig = 0
         #: signals resumed into the thread so far (a handler may have run)
@@ -79,7 +83,9 @@ class Thread:
         self.xol = None
         #: (signal, siginfo) that arrived while stepping, delivered after
         self.held_signals = []
-        #: siginfo of held signals queued to the thread again, by number
+        #: siginfo of held signals queued to the thread again, by number,
+        #: in the order they were sent (real-time signals queue; a standard
+        #: one pending twice arrives once, with the last info)
         self.resent = {}
         #: return-probe instances, innermost last
         self.returns = []
@@ -160,7 +166,7 @@ class Thread:
         self.stopped = True
         self.regs_fresh = False
         self.known_ip = -1
-        self.regs_dirty = self.ip_dirty = False
+        self.regs_dirty = self.ip_dirty = self.listening = False
 
     def new_image(self) -> None:
         """After exec: the thread runs another program, which may be of the
@@ -175,7 +181,7 @@ class Thread:
     def hold_signal(self, sig: int) -> None:
         """Keep a signal that arrived while the thread was busy (a step, an
         injected syscall), with its siginfo, until ``release_held``."""
-        info = self.resent.pop(sig, None)
+        info = self._take_resent(sig)
         if info is None:
             try:
                 info = binding.getsiginfo(self.tid)
@@ -189,7 +195,7 @@ class Thread:
         siginfo of that tgkill (the tracer's pid): the one it was first sent
         with is put back."""
         self.pending_sig = sig
-        self.pending_info = self.resent.pop(sig, None)
+        self.pending_info = self._take_resent(sig)
 
     def release_held(self) -> None:
         """Deliver the held signals: the first with the next resume, its
@@ -202,9 +208,21 @@ class Thread:
             self.pending_sig, self.pending_info = held.pop(0)
         for sig, info in held:
             binding.resend(self.process.pid, self.tid, sig, info)
-            if info is not None:
-                self.resent[sig] = info
+            if sig >= signal.SIGRTMIN:
+                self.resent.setdefault(sig, []).append(info)
+            else:
+                self.resent[sig] = [info]
         held.clear()
+
+    def _take_resent(self, sig: int):
+        """The siginfo a held signal arriving again was re-sent with."""
+        infos = self.resent.get(sig)
+        if not infos:
+            return None
+        info = infos.pop(0)
+        if not infos:
+            del self.resent[sig]
+        return info
 
     def take_signal(self) -> int:
         """The signal to resume with (0: none).  A held signal's siginfo is
@@ -310,6 +328,7 @@ class Thread:
             sig = 0
         elif self.group_stopped:
             self.group_stopped = False
+            self.listening = True
             binding.listen(tid)
             return
         else:
