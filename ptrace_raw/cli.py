@@ -363,10 +363,13 @@ class _Session:
             return False
         if probe.latency is not None:
             return True
-        # FUNC+* probes instructions a few bytes apart, where no inline
-        # patch fits; set as int3s first, they leave an inline count at
-        # FUNC to fall back as well, instead of hiding what it patched.
-        return bool(opts.count) and probe.spec.kind == "uprobe" and probe.spec.offset != "*"
+        # Only a function's entry: FUNC+* probes instructions a few bytes
+        # apart, and a source line's sites may lie within another line's
+        # patch.  Set as int3s first, they leave an inline count at FUNC to
+        # fall back as well, instead of hiding what it patched.
+        spec = probe.spec
+        return bool(opts.count) and spec.kind == "uprobe" and spec.func is not None \
+            and not spec.offset
 
     def _set_inline(self, tracer, probe: _CliProbe) -> None:
         if probe.latency is not None:

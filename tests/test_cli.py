@@ -131,6 +131,13 @@ def test_every_probe_kind_counts_exactly(calls_bits, bits):
     counts = {o["probe"]: o["hits"] for o in ndjson(res.stderr) if o["type"] == "count"}
     assert counts == dict(zip(probes, [1, 40, 40, 40 * len(square_insns), 177, 1], strict=True))
     assert not hits_of(ndjson(res.stderr))
+    # Only function entries are counted inline: a line's sites, or an
+    # address, may lie inside another probe's patch (two nearby line
+    # probes ended the trace with "lies in code an inline probe has
+    # patched").
+    inline = {o["message"].split("'")[1] for o in ndjson(res.stderr)
+              if o["type"] == "warning" and "counted inline" in o["message"]}
+    assert inline == {probes[0]}
 
 
 def test_glob_and_line_hits_say_where_they_fired(calls):
