@@ -69,6 +69,17 @@ class I386Arch(X86):
         data = mem.read((regs.rsp + 4) & _MASK, 4 * count)
         return list(struct.unpack(f"<{count}I", data))
 
+    def param_slots(self, params):
+        """Everything is on the stack, each parameter in whole 4-byte
+        slots: every place is known, though only scalars are read."""
+        out, slot = [], 0
+        for kind, size in params:
+            count = max(1, -(-size // 4))
+            out.append(list(range(slot, slot + count))
+                       if kind in ("int", "float") and size <= 8 else None)
+            slot += count
+        return out
+
     def retval(self, regs):
         return regs.rax & _MASK
 

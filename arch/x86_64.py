@@ -68,6 +68,23 @@ class X86_64Arch(X86):
             out += struct.unpack(f"<{extra}Q", mem.read(regs.rsp + 8, 8 * extra))
         return out
 
+    def param_slots(self, params):
+        """The SysV ABI gives integers the integer registers, then stack
+        slots, in turn, and floats the xmm registers; an aggregate is
+        classified by its content, which is past telling here, and may take
+        registers or stack slots the parameters after it would have had."""
+        out, slot = [], 0
+        for kind, size in params:
+            if slot < 0 or kind == "float" and size <= 8:
+                out.append(None)
+            elif kind == "int" and size <= 8:
+                out.append([slot])
+                slot += 1
+            else:
+                out.append(None)
+                slot = -1
+        return out
+
     def retval(self, regs):
         return regs.rax
 

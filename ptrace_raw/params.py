@@ -45,7 +45,8 @@ class Param(NamedTuple):
     ``type_name`` is the type as declared (typedef names kept);
     ``size``, ``signed``, ``is_pointer`` and ``is_float`` describe the value
     after typedefs and qualifiers; ``is_char_pointer`` marks a pointer to a
-    character type, which ``format_value`` can show as a string.
+    character type, which ``format_value`` can show as a string;
+    ``is_scalar`` is False for a struct, union or array passed by value.
     """
 
     name: str
@@ -55,6 +56,14 @@ class Param(NamedTuple):
     is_pointer: bool
     is_char_pointer: bool
     is_float: bool = False
+    is_scalar: bool = True
+
+    @property
+    def abi_kind(self) -> str:
+        """How the calling convention places it: "int", "float" or "other"."""
+        if not self.is_scalar:
+            return "other"
+        return "float" if self.is_float else "int"
 
 
 def _attr_type(die):
@@ -117,7 +126,8 @@ def _param(die, address_size: int) -> Param:
     encoding = _encoding(typ)
     if typ.tag == "DW_TAG_enumeration_type":
         encoding = _encoding(_strip(_attr_type(typ)))
-    return Param(name, spelled, size, encoding in _SIGNED, False, False, encoding == "DW_ATE_float")
+    return Param(name, spelled, size, encoding in _SIGNED, False, False, encoding == "DW_ATE_float",
+                 typ.tag in ("DW_TAG_base_type", "DW_TAG_enumeration_type"))
 
 
 def _encoding(typ) -> Optional[str]:

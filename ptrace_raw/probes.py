@@ -980,18 +980,16 @@ class ProbeEngine(Engine):
         return [arg.value(get, mem.read, resolve) for arg in site.sdt.arguments]
 
     def named_args(self, hit):
-        """{parameter name: value} from DWARF, read by ABI position at the
-        function's entry; None without debug information."""
-        site = self._site_of(hit)
-        if site is None or site.module is None:
-            return None
-        params = function_params(site.module.image.path, site.vaddr)
-        if params is None:
+        """{parameter name: value} from DWARF at a function's entry; a
+        parameter the ABI puts where we do not read (a floating-point
+        register, an aggregate by value) is None, and so is the whole at
+        any other site, or without debug information."""
+        found = self._entry_params(hit)
+        if found is None:
             return None
         out = {}
-        for i, param in enumerate(params):
-            raw = hit.arg(i)
-            if param.signed and param.size:
+        for param, raw in found:
+            if raw is not None and param.signed and param.size:
                 bits = param.size * 8
                 raw &= (1 << bits) - 1
                 raw -= (1 << bits) if raw >> (bits - 1) else 0
@@ -999,13 +997,38 @@ class ProbeEngine(Engine):
         return out
 
     def format_args(self, hit, strings: bool = False):
-        site = self._site_of(hit)
-        params = (function_params(site.module.image.path, site.vaddr)
-                  if site is not None and site.module is not None else None)
-        if params is None:
+        found = self._entry_params(hit)
+        if found is None:
             return None
         reader = (lambda addr: hit.read_cstring(addr)) if strings else None
-        return {p.name: format_value(p, hit.arg(i), reader) for i, p in enumerate(params)}
+        return {p.name: format_value(p, raw, reader) if raw is not None else "?"
+                for p, raw in found}
+
+    def _entry_params(self, hit):
+        """[(Param, raw value or None)] at a function's entry, where the
+        ABI still tells where each parameter is; None elsewhere (past the
+        prologue the arguments may have moved) or without DWARF."""
+        site = self._site_of(hit)
+        if site is None or site.module is None:
+            return None
+        image = site.module.image
+        found = image.symbolize(site.vaddr)
+        if found is None or found[1] != 0:
+            return None
+        params = function_params(image.path, site.vaddr)
+        if params is None:
+            return None
+        arch = hit.arch
+        word_bits = 8 * arch.word_size
+        out = []
+        for param, slots in zip(params, arch.param_slots([(p.abi_kind, p.size) for p in params])):
+            raw = None
+            if slots is not None:
+                raw = 0
+                for i, n in enumerate(slots):
+                    raw |= (hit.arg(n) & ((1 << word_bits) - 1)) << (word_bits * i)
+            out.append((param, raw))
+        return out
 
     def backtrace(self, hit, max_frames: int):
         """DWARF CFI unwinding (frame pointers where no CFI covers a pc);

@@ -166,3 +166,23 @@ def test_named_arguments_from_dwarf(markers, opt):
     assert args["count"] == -3 and args["mask"] == 0xFFFFFFF0
     assert text["label"].endswith('"xyz"')
     assert text["ptr"].startswith("0x")
+
+
+def test_named_arguments_the_abi_places_elsewhere_are_unknown(markers, bits):
+    """Parameters were read as integer argument i, whatever their type: a
+    float came out as the next int's register, a long long on i386 as its
+    low half, and everything after a struct by value from the wrong slot.
+    What the ABI puts where we do not read is None ("?"), the rest right;
+    past the entry (a line probe) nothing is told."""
+    exe = markers("-O0")
+    seen = []
+    _run(exe, 1, [(f"uprobe:{exe}:mixed+*", lambda h: seen.append((h.args, h.format_args())))])
+    (args, text), *later = seen
+    if bits == 64:   # floats in xmm registers; everything after the struct unknown
+        assert args == {"f": None, "q": -5000000000, "d": None, "k": -4, "by_value": None,
+                        "last": None}
+    else:            # all on the stack, in whole 4-byte slots
+        assert args == {"f": args["f"], "q": -5000000000, "d": args["d"], "k": -4,
+                        "by_value": None, "last": 11}
+        assert (text["f"], text["d"]) == ("1.5", "-2.25")
+    assert text["by_value"] == "?" and later and all(a is None for a, _ in later)

@@ -30,6 +30,17 @@ __attribute__((noinline)) long typed(int count, unsigned mask, const char *label
     return count + (long)mask + label[0] + *ptr;
 }
 
+struct pair { long a, b, c; };
+
+/* Parameters the integer argument slots alone do not place: floats (xmm
+ * registers on x86_64), a 64-bit integer (two slots on i386) and a struct
+ * by value (in memory). */
+__attribute__((noinline)) long mixed(float f, long long q, double d, int k, struct pair by_value,
+                                     int last)
+{
+    return (long)f + (long)q + (long)d + k + by_value.a + last;
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 5;
@@ -46,6 +57,7 @@ int main(int argc, char **argv)
     level1(v, 4);                                           /* LINE: level1_call */
     long cell = 40;
     total += typed(-3, 0xfffffff0u, "xyz", &cell);
+    total += mixed(1.5f, -5000000000LL, -2.25, -4, (struct pair){7, 8, 9}, 11);
     printf("total=%ld enabled=%d sorted=%d%d%d%d\n", total, enabled_runs, v[0], v[1], v[2], v[3]);
     if (argc > 2) {
         fflush(stdout);
