@@ -240,6 +240,20 @@ class ElfImage:
             if s.kind != "object" and (pattern is None or fnmatch.fnmatchcase(s.name, pattern)):
                 yield s
 
+    def functions_named(self, name: str) -> list[Symbol]:
+        """Every function a probe on ``name`` means: the one ``get_function``
+        gives, and the local (static) ones of that name elsewhere, one per
+        file they came from (gdb's "2 locations")."""
+        chosen = self.get_function(name)
+        out, seen = [chosen], {chosen.value}
+        for entry in self._entries:
+            s = entry.symbol
+            if s.name == name and s.binding == "local" and s.kind != "object" \
+                    and s.value not in seen:
+                seen.add(s.value)
+                out.append(s)
+        return out
+
     def has_function(self, name: str) -> bool:
         return name in self._functions
 

@@ -42,7 +42,7 @@ def _functions(spec, image: ElfImage):
             raise ProbeError(f"probe '{spec.text}': no function of {image.path} matches '{spec.func}'")
         return found
     try:
-        return [image.get_function(spec.func)]
+        return image.functions_named(spec.func)
     except SymbolNotFound as exc:
         raise ProbeError(f"probe '{spec.text}': {exc}") from None
 
@@ -60,7 +60,11 @@ def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True) 
         return _line_places(spec, image)
     out = []
     resolved, unresolved, unsized = [], [], []
-    for sym in _functions(spec, image):
+    functions = _functions(spec, image)
+    if len(functions) > 1 and not spec.is_glob:
+        warn(f"{len(functions)} functions are named {spec.func} (static ones of different "
+             "files): all are probed")
+    for sym in functions:
         if sym.kind == "ifunc":
             impl = implementation(image, sym.value) if resolve_ifuncs else None
             if impl is None:

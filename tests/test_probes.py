@@ -11,7 +11,7 @@ import pytest
 from ptrace_raw.errors import ProbeError
 from ptrace_raw.tracer import Tracer
 from ptrace_raw.xol import XolError
-from tests.conftest import build_c
+from tests.conftest import TRACEES, build_c
 from tests.tracing import TracerThread, ask, maps_of, pipe_pair, start_service, text_bytes
 
 
@@ -692,3 +692,19 @@ def test_two_signals_met_in_one_step_keep_their_siginfo(build, bits):
         t.run()
     assert probe.hits == 300
     assert r.read() == "traps=0 usr=200 from_parent=200 bad=0\n" and proc.exit_code == 0
+
+
+def test_a_static_function_of_two_files_is_probed_in_both(build, bits, capfd):
+    """Two files each define a static helper(): a probe on helper means
+    both, as gdb's breakpoint gets two locations.  Only the first was
+    probed, and nothing said so."""
+    exe = build("statics.c", libs=(str(TRACEES / "statics_other.c"),))
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(exe)], stdout=w)
+        os.close(w)
+        helper = t.add_probe(f"uprobe:{exe}:helper")
+        t.run()
+    assert r.read() == "sum=12\n" and proc.exit_code == 0
+    assert helper.hits == 6
+    assert "2 functions are named helper (static ones of different files)" in capfd.readouterr().err
