@@ -243,6 +243,12 @@ class _Session:
         self.hists = [(HitExpr(text, "--hist"), Log2Hist(text)) for text in opts.hist]
         self.probes = [_CliProbe(text, opts.args) for text in opts.probes]
         self.probes += [_latency_probe(text, opts.args) for text in opts.latency]
+        if not opts.script and not any(p.spec.is_return for p in self.probes):
+            # else a TypeError at every hit, from retval None
+            for expr, option in [(self.filter, "--filter")] + [(e, "--hist") for e, _ in self.hists]:
+                if expr is not None and "retval" in expr.uses:
+                    raise UsageError(f"{option} '{expr.text}': retval is known at return probes "
+                                     "only, and none is set")
         self.summary = bool(opts.count or opts.latency or opts.hist)
         self.show_hits = opts.hits or not self.summary
         self.chrome = ChromeTrace() if opts.trace_out else None

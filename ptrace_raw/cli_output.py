@@ -253,6 +253,8 @@ class HitExpr:
             elif not hasattr(builtins, name):
                 raise UsageError(f"{option} '{text}': unknown name '{name}' (use arg0.., retval, "
                                  "pid, tid, probe, ip, hit)")
+        #: the names it reads
+        self.uses = used
         self.max_arg = max((int(_ARG.match(n)[1]) for n in used if _ARG.match(n)), default=-1)
         self._getters = getters
         self._code = compile(tree, f"<{option}>", "eval")

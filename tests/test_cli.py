@@ -623,6 +623,8 @@ def _reaped_pid():
 @pytest.mark.parametrize("args, status, message", [
     (["trace", "nocolon", "--", "true"], 2,
      "ptrace-raw: bad probe 'nocolon': expected [uprobe|uretprobe|usdt:]BIN:WHERE"),
+    (["trace", "uprobe:{calls}:add", "--filter", "retval > 1", "--", "{calls}"], 2,
+     "ptrace-raw: --filter 'retval > 1': retval is known at return probes only, and none is set"),
     (["trace", "kprobe:do_sys_open", "--", "true"], 2,
      "ptrace-raw: bad probe 'kprobe:do_sys_open': kprobe probes are the kernel's; ptrace-raw "
      "traces user space (uprobe, uretprobe, usdt)"),
