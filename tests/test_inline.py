@@ -36,6 +36,20 @@ def _exits_ok(pid):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
+def _counted(exe, args, func, then=None):
+    """``exe ARGS`` traced with a counter on ``func`` (and ``then(t,
+    counter)`` before the run): (its stdout, the process, the counter)."""
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(exe), *map(str, args)], stdout=w)
+        os.close(w)
+        counter = t.count(f"uprobe:{exe}:{func}")
+        if then is not None:
+            then(t, counter)
+        t.run()
+    return r.read(), proc, counter
+
+
 def _untraced(argv):
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
                           check=True).stdout
@@ -339,13 +353,8 @@ def test_no_jump_is_patched_over_another_functions_entry(build, bits, capfd, out
     would cut their first instruction (every call of them died of
     SIGSEGV)."""
     exe = build("inline_asm.c", flags=("-O1",))
-    r, w = pipe_pair()
-    with Tracer() as t:
-        proc = t.spawn([str(exe), "inner", "50"], stdout=w)
-        os.close(w)
-        counter = t.count(f"uprobe:{exe}:{outer}")
-        t.run()
-    assert r.read() == _untraced([exe, "inner", 50]) and proc.exit_code == 0
+    out, proc, counter = _counted(exe, ["inner", 50], outer)
+    assert out == _untraced([exe, "inner", 50]) and proc.exit_code == 0
     assert not counter.inline and counter.value == 0
     assert f"function {inner} starts inside the bytes" in capfd.readouterr().err
 
@@ -380,14 +389,9 @@ def test_a_removed_counter_counts_no_more(build, bits, func, inline):
     """remove_probe takes a counter's patches (or its int3 fallback) out;
     it used to ignore a counter, which went on counting."""
     exe = build("inline_asm.c", flags=("-O1",))
-    r, w = pipe_pair()
-    with Tracer() as t:
-        proc = t.spawn([str(exe), "phases", "100"], stdout=w)
-        os.close(w)
-        counter = t.count(f"uprobe:{exe}:{func}")
-        t.add_probe(f"uprobe:{exe}:marker", lambda hit: t.remove_probe(counter))
-        t.run()
-    assert r.read() == _untraced([exe, "phases", 100]) and proc.exit_code == 0
+    out, proc, counter = _counted(exe, ["phases", 100], func, lambda t, counter: t.add_probe(
+        f"uprobe:{exe}:marker", lambda hit: t.remove_probe(counter)))
+    assert out == _untraced([exe, "phases", 100]) and proc.exit_code == 0
     assert counter.inline == inline and counter.value == 100
 
 
