@@ -551,8 +551,7 @@ class InlineProbes:
                 except _NotMapped:
                     pass
                 except _Fallback as why:
-                    waiting.remove(obj)
-                    self._uninstall(proc, obj)
+                    self._uninstall(proc, obj)  # which takes it off the waiting list too
                     if any(obj in st.values for st in self._procs.values()):
                         self.tracer.engine.say(f"probe '{obj.spec.text}' is not set in pid "
                                                f"{proc.pid}: {why}")

@@ -667,9 +667,11 @@ def test_user_errors_are_one_line(calls, args, status, message):
 
 
 def _until_zombie(pid):
+    """Polls the process's state, bounded."""
     deadline = time.monotonic() + 30
     while not _gone(pid):
         assert time.monotonic() < deadline
+        time.sleep(0.001)
 
 
 def _attach_refused(spec, pid, why):
