@@ -73,9 +73,10 @@ def split(args):
             calls[name] += 1
 
     real_pwrite, real_pread = os.pwrite, os.pread
-    saved = (binding._ptrace, thread._ptrace, probes._ptrace, loop._waitpid, loop._wait_any,
-             os.pwrite, os.pread, memory.vm_read)
-    binding._ptrace = thread._ptrace = probes._ptrace = ptrace
+    saved = (binding._ptrace, binding._ptrace_rc, thread._ptrace, thread._ptrace_rc, probes._ptrace,
+             probes._ptrace_rc, loop._waitpid, loop._wait_any, os.pwrite, os.pread, memory.vm_read)
+    binding._ptrace = binding._ptrace_rc = thread._ptrace = thread._ptrace_rc = ptrace
+    probes._ptrace = probes._ptrace_rc = ptrace
     loop._waitpid = timed("waitpid", loop._waitpid)
     loop._wait_any = timed("waitpid", loop._wait_any)
     memory.vm_read = timed("process_vm_readv", memory.vm_read)
@@ -84,8 +85,8 @@ def split(args):
     try:
         r = _run(args)
     finally:
-        (binding._ptrace, thread._ptrace, probes._ptrace, loop._waitpid, loop._wait_any,
-         os.pwrite, os.pread, memory.vm_read) = saved
+        (binding._ptrace, binding._ptrace_rc, thread._ptrace, thread._ptrace_rc, probes._ptrace,
+         probes._ptrace_rc, loop._waitpid, loop._wait_any, os.pwrite, os.pread, memory.vm_read) = saved
     return r, spent, calls
 
 

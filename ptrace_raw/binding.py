@@ -22,7 +22,7 @@ from .errors import PtraceError
 from .structs import IoVec, SigInfo, SyscallInfo, UserFpRegs, UserRegs
 
 _ptrace = _libc.ptrace
-_ptrace_small = _libc.ptrace_small
+_ptrace_rc = _libc.ptrace_rc
 _get_errno = _libc.get_errno
 _set_errno = _libc.set_errno
 
@@ -36,11 +36,12 @@ def failure(request: int, pid: int) -> PtraceError:
 
 
 def redo(request: int, pid: int, addr=None, data=None) -> int:
-    """A hit-path request returned -1 through ``ptrace_small``, which saves
-    no errno: make it again through the binding that does, to say why.  A
-    failed request changed nothing (a SETREGS that fails rewrites the same
-    registers again), so the second call fails the same way and raises its
-    PtraceError; should it succeed, its result is returned."""
+    """A hit-path request returned -1 through ``ptrace_small`` or
+    ``ptrace_rc``, which save no errno: make it again through the binding
+    that does, to say why.  A failed request changed nothing (a SETREGS
+    that fails rewrites the same registers again), so the second call fails
+    the same way and raises its PtraceError; should it succeed, its result
+    is returned."""
     _set_errno(0)
     res = _ptrace(request, pid, addr, data)
     if res == -1 and _get_errno():
@@ -76,12 +77,12 @@ def setoptions(pid: int, options: int) -> None:
 
 
 def cont(pid: int, sig: int = 0) -> None:
-    if _ptrace_small(PTRACE_CONT, pid, None, sig) == -1:
+    if _ptrace_rc(PTRACE_CONT, pid, None, sig) == -1:
         redo(PTRACE_CONT, pid, None, sig)
 
 
 def singlestep(pid: int, sig: int = 0) -> None:
-    if _ptrace_small(PTRACE_SINGLESTEP, pid, None, sig) == -1:
+    if _ptrace_rc(PTRACE_SINGLESTEP, pid, None, sig) == -1:
         redo(PTRACE_SINGLESTEP, pid, None, sig)
 
 
@@ -104,12 +105,12 @@ def kill(pid: int) -> None:
 def getregs(pid: int, regs_ref) -> None:
     """Fill a UserRegs passed as ``ctypes.byref(regs)`` (prebuilt by the
     caller so the hit path allocates nothing)."""
-    if _ptrace_small(PTRACE_GETREGS, pid, None, regs_ref) == -1:
+    if _ptrace_rc(PTRACE_GETREGS, pid, None, regs_ref) == -1:
         redo(PTRACE_GETREGS, pid, None, regs_ref)
 
 
 def setregs(pid: int, regs_ref) -> None:
-    if _ptrace_small(PTRACE_SETREGS, pid, None, regs_ref) == -1:
+    if _ptrace_rc(PTRACE_SETREGS, pid, None, regs_ref) == -1:
         redo(PTRACE_SETREGS, pid, None, regs_ref)
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import arch as _arch
 
 from . import binding
-from ._libc import ptrace_small as _ptrace
+from ._libc import ptrace_rc as _ptrace_rc, ptrace_small as _ptrace
 from .breakpoints import Breakpoints
 from .consts import PTRACE_CONT, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_SINGLESTEP
 from .elf import ElfError, ElfImage
@@ -640,13 +640,13 @@ class ProbeEngine(Engine):
                     request = PTRACE_SINGLESTEP
                 elif site.in_place and thread.ip_dirty and thread.known_ip == addr:
                     arg = None
-                if arg is not None and _ptrace(PTRACE_POKEUSER, tid, IP_OFFSET, arg) == -1:
+                if arg is not None and _ptrace_rc(PTRACE_POKEUSER, tid, IP_OFFSET, arg) == -1:
                     binding.redo(PTRACE_POKEUSER, tid, IP_OFFSET, arg)
                 thread.ip_dirty = thread.regs_fresh = thread.stopped = False
                 thread.known_ip = -1
                 thread.predict_regs = thread.regs_wanted
                 thread.regs_wanted = False
-                if _ptrace(request, tid, None, 0) == -1:
+                if _ptrace_rc(request, tid, None, 0) == -1:
                     binding.redo(request, tid, None, 0)
         if self._fatal is not None:
             self._raise_fatal()

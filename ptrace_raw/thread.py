@@ -17,7 +17,7 @@ import signal
 import arch as _arch
 
 from . import binding
-from ._libc import ptrace_small as _ptrace
+from ._libc import ptrace_rc as _ptrace_rc, ptrace_small as _ptrace
 from .consts import (PTRACE_CONT, PTRACE_GETREGS, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_SETREGS,
                      PTRACE_SINGLESTEP)
 from .errors import PtraceError
@@ -103,7 +103,7 @@ class Thread:
 
     def _fetch(self) -> None:
         regs = self.regs
-        if _ptrace(PTRACE_GETREGS, self.tid, None, self._regs_ref) == -1:
+        if _ptrace_rc(PTRACE_GETREGS, self.tid, None, self._regs_ref) == -1:
             binding.redo(PTRACE_GETREGS, self.tid, None, self._regs_ref)
         self.regs_fresh = True
         self._arch = _arch.for_regs(regs)
@@ -288,7 +288,7 @@ class Thread:
         elif self.ip_dirty:
             arg = self._ip_arg
             arg.value = self.known_ip
-            if _ptrace(PTRACE_POKEUSER, self.tid, IP_OFFSET, arg) == -1:
+            if _ptrace_rc(PTRACE_POKEUSER, self.tid, IP_OFFSET, arg) == -1:
                 binding.redo(PTRACE_POKEUSER, self.tid, IP_OFFSET, arg)
         self.regs_dirty = self.ip_dirty = False
 
@@ -296,7 +296,7 @@ class Thread:
         """SETREGS, with rip replaced by ``ip`` unless it is -1."""
         if ip >= 0:
             self.regs.rip = ip
-        if _ptrace(PTRACE_SETREGS, self.tid, None, self._regs_ref) == -1:
+        if _ptrace_rc(PTRACE_SETREGS, self.tid, None, self._regs_ref) == -1:
             binding.redo(PTRACE_SETREGS, self.tid, None, self._regs_ref)
 
     def resume(self, ip: int = -1, request: int = PTRACE_CONT, ip_arg=None) -> None:
@@ -318,7 +318,7 @@ class Thread:
             if ip_arg is None:
                 ip_arg = self._ip_arg
                 ip_arg.value = ip if ip >= 0 else self.known_ip
-            if _ptrace(PTRACE_POKEUSER, tid, IP_OFFSET, ip_arg) == -1:
+            if _ptrace_rc(PTRACE_POKEUSER, tid, IP_OFFSET, ip_arg) == -1:
                 binding.redo(PTRACE_POKEUSER, tid, IP_OFFSET, ip_arg)
         self.regs_dirty = self.ip_dirty = self.regs_fresh = self.stopped = False
         self.known_ip = -1
@@ -333,7 +333,7 @@ class Thread:
             return
         else:
             sig = self.take_signal() if self.pending_sig else 0
-        if _ptrace(request, tid, None, sig) == -1:
+        if _ptrace_rc(request, tid, None, sig) == -1:
             binding.redo(request, tid, None, sig)
 
     def singlestep(self, ip: int = -1) -> None:
