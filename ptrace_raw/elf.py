@@ -1,12 +1,13 @@
 """One ELF file as the tracer needs it: symbols, the bytes behind a virtual
 address, the load bias of a mapping, and SDT notes.
 
-Files only: this module never looks at a process.  An ``ElfImage`` is shared
-by every tracee that maps the file (``ElfImage.open`` caches by inode and
-mtime), so libc is read once per tracer.  The file is mmapped read-only and
-the descriptor closed at once; the page cache holds the bytes, so a tracer
-can keep hundreds of images.  Headers are read on open; symbols and notes on
-first use.
+This module never looks at a process.  An ``ElfImage`` is shared by every
+tracee that maps the file (``ElfImage.open`` caches by inode and mtime), so
+libc is read once per tracer.  The file is mmapped read-only and the
+descriptor closed at once; the page cache holds the bytes, so a tracer can
+keep hundreds of images.  Headers are read on open; symbols and notes on
+first use.  The one image with no file, the vDSO, is built from bytes its
+caller read out of a process (``ElfImage.from_memory``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import fnmatch
+import io
 import mmap
 import os
 import struct
@@ -112,17 +114,35 @@ class ElfImage:
             image = _cache[key] = cls(real)
         return image
 
-    def __init__(self, path: str):
+    @classmethod
+    def from_memory(cls, name: str, data: bytes) -> "ElfImage":
+        """The image of an ELF object that exists only in a process's memory,
+        as the vDSO does (``name`` is its name in /proc/PID/maps,
+        ``[vdso]``).  Shared by every caller that passes the same bytes: the
+        processes of one bitness under one kernel parse their vDSO once."""
+        key = (name, data)
+        image = _cache.get(key)
+        if image is None:
+            image = _cache[key] = cls(name, data)
+        return image
+
+    def __init__(self, path: str, memory: Optional[bytes] = None):
         self.path = path
-        try:
-            with open(path, "rb") as f:
-                self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError) as e:
-            raise ElfError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        #: the image's bytes when it has no file (``from_memory``), else None
+        self.memory = memory
+        if memory is None:
+            try:
+                with open(path, "rb") as f:
+                    self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError) as e:
+                raise ElfError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        else:
+            self._data = memory
         if self._data[:4] != b"\x7fELF":
             raise ElfError(f"{path} is not an ELF file")
         try:
-            elf = ELFFile(self._data)
+            # pyelftools reads through a stream: an mmap is one, bytes are not.
+            elf = ELFFile(self._data if memory is None else io.BytesIO(memory))
             self.bits: int = elf.elfclass
             self._little = elf.little_endian
             self.entry: int = elf["e_entry"]

@@ -1,19 +1,31 @@
-"""The ELF files a process has mapped, with their load biases: how runtime
-addresses become (file, symbol+offset) and back."""
+"""The ELF images a process has mapped, with their load biases: how runtime
+addresses become (file, symbol+offset) and back.
+
+Every image is a file but the vDSO, which the kernel maps with no file
+behind it; it is read out of the process.  It matters to backtraces: on
+i386 a signal handler returns through the vDSO's sigreturn, whose CFI is
+the only description of the signal frame, and a system call waits in its
+``__kernel_vsyscall``.
+"""
 
 from __future__ import annotations
 
 import bisect
 import os
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 from .demangle import demangle
 from .elf import ElfError, ElfImage
 
 
+#: the /proc/PID/maps name of the vDSO
+VDSO = "[vdso]"
+
+
 class Module(NamedTuple):
-    """One executable mapping of a file: [start, end) at ``bias`` from the
-    file's virtual addresses."""
+    """One executable mapping of a file (or of the vDSO, whose ``path`` is
+    ``[vdso]`` and ``inode`` 0): [start, end) at ``bias`` from the image's
+    virtual addresses."""
 
     start: int
     end: int
@@ -46,24 +58,27 @@ class ModuleMap:
         self.modules = []
         self._starts = []
 
-    def refresh(self, maps) -> None:
+    def refresh(self, maps, read: Optional[Callable[[int, int], bytes]] = None) -> None:
         """A mapping still there (same range, same inode) keeps its module
         as first read: its file may have been touched or replaced on disk
         since (a package upgrade), but the code mapped is the old one, and
-        our int3s and patches are in it."""
+        our int3s and patches are in it.  ``read(addr, size)`` reads the
+        process's memory; without it the vDSO is left out."""
         kept = {(m.start, m.end, m.inode): m for m in self.modules}
         mods = []
         for m in maps:
-            if not m.is_exec or not m.path.startswith("/") or m.inode == 0:
+            vdso = m.path == VDSO and read is not None
+            if not m.is_exec or not (vdso or m.path.startswith("/") and m.inode):
                 continue
             old = kept.get((m.start, m.end, m.inode))
             if old is not None:
                 mods.append(old)
                 continue
             try:
-                image = ElfImage.open(m.path)
+                image = (ElfImage.from_memory(m.path, read(m.start, m.end - m.start)) if vdso
+                         else ElfImage.open(m.path))
                 bias = image.load_bias(m.start, m.offset, m.perms)
-            except ElfError:
+            except (ElfError, OSError):
                 continue
             mods.append(Module(m.start, m.end, m.path, m.inode, bias, image))
         mods.sort()

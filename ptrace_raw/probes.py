@@ -396,7 +396,7 @@ class ProbeEngine(Engine):
         ps = _ProcState(XolSpace.create(proc, thread, exe.start if exe else 0))
         ps.bits = thread.arch.bits
         proc.probe_state = ps
-        ps.modules.refresh(maps)
+        ps.modules.refresh(maps, proc.read)
         self._hook_loader(proc, ps)
         ps.waiting = list(self.probes)
         self._install_waiting(proc, ps)
@@ -420,7 +420,7 @@ class ProbeEngine(Engine):
         proc = thread.process
         ps = proc.probe_state
         before = set(ps.modules.modules)
-        ps.modules.refresh(proc.maps())
+        ps.modules.refresh(proc.maps(), proc.read)
         gone = before - set(ps.modules.modules)
         if gone:
             self._forget_modules(proc, ps, gone)
@@ -1051,7 +1051,7 @@ class ProbeEngine(Engine):
 
         def find_module(pc):
             mod = ps.modules.find(pc)
-            return (mod.path, mod.bias) if mod is not None else None
+            return (mod.image.memory or mod.path, mod.bias) if mod is not None else None
 
         frames = []
         for frame in unwind(dwarf, read_word, word, find_module, max_frames):
@@ -1063,10 +1063,11 @@ class ProbeEngine(Engine):
     def _frame(ps, pc: int, caller: bool):
         """A symbolized frame with file:line where the module has line
         information; a caller's line is the call's (pc - 1), not the
-        instruction after it."""
+        instruction after it.  An image with no file (the vDSO) has no lines
+        to read."""
         frame = ps.modules.frame(pc)
         mod = ps.modules.find(pc)
-        if mod is None:
+        if mod is None or mod.image.memory is not None:
             return frame
         try:
             where = source_line(mod.path, pc - caller - mod.bias)

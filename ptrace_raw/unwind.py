@@ -2,7 +2,9 @@
 
 This module knows no process: it gets the stopped thread's registers as a
 dict keyed by DWARF register number, reads memory through ``read_word`` and
-maps a pc to its ELF file through ``find_module``.
+maps a pc to its ELF file through ``find_module`` (or to the bytes of an
+image with no file: the vDSO, where an i386 signal handler returns to the
+kernel's sigreturn, whose hand-written CFI describes the signal frame).
 
 Each image's CFI comes from ``.eh_frame`` (through the sorted table in
 ``.eh_frame_hdr`` when there is one, so libc's thousands of FDEs are never
@@ -88,22 +90,22 @@ class _CfiSection:
 
 class ImageCfi:
     """The call-frame information of one ELF file, looked up by link-time
-    address."""
+    address.  ``stream`` (the file, or an image's bytes) is read here and
+    not kept: the CFI sections are copied out."""
 
-    def __init__(self, path: str):
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            structs = DWARFStructs(little_endian=elf.little_endian, dwarf_format=32,
-                                   address_size=elf.elfclass // 8)
-            self.sections: list[_CfiSection] = []
-            eh = elf.get_section_by_name(".eh_frame")
-            if eh is not None and eh["sh_type"] != "SHT_NOBITS":
-                hdr = elf.get_section_by_name(".eh_frame_hdr")
-                self.sections.append(_eh_frame(eh, hdr, structs, elf.little_endian))
-            dbg = elf.get_section_by_name(".debug_frame")
-            if dbg is not None and dbg["sh_type"] != "SHT_NOBITS" and not dbg.compressed:
-                cfi = CallFrameInfo(io.BytesIO(dbg.data()), dbg.data_size, dbg["sh_addr"], structs)
-                self.sections.append(_scanned(cfi))
+    def __init__(self, stream):
+        elf = ELFFile(stream)
+        structs = DWARFStructs(little_endian=elf.little_endian, dwarf_format=32,
+                               address_size=elf.elfclass // 8)
+        self.sections: list[_CfiSection] = []
+        eh = elf.get_section_by_name(".eh_frame")
+        if eh is not None and eh["sh_type"] != "SHT_NOBITS":
+            hdr = elf.get_section_by_name(".eh_frame_hdr")
+            self.sections.append(_eh_frame(eh, hdr, structs, elf.little_endian))
+        dbg = elf.get_section_by_name(".debug_frame")
+        if dbg is not None and dbg["sh_type"] != "SHT_NOBITS" and not dbg.compressed:
+            cfi = CallFrameInfo(io.BytesIO(dbg.data()), dbg.data_size, dbg["sh_addr"], structs)
+            self.sections.append(_scanned(cfi))
 
     def row_at(self, vaddr: int) -> Optional[_Row]:
         """The CFI row for ``vaddr``, or None when no FDE covers it."""
@@ -157,12 +159,21 @@ def _eh_frame(eh, hdr, structs: DWARFStructs, little_endian: bool) -> _CfiSectio
 
 @functools.lru_cache(maxsize=64)
 def _image(path: str, size: int, mtime_ns: int) -> ImageCfi:
-    return ImageCfi(path)
+    with open(path, "rb") as f:
+        return ImageCfi(f)
 
 
-def image_cfi(path) -> ImageCfi:
-    """The cached ``ImageCfi`` of ``path`` (re-read if the file changed)."""
-    path = os.fspath(path)
+@functools.lru_cache(maxsize=4)
+def _image_in_memory(data: bytes) -> ImageCfi:
+    return ImageCfi(io.BytesIO(data))
+
+
+def image_cfi(source) -> ImageCfi:
+    """The cached ``ImageCfi`` of a file's path (re-read if the file
+    changed), or of the bytes of an image with no file (the vDSO)."""
+    if isinstance(source, bytes):
+        return _image_in_memory(source)
+    path = os.fspath(source)
     st = os.stat(path)
     return _image(path, st.st_size, st.st_mtime_ns)
 
@@ -172,7 +183,7 @@ class _StopUnwinding(Exception):
 
 
 def unwind(regs: dict, read_word: Callable[[int], int], word_size: int,
-           find_module: Callable[[int], Optional[tuple[str, int]]],
+           find_module: Callable[[int], Optional[tuple[str | bytes, int]]],
            max_frames: int = 64) -> Iterator[Frame]:
     """Yield the frames of a stopped thread, innermost first.
 
@@ -180,9 +191,10 @@ def unwind(regs: dict, read_word: Callable[[int], int], word_size: int,
     ``word_size`` is 8: 7 rsp, 6 rbp, 16 rip; i386 when 4: 4 esp, 5 ebp,
     8 eip); ``read_word(addr)`` returns a word or raises ``OSError``;
     ``find_module(pc)`` returns ``(path, load_bias)`` of the ELF file mapped
-    there, or None.  A caller's CFI is looked up at its return address - 1
-    (the call may be the last instruction of its function), except below a
-    signal frame, where the pc is where the thread was interrupted.
+    there (the image's bytes for the path when it has no file), or None.
+    A caller's CFI is looked up at its return address - 1 (the call may be
+    the last instruction of its function), except below a signal frame,
+    where the pc is where the thread was interrupted.
     """
     roles = _X86_64 if word_size == 8 else _I386
     regs = dict(regs)

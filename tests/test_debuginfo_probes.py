@@ -156,6 +156,42 @@ def test_backtrace_shows_real_return_address_under_a_return_probe(markers):
     assert ours == ["compare", "level3", "level2", "level1", "main"]
 
 
+def _signal_backtrace(build, mode, flags):
+    """The backtrace at in_handler in tracees/sigframes.c, run in ``mode``:
+    main -> outer -> interrupted, whose store faults -> (SIGSEGV) the
+    handler -> in_handler."""
+    exe = build("sigframes.c", flags=flags)
+    stacks = []
+    out, proc, _ = _run(exe, mode, [(f"uprobe:{exe}:in_handler",
+                                     lambda h: stacks.append(h.backtrace()))])
+    assert proc.exit_code == 0 and out == "stored 1\n"
+    (frames,) = stacks
+    return frames
+
+
+@pytest.mark.parametrize("mode", ["plain", "siginfo", "altstack"])
+@pytest.mark.parametrize("opt", [("-O0",), ("-O2", "-fomit-frame-pointer")],
+                         ids=["O0", "O2-nofp"])
+def test_backtrace_goes_from_a_signal_handler_to_the_interrupted_code(build, bits, mode, opt):
+    """Below a signal handler come the signal trampoline and then the code
+    the signal interrupted, its callers up to main.  On i386 glibc lets the
+    kernel return through the vDSO's sigreturn (rt_sigreturn for an
+    SA_SIGINFO handler), which only the vDSO's own CFI describes, and the
+    vDSO has no file: the walk fell back to frame pointers there, losing
+    the interrupted frame (or, without frame pointers, everything after).
+    On x86_64 the trampoline is glibc's __restore_rt, with CFI in libc."""
+    frames = _signal_backtrace(build, mode, opt)
+    names = [f.symbol for f in frames]
+    assert names[:2] == ["in_handler", "on_plain" if mode == "plain" else "on_siginfo"], names
+    trampoline = frames[2]
+    if bits == 32:
+        expected = "__kernel_sigreturn" if mode == "plain" else "__kernel_rt_sigreturn"
+        assert (trampoline.module, trampoline.symbol) == ("[vdso]", expected)
+    else:
+        assert os.path.basename(trampoline.module).startswith("libc.so")
+    assert names[3:6] == ["interrupted", "outer", "main"], names
+
+
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])
 def test_named_arguments_from_dwarf(markers, opt):
     exe = markers(opt)

@@ -48,8 +48,9 @@ class Snapshot:
             lo, hi = (int(x, 16) for x in fields[0].split("-"))
             path = fields[5].strip()
             if path == "[vdso]":
-                # The saved vDSO image stands in for the file a tracer
-                # would write out of the process.
+                # The vDSO has no file: its saved image is handed to the
+                # unwinder as bytes, as a tracer reads them out of the
+                # process.
                 self.maps.append((lo, hi, 0, f"{prefix}.vdso"))
             elif path.startswith("/"):
                 self.maps.append((lo, hi, int(fields[2], 16), path))
@@ -60,11 +61,19 @@ class Snapshot:
             raise OSError(f"{addr:#x} is not in the saved stack")
         return int.from_bytes(self.stack[off:off + self.word], "little")
 
-    def find_module(self, pc):
+    def module_at(self, pc):
+        """(path, load bias) of the saved file mapped at ``pc``, or None."""
         for lo, hi, _, path in self.maps:
             if lo <= pc < hi:
                 return path, self.load_bias(path)
         return None
+
+    def find_module(self, pc):
+        """``module_at`` as the unwinder takes it: the vDSO as bytes."""
+        found = self.module_at(pc)
+        if found is not None and found[0].endswith(".vdso"):
+            return open(found[0], "rb").read(), found[1]
+        return found
 
     def load_bias(self, path):
         """The first mapping of the file (offset 0) holds the lowest
@@ -93,7 +102,7 @@ def names_of(frames, snap, program):
     out = []
     for i, frame in enumerate(frames):
         pc = frame.pc if i == 0 else frame.pc - 1
-        path, bias = snap.find_module(pc) or ("?", 0)
+        path, bias = snap.module_at(pc) or ("?", 0)
         if path.endswith(".vdso"):
             name = "<vdso>"
         elif path != str(program):
@@ -160,7 +169,7 @@ def test_caller_found_by_pc_minus_one(bits, flags, tmp_path):
     program = build_c("dwarf_unwind.c", bits, flags)
     frames, snap = replay(program, bits, tmp_path, "noreturn")
     start, end, _ = next(f for f in function_names(program) if f[2] == "level_nr")
-    bias = snap.find_module(frames[0].pc)[1]
+    bias = snap.module_at(frames[0].pc)[1]
     assert frames[2].pc - bias == end
     assert names_of(frames, snap, program)[:4] == ["snapshot", "stop_here", "level_nr", "main"]
 
