@@ -1056,15 +1056,15 @@ class ProbeEngine(Engine):
         frames = []
         for frame in unwind(dwarf, read_word, word, find_module, max_frames):
             pc = frame.pc
-            frames.append(self._frame(ps, real.get(pc, pc) if pc == tramp else pc, bool(frames)))
+            frames.append(self._frame(ps, real.get(pc, pc) if pc == tramp else pc, not frame.exact))
         return frames
 
     @staticmethod
     def _frame(ps, pc: int, caller: bool):
         """A symbolized frame with file:line where the module has line
         information; a caller's line is the call's (pc - 1), not the
-        instruction after it.  An image with no file (the vDSO) has no lines
-        to read."""
+        instruction after it, but a frame a signal interrupted is at its
+        pc.  An image with no file (the vDSO) has no lines to read."""
         frame = ps.modules.frame(pc)
         mod = ps.modules.find(pc)
         if mod is None or mod.image.memory is not None:

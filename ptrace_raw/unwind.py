@@ -37,14 +37,18 @@ from ptrace_raw.cfi_expr import UnsupportedExpression, evaluate
 class Frame(NamedTuple):
     """One frame of a backtrace.
 
-    ``pc`` is the frame's current pc (a return address for every frame but
-    the first); ``sp`` its stack pointer; ``how`` tells how the frame was
-    found: ``"regs"`` (the stopped thread), ``"cfi"`` or ``"fp"``.
+    ``pc`` is the frame's current pc; ``sp`` its stack pointer; ``how``
+    tells how the frame was found: ``"regs"`` (the stopped thread), ``"cfi"``
+    or ``"fp"``.  ``exact`` is True when ``pc`` is the instruction the frame
+    was at (the stopped thread's, or one a signal interrupted) and False
+    when it is a return address: that one lies after the call, maybe past
+    the end of its function, so a caller's line is the one of ``pc - 1``.
     """
 
     pc: int
     sp: int
     how: str
+    exact: bool
 
 
 class _Regs(NamedTuple):
@@ -206,7 +210,7 @@ def unwind(regs: dict, read_word: Callable[[int], int], word_size: int,
         if pc == 0 or (pc, sp) in seen:
             return
         seen.add((pc, sp))
-        yield Frame(pc, sp, how)
+        yield Frame(pc, sp, how, exact_pc)
         try:
             row = _row_for(pc if exact_pc else pc - 1, find_module)
             if row is not None:

@@ -7,14 +7,16 @@ import subprocess
 
 import pytest
 
+from ptrace_raw.elf import ElfImage
 from ptrace_raw.errors import ProbeError
+from ptrace_raw.lines import line_sites
 from ptrace_raw.tracer import Tracer
 from tests.conftest import TRACEES, build_c
 from tests.elf.binutils import sdt_include_flags
 
 
-def _line_of(marker):
-    for number, text in enumerate((TRACEES / "markers.c").read_text().splitlines(), 1):
+def _line_of(marker, source="markers.c"):
+    for number, text in enumerate((TRACEES / source).read_text().splitlines(), 1):
         if f"LINE: {marker}" in text:
             return number
     raise LookupError(marker)
@@ -166,7 +168,7 @@ def _signal_backtrace(build, mode, flags):
                                      lambda h: stacks.append(h.backtrace()))])
     assert proc.exit_code == 0 and out == "stored 1\n"
     (frames,) = stacks
-    return frames
+    return exe, frames
 
 
 @pytest.mark.parametrize("mode", ["plain", "siginfo", "altstack"])
@@ -180,7 +182,7 @@ def test_backtrace_goes_from_a_signal_handler_to_the_interrupted_code(build, bit
     vDSO has no file: the walk fell back to frame pointers there, losing
     the interrupted frame (or, without frame pointers, everything after).
     On x86_64 the trampoline is glibc's __restore_rt, with CFI in libc."""
-    frames = _signal_backtrace(build, mode, opt)
+    _, frames = _signal_backtrace(build, mode, opt)
     names = [f.symbol for f in frames]
     assert names[:2] == ["in_handler", "on_plain" if mode == "plain" else "on_siginfo"], names
     trampoline = frames[2]
@@ -190,6 +192,20 @@ def test_backtrace_goes_from_a_signal_handler_to_the_interrupted_code(build, bit
     else:
         assert os.path.basename(trampoline.module).startswith("libc.so")
     assert names[3:6] == ["interrupted", "outer", "main"], names
+
+
+def test_frame_a_signal_interrupted_is_at_the_interrupted_instruction(build, bits):
+    """A frame a signal interrupted is at the instruction that was to run
+    (here the faulting store, the first of its line), not at a return
+    address after a call: its source line was looked up at pc - 1 as a
+    caller's is, which gave the line before."""
+    exe, frames = _signal_backtrace(build, "siginfo", ("-O0",))
+    frame = frames[3]
+    assert frame.symbol == "interrupted"
+    line = _line_of("fault", "sigframes.c")
+    (site,) = line_sites(exe, "sigframes.c", line)
+    assert ElfImage.open(exe).get_function("interrupted").value + frame.offset == site.address
+    assert (os.path.basename(frame.file), frame.line) == ("sigframes.c", line)
 
 
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])
