@@ -113,13 +113,17 @@ class ModuleMap:
                     continue
         return out
 
-    def frame(self, pc: int) -> Frame:
-        mod = self.find(pc)
+    def frame(self, pc: int, caller: bool = False) -> Frame:
+        """``pc`` symbolized; a ``caller``'s pc is a return address, named
+        from the call before it: after a call to a noreturn function that
+        ends its caller, the return address is the next function's."""
+        at = pc - caller
+        mod = self.find(at)
         if mod is None:
             return Frame(pc, None, None, 0)
-        found = mod.image.symbolize(pc - mod.bias)
+        found = mod.image.symbolize(at - mod.bias)
         if found is None:
             return Frame(pc, mod.path, None, 0)
         sym, off = found
         name = demangle(sym.name) if sym.name.startswith("_Z") else sym.name
-        return Frame(pc, mod.path, name, off)
+        return Frame(pc, mod.path, name, off + caller)

@@ -1056,17 +1056,19 @@ class ProbeEngine(Engine):
         frames = []
         for frame in unwind(dwarf, read_word, word, find_module, max_frames):
             pc = frame.pc
-            frames.append(self._frame(ps, real.get(pc, pc) if pc == tramp else pc, not frame.exact))
+            frames.append(self._frame(ps, real.get(pc, pc) if pc == tramp else pc,
+                                      not (frame.exact or frame.trampoline)))
         return frames
 
     @staticmethod
     def _frame(ps, pc: int, caller: bool):
         """A symbolized frame with file:line where the module has line
-        information; a caller's line is the call's (pc - 1), not the
-        instruction after it, but a frame a signal interrupted is at its
-        pc.  An image with no file (the vDSO) has no lines to read."""
-        frame = ps.modules.frame(pc)
-        mod = ps.modules.find(pc)
+        information.  A caller is named and placed by its call (pc - 1), not
+        the instruction after it; a frame a signal interrupted, and the
+        signal trampoline the handler returns to, by their pc.  An image
+        with no file (the vDSO) has no lines to read."""
+        frame = ps.modules.frame(pc, caller)
+        mod = ps.modules.find(pc - caller)
         if mod is None or mod.image.memory is not None:
             return frame
         try:

@@ -49,6 +49,9 @@ class Frame(NamedTuple):
     sp: int
     how: str
     exact: bool
+    #: the frame is a signal trampoline's (its CFI says so): its pc, the
+    #: handler's return address, is the trampoline's first instruction
+    trampoline: bool = False
 
 
 class _Regs(NamedTuple):
@@ -210,9 +213,9 @@ def unwind(regs: dict, read_word: Callable[[int], int], word_size: int,
         if pc == 0 or (pc, sp) in seen:
             return
         seen.add((pc, sp))
-        yield Frame(pc, sp, how, exact_pc)
+        row = _row_for(pc if exact_pc else pc - 1, find_module)
+        yield Frame(pc, sp, how, exact_pc, row is not None and row.signal_frame)
         try:
-            row = _row_for(pc if exact_pc else pc - 1, find_module)
             if row is not None:
                 regs, exact_pc = _step_cfi(row, regs, roles, read_word, word_size), row.signal_frame
                 how = "cfi"

@@ -208,6 +208,22 @@ def test_frame_a_signal_interrupted_is_at_the_interrupted_instruction(build, bit
     assert (os.path.basename(frame.file), frame.line) == ("sigframes.c", line)
 
 
+def test_a_caller_whose_last_instruction_calls_a_noreturn_function_is_named(build, bits):
+    """last_call's call to fail_now is its last instruction, so the return
+    address is after's first byte: the caller must be named from the call
+    (pc - 1), as its line already is, not from the return address."""
+    exe = build("noreturn.c", flags=("-O2", "-falign-functions=1"))
+    image = ElfImage.open(exe)
+    last = image.get_function("last_call")
+    assert last.value + last.size == image.get_function("after").value
+    stacks = []
+    out, proc, _ = _run(exe, 1, [(f"uprobe:{exe}:leaf", lambda h: stacks.append(h.backtrace()))])
+    assert (out, proc.exit_code) == ("6\n", 7)
+    (frames,) = stacks
+    assert [f.symbol for f in frames[:4]] == ["leaf", "fail_now", "last_call", "main"]
+    assert frames[2].offset == last.size
+
+
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])
 def test_named_arguments_from_dwarf(markers, opt):
     exe = markers(opt)
