@@ -32,6 +32,7 @@ from .cli_output import (
     CliError, HitExpr, JsonDiagnostics, Output, UsageError, hist_value, hit_record,
     is_function_entry, needs_location, output_error, render_json, render_text, where,
 )
+from .debuginfo import debug_dirs_of
 from .errors import SpecError, TracerError
 from .held_signals import HeldSignals
 from .libraries import resolve_binary
@@ -127,6 +128,12 @@ def _parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true",
                         help="show tracebacks of errors, for bug reports")
+    # Both commands read DWARF (trace: lines, arguments, backtraces; list: lines).
+    debug_info = argparse.ArgumentParser(add_help=False)
+    debug_info.add_argument("--debug-file-directory", metavar="DIR[:DIR...]",
+                            help="where separate debug files of stripped programs and "
+                                 "libraries are looked for, by build ID and .gnu_debuglink, "
+                                 "as gdb's set debug-file-directory (default: /usr/lib/debug)")
     top = _Parser(prog="ptrace-raw", formatter_class=argparse.RawDescriptionHelpFormatter,
                   description="User-space probes over ptrace: uprobes without the kernel.",
                   epilog="examples:\n"
@@ -139,7 +146,7 @@ def _parser():
     sub.required = True
 
     trace = sub.add_parser(
-        "trace", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        "trace", parents=[common, debug_info], formatter_class=argparse.RawDescriptionHelpFormatter,
         help="trace probes in a command or running processes",
         usage="%(prog)s [options] PROBE... (-p PID | -c CMD | -- CMD ARGS...)",
         description="Set probes in a command or running processes and report every hit.",
@@ -181,7 +188,7 @@ def _parser():
     trace.set_defaults(run=_trace)
 
     lst = sub.add_parser(
-        "list", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        "list", parents=[common, debug_info], formatter_class=argparse.RawDescriptionHelpFormatter,
         help="list functions, USDT markers and source lines one can probe",
         usage="%(prog)s [--lines] (BIN | -p PID) [PATTERN]",
         description="List what can be probed in a file, or in every file a process maps.",
@@ -271,7 +278,7 @@ class _Session:
         self.out.write(json.dumps(obj))
 
     def run(self) -> int:
-        with Tracer(follow_forks=self.opts.follow_forks) as tracer:
+        with Tracer(follow_forks=self.opts.follow_forks, debug_dirs=self.opts.debug_dirs) as tracer:
             self.tracer = tracer
             try:
                 command = self._start(tracer)
@@ -506,6 +513,7 @@ def _trace(opts) -> int:
     opts.pid = list(dict.fromkeys(opts.pid))
     if opts.args is not None and opts.args < 0:
         raise UsageError("--args: N cannot be negative")
+    opts.debug_dirs = _debug_dirs(opts)
     if opts.trace_out:  # written at the end: found unwritable before anything runs
         try:
             open(opts.trace_out, "a").close()
@@ -562,7 +570,17 @@ class _Signalled(BaseException):
 
 # -- list -----------------------------------------------------------------------------
 
+def _debug_dirs(opts):
+    """--debug-file-directory as directories; one that is not there is a
+    usage error."""
+    try:
+        return debug_dirs_of(opts.debug_file_directory)
+    except TracerError as exc:
+        raise UsageError(f"--debug-file-directory: {exc}") from None
+
+
 def _list(opts) -> int:
+    debug_dirs = _debug_dirs(opts)
     names = list(opts.names)
     if opts.pid is not None:
         if len(names) > 1:
@@ -573,7 +591,7 @@ def _list(opts) -> int:
             raise UsageError("give BIN or -p PID, and optionally a PATTERN")
         paths, pattern, strict = [resolve_binary(names[0])], (names[1:] or [None])[0], True
     found = False
-    for line in list_files(paths, pattern, opts.lines, strict):
+    for line in list_files(paths, pattern, opts.lines, strict, debug_dirs):
         found = True
         print(line)
     if not found:

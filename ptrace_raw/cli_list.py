@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 from typing import Iterator, List, Optional
 
 from .cli_output import CliError
+from .debuginfo import DEFAULT_DEBUG_DIRS
 from .demangle import demangle
 from .elf import ElfError, ElfImage
 from .errors import TracerError
@@ -45,13 +46,16 @@ def _ranges(lines: List[int]) -> str:
     return ",".join(out)
 
 
-def describe(path: str, pattern: Optional[str], lines: bool) -> Iterator[str]:
+def describe(path: str, pattern: Optional[str], lines: bool,
+             debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Iterator[str]:
     """The listing of one file; nothing when a pattern matches nothing in
     it.  ``pattern`` is a glob over function names (a C++ one's symbol or
     its demangled form), ``PROVIDER:NAME`` of markers and source paths
     (full or base name).  A C++ function shows its symbol, which is what a
-    probe names, with the demangled form after it."""
-    image = ElfImage.open(path)
+    probe names, with the demangled form after it.  A stripped file's
+    symbols and lines come from its separate debug file, looked for in
+    ``debug_dirs``."""
+    image = ElfImage.open(path, debug_dirs)
 
     def match(name: str) -> bool:
         return pattern is None or fnmatchcase(name, pattern)
@@ -73,7 +77,7 @@ def describe(path: str, pattern: Optional[str], lines: bool) -> Iterator[str]:
             body.append(f"    {p.pc:#0{width}x} {p.provider}:{p.name}  {p.args or '(none)'}")
     if lines:
         try:
-            files = [(name, nums) for name, nums in iter_source_lines(path)
+            files = [(name, nums) for name, nums in iter_source_lines(path, debug_dirs=debug_dirs)
                      if match(name) or match(os.path.basename(name))]
         except TracerError:
             files = []
@@ -86,12 +90,13 @@ def describe(path: str, pattern: Optional[str], lines: bool) -> Iterator[str]:
         yield from body
 
 
-def list_files(paths: List[str], pattern: Optional[str], lines: bool, strict: bool) -> Iterator[str]:
+def list_files(paths: List[str], pattern: Optional[str], lines: bool, strict: bool,
+               debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Iterator[str]:
     """Every listing; ``strict`` (a single named file) turns an unreadable
     file into an error instead of skipping it."""
     for path in paths:
         try:
-            yield from describe(path, pattern, lines)
+            yield from describe(path, pattern, lines, debug_dirs)
         except ElfError:
             if strict:
                 raise

@@ -5,17 +5,42 @@ per file, cached by path and the file's size and mtime (so a rebuilt binary
 is read again), and the address ranges of a DIE.  pyelftools parses CU
 headers, line programs and DIEs on first use, so opening a large file costs
 only the read of its debug sections.
+
+A file with no DWARF of its own (stripped, its debug information shipped
+apart as Debian's -dbgsym packages and ``objcopy --only-keep-debug`` do)
+takes it from its separate debug file, found as gdb finds it:
+
+1. by build ID: ``DIR/.build-id/xx/yyyy....debug`` for each debug file
+   directory DIR (gdb's ``debug-file-directory``, /usr/lib/debug by
+   default), where xxyyyy... is the NT_GNU_BUILD_ID note; the file found
+   must carry the same build ID;
+2. by ``.gnu_debuglink``: the file it names in the binary's directory, in
+   its ``.debug/`` subdirectory, then in ``DIR/<the binary's directory>/``;
+   the file's CRC32 must be the one the link records.
+
+A candidate that fails its check is not used (its DWARF would describe
+another build, and every line and argument read from it would be wrong);
+``SeparateDebug.notes`` says which and why.  A separate debug file keeps
+the binary's section addresses, so nothing is relocated.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Optional
+import zlib
+from typing import NamedTuple, Optional, Sequence, Union
 
+from elftools.common.exceptions import ELFError
 from elftools.dwarf.dwarfinfo import DWARFInfo
 from elftools.dwarf.ranges import BaseAddressEntry
 from elftools.elf.elffile import ELFFile
+
+from .errors import TracerError
+
+#: Where separate debug files are looked for when nothing else is said
+#: (gdb's default debug-file-directory).
+DEFAULT_DEBUG_DIRS = ("/usr/lib/debug",)
 
 
 # DIEs whose children may be functions with code (C++ namespaces, classes).
@@ -50,15 +75,23 @@ def die_name(die) -> Optional[str]:
 
 
 class DebugFile:
-    """An ELF file and its DWARF (``dwarf`` is None when it has none)."""
+    """An ELF file and its DWARF (``dwarf`` is None when it has none),
+    read from the file itself, or from its separate debug file when it has
+    no DWARF of its own (``debug_dirs`` are where that is looked for)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS):
         self.path = path
+        self.debug_dirs = debug_dirs
         self._stream = open(path, "rb")
         self.elf = ELFFile(self._stream)
+        source = self.elf
         # strict: a file with only .eh_frame has no DWARF worth a DWARFInfo.
+        if not source.has_dwarf_info(strict=True):
+            found = separate_debug_file(path, debug_dirs).path
+            if found is not None:
+                source = ELFFile(open(found, "rb"))
         self.dwarf: Optional[DWARFInfo] = (
-            self.elf.get_dwarf_info() if self.elf.has_dwarf_info(strict=True) else None
+            source.get_dwarf_info() if source.has_dwarf_info(strict=True) else None
         )
         self._range_lists = None
         self._aranges = None
@@ -117,12 +150,126 @@ class DebugFile:
 
 
 @functools.lru_cache(maxsize=32)
-def _open(path: str, size: int, mtime_ns: int) -> DebugFile:
-    return DebugFile(path)
+def _open(path: str, size: int, mtime_ns: int, debug_dirs: tuple[str, ...]) -> DebugFile:
+    return DebugFile(path, debug_dirs)
 
 
-def debug_file(path) -> DebugFile:
-    """The cached ``DebugFile`` for ``path`` (re-read if the file changed)."""
+def debug_file(path, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> DebugFile:
+    """The cached ``DebugFile`` for ``path`` (re-read if the file changed),
+    its separate debug file looked for in ``debug_dirs``."""
     path = os.path.realpath(os.fspath(path))
     st = os.stat(path)
-    return _open(path, st.st_size, st.st_mtime_ns)
+    return _open(path, st.st_size, st.st_mtime_ns, debug_dirs)
+
+
+# -- separate debug files ------------------------------------------------------------
+
+def debug_dirs_of(value: Union[None, str, Sequence[str]]) -> tuple[str, ...]:
+    """Debug file directories as the caches key them: None is the default,
+    a string is gdb's colon-separated list.  A directory that does not
+    exist is refused: a mistyped one would find nothing, silently."""
+    if value is None:
+        return DEFAULT_DEBUG_DIRS
+    dirs = value.split(":") if isinstance(value, str) else list(value)
+    out = []
+    for d in dirs:
+        d = os.fspath(d)
+        if not d:
+            continue
+        if not os.path.isdir(d):
+            raise TracerError(f"debug file directory {d} is not a directory")
+        out.append(os.path.abspath(d))
+    return tuple(out)
+
+
+class SeparateDebug(NamedTuple):
+    """Where a file's separate debug information is: ``path``, or None when
+    no candidate was there and passed its check; ``notes``, one line per
+    candidate refused, saying why."""
+
+    path: Optional[str]
+    notes: tuple[str, ...] = ()
+
+
+def separate_debug_file(path, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> SeparateDebug:
+    """The separate debug file of the ELF file ``path`` (the module
+    docstring tells the order), cached while the file is unchanged."""
+    path = os.path.realpath(os.fspath(path))
+    st = os.stat(path)
+    return _find_separate(path, st.st_size, st.st_mtime_ns, debug_dirs)
+
+
+@functools.lru_cache(maxsize=64)
+def _find_separate(path: str, size: int, mtime_ns: int,
+                   debug_dirs: tuple[str, ...]) -> SeparateDebug:
+    try:
+        with open(path, "rb") as f:
+            build_id, link = _links(ELFFile(f))
+    except ELFError as exc:
+        return SeparateDebug(None, (f"cannot read the build ID or debug link of {path}: {exc}",))
+    notes = []
+    if build_id:
+        for d in debug_dirs:
+            candidate = os.path.join(d, ".build-id", build_id[:2], build_id[2:] + ".debug")
+            if not os.path.isfile(candidate):
+                continue
+            try:
+                with open(candidate, "rb") as f:
+                    theirs = _links(ELFFile(f))[0]
+            except (OSError, ELFError) as exc:
+                notes.append(f"{candidate} is not a readable ELF file ({exc}): not used")
+                continue
+            if theirs == build_id:
+                return SeparateDebug(candidate, tuple(notes))
+            notes.append(f"{candidate} is not the debug file of {path} (build ID {theirs}, "
+                         f"not {build_id}): not used")
+    if link is not None:
+        name, crc = link
+        here = os.path.dirname(path)
+        places = [os.path.join(here, name), os.path.join(here, ".debug", name)]
+        places += [os.path.join(d, here.lstrip("/"), name) for d in debug_dirs]
+        for candidate in places:
+            if not os.path.isfile(candidate):
+                continue
+            theirs = _crc32(candidate)
+            if theirs == crc:
+                return SeparateDebug(candidate, tuple(notes))
+            notes.append(f"{candidate} does not match {path} (CRC {theirs:#010x}, its "
+                         f".gnu_debuglink says {crc:#010x}): not used")
+    return SeparateDebug(None, tuple(notes))
+
+
+def _links(elf: ELFFile) -> tuple[Optional[str], Optional[tuple[str, int]]]:
+    """(the NT_GNU_BUILD_ID note in hex, (file name, CRC32) of
+    ``.gnu_debuglink``), each None when absent, in one pass over the
+    sections (pyelftools parses each header it meets, and the link is
+    usually last).  A build ID's note owner must be GNU: a stapsdt note
+    has the same type number."""
+    build_id = link = None
+    for section in elf.iter_sections():
+        if section["sh_type"] == "SHT_NOTE" and build_id is None:
+            build_id = next((note["n_desc"] for note in section.iter_notes()
+                             if note["n_type"] == "NT_GNU_BUILD_ID" and note["n_name"] == "GNU"),
+                            None)
+        elif section.name == ".gnu_debuglink" and section["sh_type"] != "SHT_NOBITS":
+            link = _debuglink(section.data(), elf.little_endian)
+    return build_id, link
+
+
+def _debuglink(data: bytes, little_endian: bool) -> Optional[tuple[str, int]]:
+    """(file name, CRC32) from ``.gnu_debuglink``'s data: the name, NUL,
+    padding to 4 bytes, then the CRC in the file's byte order."""
+    end = data.find(b"\0")
+    at = (end + 4) & ~3
+    if end <= 0 or at + 4 > len(data):
+        return None
+    crc = int.from_bytes(data[at:at + 4], "little" if little_endian else "big")
+    return os.fsdecode(data[:end]), crc
+
+
+def _crc32(path: str) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            crc = zlib.crc32(block, crc)
+    return crc

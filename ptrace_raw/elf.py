@@ -8,6 +8,11 @@ descriptor closed at once; the page cache holds the bytes, so a tracer can
 keep hundreds of images.  Headers are read on open; symbols and notes on
 first use.  The one image with no file, the vDSO, is built from bytes its
 caller read out of a process (``ElfImage.from_memory``).
+
+A stripped file (no .symtab) takes its symbols from the .symtab of its
+separate debug file when one is found (``debuginfo.separate_debug_file``),
+so a static function of a stripped program can still be named; the
+addresses there are the file's own.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Iterator, NamedTuple, Optional
 from elftools.common.exceptions import ELFError as _PyElfError
 from elftools.elf.elffile import ELFFile
 
+from .debuginfo import DEFAULT_DEBUG_DIRS, SeparateDebug, separate_debug_file
 from .errors import TracerError
 from .sdt import SdtProbe, parse_stapsdt_notes
 
@@ -100,18 +106,21 @@ class ElfImage:
     """A read-only view of one ELF file; build it with ``ElfImage.open``."""
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "ElfImage":
+    def open(cls, path: str | os.PathLike,
+             debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> "ElfImage":
         """The image of ``path``, shared with every earlier caller that opened
-        the same file content (same inode and mtime, any path to it)."""
+        the same file content (same inode and mtime, any path to it) with
+        the same debug file directories (where a stripped file's separate
+        debug file is looked for)."""
         real = os.path.realpath(path)
         try:
             st = os.stat(real)
         except OSError as e:
             raise ElfError(f"cannot open {os.fspath(path)}: {e.strerror}") from None
-        key = (real, st.st_dev, st.st_ino, st.st_mtime_ns)
+        key = (real, st.st_dev, st.st_ino, st.st_mtime_ns, debug_dirs)
         image = _cache.get(key)
         if image is None:
-            image = _cache[key] = cls(real)
+            image = _cache[key] = cls(real, debug_dirs)
         return image
 
     @classmethod
@@ -123,11 +132,13 @@ class ElfImage:
         key = (name, data)
         image = _cache.get(key)
         if image is None:
-            image = _cache[key] = cls(name, data)
+            image = _cache[key] = cls(name, memory=data)
         return image
 
-    def __init__(self, path: str, memory: Optional[bytes] = None):
+    def __init__(self, path: str, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS,
+                 memory: Optional[bytes] = None):
         self.path = path
+        self.debug_dirs = debug_dirs
         #: the image's bytes when it has no file (``from_memory``), else None
         self.memory = memory
         if memory is None:
@@ -172,7 +183,35 @@ class ElfImage:
     def __repr__(self) -> str:
         return f"<ElfImage {self.path} {self.bits}-bit{' dyn' if self.is_dyn else ''}>"
 
+    # -- separate debug file --------------------------------------------------
+
+    @cached_property
+    def separate_debug(self) -> SeparateDebug:
+        """The file's separate debug file and the candidates refused, looked
+        for only when the file lacks a .symtab or DWARF of its own (gdb
+        looks only then too): a file with both needs none, and notes about
+        one would only mislead."""
+        names = {sec.name for sec in self._sections if sec.type != "SHT_NOBITS"}
+        if self.memory is not None or (".symtab" in names
+                                       and names & {".debug_info", ".zdebug_info"}):
+            return SeparateDebug(None)
+        return separate_debug_file(self.path, self.debug_dirs)
+
     # -- symbols ------------------------------------------------------------
+
+    @cached_property
+    def _symbol_tables(self) -> tuple[tuple["ElfImage", _Section], ...]:
+        """(image holding it, section) of each symbol table to read: the
+        file's .symtab and .dynsym, and for a file without a .symtab the
+        .symtab of its separate debug file."""
+        tables = [(self, sec) for sec in self._sections
+                  if sec.type in ("SHT_SYMTAB", "SHT_DYNSYM")]
+        if not any(sec.type == "SHT_SYMTAB" for _, sec in tables):
+            found = self.separate_debug.path
+            if found is not None:
+                debug = ElfImage.open(found, self.debug_dirs)
+                tables += [(debug, sec) for sec in debug._sections if sec.type == "SHT_SYMTAB"]
+        return tuple(tables)
 
     @cached_property
     def _entries(self) -> tuple[_Entry, ...]:
@@ -182,19 +221,18 @@ class ElfImage:
         wins.  Size is part of the identity: libc keeps old versions of
         sys_errlist at one address, each with the length its ABI had."""
         best: dict[tuple[str, int, int, str], _Entry] = {}
-        for i, sec in enumerate(self._sections):
-            if sec.type not in ("SHT_SYMTAB", "SHT_DYNSYM"):
-                continue
-            versym = self._versym_for(i) if sec.type == "SHT_DYNSYM" else None
-            for entry in self._read_symtab(sec, versym):
+        for owner, sec in self._symbol_tables:
+            versym = owner._versym_for(sec) if sec.type == "SHT_DYNSYM" else None
+            for entry in owner._read_symtab(sec, versym):
                 key = entry.symbol[:4]
                 if key not in best or entry.rank < best[key].rank:
                     best[key] = entry
         return tuple(sorted(best.values(), key=lambda e: (e.symbol.value, e.symbol.name)))
 
-    def _versym_for(self, dynsym_index: int) -> Optional[bytes]:
+    def _versym_for(self, dynsym: _Section) -> Optional[bytes]:
+        index = self._sections.index(dynsym)
         for sec in self._sections:
-            if sec.type == "SHT_GNU_versym" and sec.link == dynsym_index:
+            if sec.type == "SHT_GNU_versym" and sec.link == index:
                 return self._data[sec.offset:sec.offset + sec.size]
         return None
 
@@ -309,11 +347,10 @@ class ElfImage:
         label in hand-written asm has no .type)."""
         points = [(e.symbol.value, e.symbol.name) for e in self._entries
                   if e.symbol.kind != "object"]
-        for sec in self._sections:
-            if sec.type in ("SHT_SYMTAB", "SHT_DYNSYM"):
-                points += [(value, name) for _, name, value, _, stt, _, shndx
-                           in self._raw_symbols(sec)
-                           if stt == _STT_NOTYPE and name and _SHN_UNDEF < shndx < _SHN_LORESERVE]
+        for owner, sec in self._symbol_tables:
+            points += [(value, name) for _, name, value, _, stt, _, shndx
+                       in owner._raw_symbols(sec)
+                       if stt == _STT_NOTYPE and name and _SHN_UNDEF < shndx < _SHN_LORESERVE]
         points.sort()
         return [v for v, _ in points], [n for _, n in points]
 
@@ -352,8 +389,8 @@ class ElfImage:
     @cached_property
     def _tls_symbols(self) -> dict[str, int]:
         return {name.partition("@")[0]: value
-                for sec in self._sections if sec.type in ("SHT_SYMTAB", "SHT_DYNSYM")
-                for _, name, value, _, stt, _, shndx in self._raw_symbols(sec)
+                for owner, sec in self._symbol_tables
+                for _, name, value, _, stt, _, shndx in owner._raw_symbols(sec)
                 if stt == _STT_TLS and shndx != _SHN_UNDEF}
 
     # -- addresses ----------------------------------------------------------

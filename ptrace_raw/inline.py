@@ -485,8 +485,9 @@ class InlineProbes:
         ps = proc.probe_state
         try:
             path = resolve_binary("libc", [m.path for m in ps.modules.modules], ps.bits)
-            sym = ElfImage.open(path).get_symbol("_thread_db_pthread_tid")
-            bits, _, offset = struct.unpack("<III", ElfImage.open(path).read(sym.value, 12))
+            image = ElfImage.open(path, self.tracer.engine.debug_dirs)
+            sym = image.get_symbol("_thread_db_pthread_tid")
+            bits, _, offset = struct.unpack("<III", image.read(sym.value, 12))
         except (LibraryNotFound, ElfError, OSError) as exc:
             raise _Fallback(f"no glibc thread descriptor to read thread ids from ({exc})") from None
         if bits != 32:

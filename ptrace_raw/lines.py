@@ -35,7 +35,7 @@ from typing import Iterator, NamedTuple, Optional
 
 from elftools.dwarf.structs import DWARFStructs
 
-from ptrace_raw.debuginfo import DebugFile, debug_file, die_name
+from ptrace_raw.debuginfo import DEFAULT_DEBUG_DIRS, DebugFile, debug_file, die_name
 from ptrace_raw.errors import TracerError
 
 # Tags that open a gdb block, and the child tags that make a lexical block
@@ -237,28 +237,32 @@ def _matches(path: str, wanted: str) -> bool:
     return path == wanted or path.endswith("/" + wanted.lstrip("/"))
 
 
-_UNITS: dict[str, tuple[DebugFile, list[_LineUnit]]] = {}
+_UNITS: dict[tuple, tuple[DebugFile, list[_LineUnit]]] = {}
 
 
-def _units(path) -> list[_LineUnit]:
-    debug = debug_file(path)
-    cached = _UNITS.get(debug.path)
+def _units(path, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> list[_LineUnit]:
+    debug = debug_file(path, debug_dirs)
+    key = (debug.path, debug_dirs)
+    cached = _UNITS.get(key)
     if cached is None or cached[0] is not debug:
-        cached = _UNITS[debug.path] = (debug, _line_units(debug))
+        cached = _UNITS[key] = (debug, _line_units(debug))
     return cached[1]
 
 
-def line_sites(path, file: str, line: int) -> list[LineSite]:
+def line_sites(path, file: str, line: int,
+               debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> list[LineSite]:
     """Where a probe on ``file:line`` of the ELF file ``path`` goes: one site
     per code location of the line, sorted by address.
 
     ``file`` matches a source path by basename or by a suffix of whole path
     components.  Raises ``NoCodeAtLine`` naming the nearest lines with code
     when the line has none, and ``TracerError`` when no CU has the file.
+    A stripped file's lines come from its separate debug file, looked for
+    in ``debug_dirs``.
     """
     candidates: list[tuple[_LineUnit, _Row]] = []
     lines_with_code: set[int] = set()
-    for unit in _units(path):
+    for unit in _units(path, debug_dirs):
         if not unit.could_name(file):
             continue
         files = {n for n, p in unit.paths().items() if _matches(p, file)}
@@ -299,13 +303,15 @@ def _scope_at(debug: DebugFile, cu, address: int) -> tuple[Optional[int], Option
     return scope, function
 
 
-def iter_source_lines(path, file: Optional[str] = None) -> Iterator[tuple[str, list[int]]]:
+def iter_source_lines(path, file: Optional[str] = None,
+                      debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS
+                      ) -> Iterator[tuple[str, list[int]]]:
     """(source file, sorted lines with code) for the files the line
     programs of ``path`` name, sorted by file; only files matching ``file``
     (as in ``line_sites``) when it is given, which parses only their line
     programs."""
     by_file: dict[str, set[int]] = {}
-    for unit in _units(path):
+    for unit in _units(path, debug_dirs):
         if file is not None and not unit.could_name(file):
             continue
         paths = unit.paths()
@@ -317,12 +323,13 @@ def iter_source_lines(path, file: Optional[str] = None) -> Iterator[tuple[str, l
         yield name, sorted(by_file[name])
 
 
-def source_line(path, vaddr: int) -> Optional[tuple[str, int]]:
+def source_line(path, vaddr: int,
+                debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Optional[tuple[str, int]]:
     """(source path, line) of the code at link-time address ``vaddr``, from
     the statement row at or before it; None without line information.  The
     CU is found through ``.debug_aranges``, so one lookup decodes one line
     program, not the file's."""
-    debug = debug_file(path)
+    debug = debug_file(path, debug_dirs)
     aranges = debug.aranges()
     if aranges is None:
         return None
@@ -330,7 +337,7 @@ def source_line(path, vaddr: int) -> Optional[tuple[str, int]]:
     if cu_offset is None:
         return None
     stmt = _stmt_list(debug.dwarf.get_CU_at(cu_offset))
-    unit = next((u for u in _units(path) if u.offset == stmt), None)
+    unit = next((u for u in _units(path, debug_dirs) if u.offset == stmt), None)
     if unit is None:
         return None
     rows = unit.rows()

@@ -14,6 +14,7 @@ import bisect
 import os
 from typing import Callable, NamedTuple, Optional
 
+from .debuginfo import DEFAULT_DEBUG_DIRS
 from .demangle import demangle
 from .elf import ElfError, ElfImage
 
@@ -52,9 +53,12 @@ class Frame(NamedTuple):
 
 class ModuleMap:
     """Rebuilt from /proc/PID/maps when the address space changes (exec,
-    dlopen, dlclose); lookups bisect a sorted table."""
+    dlopen, dlclose); lookups bisect a sorted table.  Images are opened
+    with ``debug_dirs``, where a stripped one's separate debug file is
+    looked for."""
 
-    def __init__(self):
+    def __init__(self, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS):
+        self.debug_dirs = debug_dirs
         self.modules = []
         self._starts = []
 
@@ -76,7 +80,7 @@ class ModuleMap:
                 continue
             try:
                 image = (ElfImage.from_memory(m.path, read(m.start, m.end - m.start)) if vdso
-                         else ElfImage.open(m.path))
+                         else ElfImage.open(m.path, self.debug_dirs))
                 bias = image.load_bias(m.start, m.offset, m.perms)
             except (ElfError, OSError):
                 continue
@@ -86,7 +90,7 @@ class ModuleMap:
         self._starts = [m.start for m in mods]
 
     def copy(self) -> "ModuleMap":
-        dup = ModuleMap()
+        dup = ModuleMap(self.debug_dirs)
         dup.modules, dup._starts = list(self.modules), list(self._starts)
         return dup
 

@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple, Optional, Union
 
 from elftools.dwarf.enums import ENUM_DW_ATE
 
-from ptrace_raw.debuginfo import DebugFile, debug_file, origin
+from ptrace_raw.debuginfo import DEFAULT_DEBUG_DIRS, DebugFile, debug_file, origin
 from ptrace_raw.elf import ElfImage
 
 # Modifiers that do not change a value's representation.
@@ -147,7 +147,7 @@ class _Functions:
         self.cache: dict = {}
 
     def address_of(self, name: str) -> Optional[int]:
-        image = ElfImage.open(self.debug.path)
+        image = ElfImage.open(self.debug.path, self.debug.debug_dirs)
         return image.get_function(name).value if image.has_function(name) else None
 
     def cu_at(self, address: int):
@@ -179,20 +179,23 @@ class _Functions:
         return None
 
 
-_FUNCTIONS: dict[str, _Functions] = {}
+_FUNCTIONS: dict[tuple, _Functions] = {}
 
 
-def function_params(path, func: Union[str, int]) -> Optional[list[Param]]:
+def function_params(path, func: Union[str, int],
+                    debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Optional[list[Param]]:
     """The parameters of a function of the ELF file ``path``, named by
     symbol or given by a link-time address inside it; None when DWARF does
     not describe the function (the caller falls back to positional
-    arguments)."""
-    debug = debug_file(path)
+    arguments).  A stripped file's DWARF comes from its separate debug
+    file, looked for in ``debug_dirs``."""
+    debug = debug_file(path, debug_dirs)
     if debug.dwarf is None:
         return None
-    funcs = _FUNCTIONS.get(debug.path)
+    key = (debug.path, debug_dirs)
+    funcs = _FUNCTIONS.get(key)
     if funcs is None or funcs.debug is not debug:
-        funcs = _FUNCTIONS[debug.path] = _Functions(debug)
+        funcs = _FUNCTIONS[key] = _Functions(debug)
     if func in funcs.cache:
         return funcs.cache[func]
     if isinstance(func, int):

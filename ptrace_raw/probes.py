@@ -22,6 +22,7 @@ from . import binding
 from ._libc import ptrace_rc as _ptrace_rc, ptrace_small as _ptrace
 from .breakpoints import Breakpoints
 from .consts import PTRACE_CONT, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_SINGLESTEP
+from .debuginfo import debug_dirs_of
 from .elf import ElfError, ElfImage
 from .errors import ProbeError, TracerError
 from .lines import source_line
@@ -215,10 +216,10 @@ def _forget_left_frames(thread, stack, sp: int, fresh: bool, mem, arch, tramp: i
 
 
 class _ProcState:
-    def __init__(self, xol: XolSpace):
+    def __init__(self, xol: XolSpace, debug_dirs: tuple[str, ...]):
         self.xol = xol
         self.bps = Breakpoints()
-        self.modules = ModuleMap()
+        self.modules = ModuleMap(debug_dirs)
         #: probes whose BIN is not mapped here yet (a library dlopen'ed later)
         self.waiting = []
         #: the bitness of the process's main image, for library lookups
@@ -237,7 +238,7 @@ class _ProcState:
     def fork_copy(self) -> "_ProcState":
         """State for a forked child: the same addresses in a copied address
         space, every mutable part its own."""
-        dup = _ProcState(self.xol.clone())
+        dup = _ProcState(self.xol.clone(), self.modules.debug_dirs)
         dup.bps.sites = {addr: site.copy() for addr, site in self.bps.sites.items()}
         dup.bps.removed = set(self.bps.removed)
         dup.modules = self.modules.copy()
@@ -251,10 +252,12 @@ class _ProcState:
 
 
 class ProbeEngine(Engine):
-    def __init__(self, tracer, fatal_errors: bool = False, on_message=None):
+    def __init__(self, tracer, fatal_errors: bool = False, on_message=None, debug_dirs=None):
         self.tracer = tracer
         self.fatal_errors = fatal_errors
         self.say = on_message or Engine.say
+        #: where separate debug files are looked for (see debuginfo)
+        self.debug_dirs = debug_dirs_of(debug_dirs)
         self.probes = []
         #: the first KEPT_ERRORS (probe, exception) pairs handlers raised;
         #: each exception holds its traceback and the frames in it, so a
@@ -340,7 +343,7 @@ class ProbeEngine(Engine):
         except LibraryNotFound as exc:
             raise ProbeError(f"probe '{spec.text}': {exc}") from None
         try:
-            image = ElfImage.open(path)
+            image = ElfImage.open(path, self.debug_dirs)
         except ElfError as exc:
             raise ProbeError(f"probe '{spec.text}': {exc}") from None
         self._plans(probe, image, 0)
@@ -393,7 +396,7 @@ class ProbeEngine(Engine):
         thread = proc.leader
         maps = proc.maps()
         exe = next((m for m in maps if m.is_exec and m.path.startswith("/")), None)
-        ps = _ProcState(XolSpace.create(proc, thread, exe.start if exe else 0))
+        ps = _ProcState(XolSpace.create(proc, thread, exe.start if exe else 0), self.debug_dirs)
         ps.bits = thread.arch.bits
         proc.probe_state = ps
         ps.modules.refresh(maps, proc.read)
@@ -1015,7 +1018,7 @@ class ProbeEngine(Engine):
         found = image.symbolize(site.vaddr)
         if found is None or found[1] != 0:
             return None
-        params = function_params(image.path, site.vaddr)
+        params = function_params(image.path, site.vaddr, image.debug_dirs)
         if params is None:
             return None
         arch = hit.arch
@@ -1054,7 +1057,7 @@ class ProbeEngine(Engine):
             return (mod.image.memory or mod.path, mod.bias) if mod is not None else None
 
         frames = []
-        for frame in unwind(dwarf, read_word, word, find_module, max_frames):
+        for frame in unwind(dwarf, read_word, word, find_module, max_frames, self.debug_dirs):
             pc = frame.pc
             frames.append(self._frame(ps, real.get(pc, pc) if pc == tramp else pc,
                                       not (frame.exact or frame.trampoline)))
@@ -1072,7 +1075,7 @@ class ProbeEngine(Engine):
         if mod is None or mod.image.memory is not None:
             return frame
         try:
-            where = source_line(mod.path, pc - caller - mod.bias)
+            where = source_line(mod.path, pc - caller - mod.bias, mod.image.debug_dirs)
         except (OSError, TracerError, ValueError):
             where = None
         return frame._replace(file=where[0], line=where[1]) if where else frame

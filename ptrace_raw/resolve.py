@@ -52,6 +52,8 @@ def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True) 
     the implementation their resolver selects here (see ifunc.py) unless
     ``resolve_ifuncs`` is false: the tracee's selection may differ."""
     warn = warn or (lambda msg: print(f"ptrace-raw: probe '{spec.text}': {msg}", file=sys.stderr))
+    for note in image.separate_debug.notes:
+        warn(note)
     if spec.address is not None:
         return [_checked_address(spec, image, arch)]
     if spec.provider is not None:
@@ -144,7 +146,7 @@ def _usdt_places(spec, image: ElfImage) -> List[Place]:
 
 def _line_places(spec, image: ElfImage) -> List[Place]:
     try:
-        sites = line_sites(image.path, spec.file, spec.line)
+        sites = line_sites(image.path, spec.file, spec.line, image.debug_dirs)
     except TracerError as exc:
         raise ProbeError(f"probe '{spec.text}': {exc}") from None
     return [Place(s.address, f"{spec.file}:{spec.line}" + (f" in {s.function}" if s.function else ""))

@@ -34,13 +34,19 @@ class Tracer(Loop):
     ``pin_cpu``: keep the tracer's thread on one CPU while ``run`` serves
     stops (restored after), which halves the cost of a hit on VMs where
     cross-CPU wake-ups are dear; the tracees' affinity is left alone.
+    ``debug_dirs``: where the separate debug files of stripped programs and
+    libraries are looked for, by build ID and by .gnu_debuglink (gdb's
+    ``set debug-file-directory``): directories, or one string of them
+    separated by colons; /usr/lib/debug by default.
     """
 
     def __init__(self, follow_forks: bool = False, fatal_errors: bool = False,
-                 engine: Optional[Engine] = None, pin_cpu: bool = True, on_message=None):
+                 engine: Optional[Engine] = None, pin_cpu: bool = True, on_message=None,
+                 debug_dirs=None):
         if engine is None:
             from .probes import ProbeEngine
-            engine = ProbeEngine(self, fatal_errors=fatal_errors, on_message=on_message)
+            engine = ProbeEngine(self, fatal_errors=fatal_errors, on_message=on_message,
+                                 debug_dirs=debug_dirs)
         super().__init__(engine, follow_forks, pin_cpu)
 
     # -- tracees ---------------------------------------------------------------

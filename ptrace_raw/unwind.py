@@ -8,7 +8,8 @@ kernel's sigreturn, whose hand-written CFI describes the signal frame).
 
 Each image's CFI comes from ``.eh_frame`` (through the sorted table in
 ``.eh_frame_hdr`` when there is one, so libc's thousands of FDEs are never
-all parsed) and from ``.debug_frame``.  An FDE is parsed, and its table
+all parsed) and from ``.debug_frame``, which a stripped file leaves in its
+separate debug file (see ``debuginfo``).  An FDE is parsed, and its table
 decoded, only when a pc falls in it; both stay cached with the image.
 
 Where no CFI covers a pc the walk follows the frame-pointer chain
@@ -32,6 +33,7 @@ from elftools.dwarf.structs import DWARFStructs
 from elftools.elf.elffile import ELFFile
 
 from ptrace_raw.cfi_expr import UnsupportedExpression, evaluate
+from ptrace_raw.debuginfo import DEFAULT_DEBUG_DIRS, separate_debug_file
 
 
 class Frame(NamedTuple):
@@ -98,9 +100,13 @@ class _CfiSection:
 class ImageCfi:
     """The call-frame information of one ELF file, looked up by link-time
     address.  ``stream`` (the file, or an image's bytes) is read here and
-    not kept: the CFI sections are copied out."""
+    not kept: the CFI sections are copied out.  ``.debug_frame`` comes from
+    the separate debug file of ``path`` (looked for in ``debug_dirs``) when
+    the image has none of its own; an image with no file (``path`` None)
+    has none to look for."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, path: Optional[str] = None,
+                 debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS):
         elf = ELFFile(stream)
         structs = DWARFStructs(little_endian=elf.little_endian, dwarf_format=32,
                                address_size=elf.elfclass // 8)
@@ -109,10 +115,14 @@ class ImageCfi:
         if eh is not None and eh["sh_type"] != "SHT_NOBITS":
             hdr = elf.get_section_by_name(".eh_frame_hdr")
             self.sections.append(_eh_frame(eh, hdr, structs, elf.little_endian))
-        dbg = elf.get_section_by_name(".debug_frame")
-        if dbg is not None and dbg["sh_type"] != "SHT_NOBITS" and not dbg.compressed:
-            cfi = CallFrameInfo(io.BytesIO(dbg.data()), dbg.data_size, dbg["sh_addr"], structs)
-            self.sections.append(_scanned(cfi))
+        debug_frame = _debug_frame(elf, structs)
+        if debug_frame is None and path is not None:
+            found = separate_debug_file(path, debug_dirs).path
+            if found is not None:
+                with open(found, "rb") as f:
+                    debug_frame = _debug_frame(ELFFile(f), structs)
+        if debug_frame is not None:
+            self.sections.append(debug_frame)
 
     def row_at(self, vaddr: int) -> Optional[_Row]:
         """The CFI row for ``vaddr``, or None when no FDE covers it."""
@@ -129,6 +139,16 @@ class ImageCfi:
             augmentation = cie.header.get("augmentation") or b""
             return _Row(table[i], cie.header["return_address_register"], b"S" in augmentation)
         return None
+
+
+def _debug_frame(elf: ELFFile, structs: DWARFStructs) -> Optional[_CfiSection]:
+    """The indexed ``.debug_frame`` of ``elf``, or None.  Its data is
+    read whole (and inflated when compressed, as debug files often are)."""
+    dbg = elf.get_section_by_name(".debug_frame")
+    if dbg is None or dbg["sh_type"] == "SHT_NOBITS":
+        return None
+    cfi = CallFrameInfo(io.BytesIO(dbg.data()), dbg.data_size, dbg["sh_addr"], structs)
+    return _scanned(cfi)
 
 
 def _scanned(cfi: CallFrameInfo) -> _CfiSection:
@@ -165,9 +185,9 @@ def _eh_frame(eh, hdr, structs: DWARFStructs, little_endian: bool) -> _CfiSectio
 
 
 @functools.lru_cache(maxsize=64)
-def _image(path: str, size: int, mtime_ns: int) -> ImageCfi:
+def _image(path: str, size: int, mtime_ns: int, debug_dirs: tuple[str, ...]) -> ImageCfi:
     with open(path, "rb") as f:
-        return ImageCfi(f)
+        return ImageCfi(f, path, debug_dirs)
 
 
 @functools.lru_cache(maxsize=4)
@@ -175,14 +195,14 @@ def _image_in_memory(data: bytes) -> ImageCfi:
     return ImageCfi(io.BytesIO(data))
 
 
-def image_cfi(source) -> ImageCfi:
+def image_cfi(source, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> ImageCfi:
     """The cached ``ImageCfi`` of a file's path (re-read if the file
     changed), or of the bytes of an image with no file (the vDSO)."""
     if isinstance(source, bytes):
         return _image_in_memory(source)
     path = os.fspath(source)
     st = os.stat(path)
-    return _image(path, st.st_size, st.st_mtime_ns)
+    return _image(path, st.st_size, st.st_mtime_ns, debug_dirs)
 
 
 class _StopUnwinding(Exception):
@@ -191,7 +211,8 @@ class _StopUnwinding(Exception):
 
 def unwind(regs: dict, read_word: Callable[[int], int], word_size: int,
            find_module: Callable[[int], Optional[tuple[str | bytes, int]]],
-           max_frames: int = 64) -> Iterator[Frame]:
+           max_frames: int = 64,
+           debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Iterator[Frame]:
     """Yield the frames of a stopped thread, innermost first.
 
     ``regs`` maps DWARF register numbers to values (x86_64 when
@@ -201,7 +222,8 @@ def unwind(regs: dict, read_word: Callable[[int], int], word_size: int,
     there (the image's bytes for the path when it has no file), or None.
     A caller's CFI is looked up at its return address - 1 (the call may be
     the last instruction of its function), except below a signal frame,
-    where the pc is where the thread was interrupted.
+    where the pc is where the thread was interrupted.  ``debug_dirs`` are
+    where a stripped file's ``.debug_frame`` is looked for.
     """
     roles = _X86_64 if word_size == 8 else _I386
     regs = dict(regs)
@@ -213,7 +235,7 @@ def unwind(regs: dict, read_word: Callable[[int], int], word_size: int,
         if pc == 0 or (pc, sp) in seen:
             return
         seen.add((pc, sp))
-        row = _row_for(pc if exact_pc else pc - 1, find_module)
+        row = _row_for(pc if exact_pc else pc - 1, find_module, debug_dirs)
         yield Frame(pc, sp, how, exact_pc, row is not None and row.signal_frame)
         try:
             if row is not None:
@@ -232,13 +254,13 @@ def unwind(regs: dict, read_word: Callable[[int], int], word_size: int,
         pc, sp = new_pc, new_sp
 
 
-def _row_for(pc: int, find_module) -> Optional[_Row]:
+def _row_for(pc: int, find_module, debug_dirs: tuple[str, ...]) -> Optional[_Row]:
     module = find_module(pc)
     if module is None:
         return None
     path, bias = module
     try:
-        return image_cfi(path).row_at(pc - bias)
+        return image_cfi(path, debug_dirs).row_at(pc - bias)
     except (OSError, ELFError, DWARFError):
         # Not an ELF file we can read, or CFI we cannot decode: the walk
         # falls back to frame pointers.

@@ -21,7 +21,7 @@ from ptrace_raw.maps import read_maps
 from ptrace_raw.demangle import demangle
 from ptrace_raw.modules import ModuleMap
 from tests.conftest import TRACEES, build_c
-from tests.elf.binutils import sdt_include_flags
+from tests.elf.binutils import build_id, sdt_include_flags, split_debug
 from tests.tracing import ask, start_service, text_bytes, tracer_pid
 
 REPO = Path(__file__).resolve().parent.parent
@@ -596,6 +596,32 @@ def test_list_usdt_markers_and_lines(build):
     assert lines[2].startswith(f"    {TRACEES / 'sdt_probes.c'}: ")
 
 
+def test_debug_file_directory_finds_a_stripped_programs_debug_file(calls, tmp_path):
+    """--debug-file-directory says where separate debug files are, for
+    list and trace alike: a stripped program's debug file there, found by
+    build ID, gives its functions, lines and line probes back.  A
+    directory that is not there is a usage error, not a silent miss."""
+    bid = build_id(calls)
+    debug_dir = tmp_path / "debug"
+    program = split_debug(calls, tmp_path / "calls", debug_dir / ".build-id" / bid[:2] /
+                          f"{bid[2:]}.debug", link=False)
+    listed = cli("list", "--lines", "--debug-file-directory", debug_dir, program)
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"^    0x[0-9a-f]+ +0x[0-9a-f]+  square$", listed.stdout, re.M)
+    assert f"    {TRACEES / 'calls.c'}: " in listed.stdout
+    line = _line_of('total += greet("world", 3);')
+    probe = f"uprobe:{program}:calls.c:{line}"
+    res = cli("trace", "--count", "--json", "--debug-file-directory", debug_dir, probe, "--",
+              program, 40)
+    assert res.returncode == 0, res.stderr
+    assert [(o["probe"], o["hits"]) for o in ndjson(res.stderr) if o["type"] == "count"] == \
+        [(probe, 1)]
+    res = cli("list", "--debug-file-directory", tmp_path / "nowhere", program)
+    assert res.returncode == 2
+    assert res.stderr == (f"ptrace-raw: --debug-file-directory: debug file directory "
+                          f"{tmp_path / 'nowhere'} is not a directory\n")
+
+
 def test_list_a_process_reads_every_mapped_file(build, bits):
     exe = build("service.c")
     svc = start_service(exe)
@@ -805,14 +831,17 @@ def test_demo_shows_probe_hits_and_a_histogram():
     assert re.search(r"probe hits: -?[\d.]+ us per hit$", out, re.M)
 
 
-def test_json_stays_json_when_a_count_falls_back_to_int3(bits):
+def test_json_stays_json_when_a_count_falls_back_to_int3(bits, tmp_path):
     """--count on a libc IFUNC of a spawned command: the count waits for
     libc, and on x86_64 cannot patch the implementation the IFUNC selects
     (no sized symbol), so an int3 probe stands in for it then, once: every
     word we say about it (and about the IFUNC) must still be an NDJSON
-    object, and the calls are counted once each."""
+    object, and the calls are counted once each.  An empty debug file
+    directory keeps libc's symbols its own (libc6-dbg's .symtab sizes the
+    implementation)."""
     exe = build_c("ifuncs.c", bits, ("-O0", "-fno-builtin"))
-    res = cli("trace", "--count", "--json", "uprobe:libc:memrchr", "--", exe, 3)
+    res = cli("trace", "--count", "--json", "--debug-file-directory", tmp_path,
+              "uprobe:libc:memrchr", "--", exe, 3)
     assert res.returncode == 0 and res.stdout == untraced(exe, 3)
     objs = ndjson(res.stderr)
     assert objs[-1] == {"type": "exit", "status": 0}

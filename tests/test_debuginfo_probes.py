@@ -1,5 +1,6 @@
 """USDT markers, source-line probes, DWARF backtraces and named arguments
-on live tracees, 64- and 32-bit, -O0 and -O2."""
+on live tracees, 64- and 32-bit, -O0 and -O2; the same from the separate
+debug file of a stripped program or library."""
 
 import os
 import re
@@ -12,7 +13,7 @@ from ptrace_raw.errors import ProbeError
 from ptrace_raw.lines import line_sites
 from ptrace_raw.tracer import Tracer
 from tests.conftest import TRACEES, build_c
-from tests.elf.binutils import sdt_include_flags
+from tests.elf.binutils import build_id, run, sdt_include_flags, split_debug
 
 
 def _line_of(marker, source="markers.c"):
@@ -36,9 +37,9 @@ def markers(build):
     return _build
 
 
-def _run(exe, n, probes, **kw):
+def _run(exe, n, probes, debug_dirs=None, **kw):
     r, w = os.pipe()
-    with Tracer() as t:
+    with Tracer(debug_dirs=debug_dirs) as t:
         proc = t.spawn([str(exe), str(n)], stdout=w)
         os.close(w)
         made = [t.add_probe(spec, fn, **kw) for spec, fn in probes]
@@ -254,3 +255,116 @@ def test_named_arguments_the_abi_places_elsewhere_are_unknown(markers, bits):
                         "by_value": None, "last": 11}
         assert (text["f"], text["d"]) == ("1.5", "-2.25")
     assert text["by_value"] == "?" and later and all(a is None for a, _ in later)
+
+
+# -- separate debug files ---------------------------------------------------------
+# A stripped program or library whose DWARF and .symtab were moved out, as
+# Debian's -dbgsym packages ship them.  None was looked for: a line probe
+# on it failed with "no line information", its arguments had no names,
+# a function only .symtab named could not be probed, and where CFI was
+# only in .debug_frame a backtrace stopped at the first frame.  Each test
+# gives the tracer a temporary debug file directory.
+
+def _split(tmp_path, exe, how, name="prog", compress=False):
+    """(stripped copy of ``exe``, debug file directory, debug file), the
+    debug file where ``how`` says gdb looks: by build ID under the
+    directory, or named by .gnu_debuglink and next to the copy, in its
+    .debug/, or under the directory by the copy's own directory."""
+    debug_dir = tmp_path / "debug"
+    debug_dir.mkdir()
+    program = tmp_path / "bin" / name
+    if how == "build-id":
+        bid = build_id(exe)
+        debug = debug_dir / ".build-id" / bid[:2] / f"{bid[2:]}.debug"
+    else:
+        where = {"same-dir": program.parent, ".debug": program.parent / ".debug",
+                 "debug-dir": debug_dir / os.path.realpath(program.parent).lstrip("/")}[how]
+        debug = where / f"{name}.debug"
+    split_debug(exe, program, debug, link=how != "build-id", compress=compress)
+    return program, debug_dir, debug
+
+
+@pytest.mark.parametrize("how", ["same-dir", ".debug", "debug-dir", "build-id"])
+def test_stripped_program_reads_its_separate_debug_file(markers, tmp_path, how):
+    program, debug_dir, _ = _split(tmp_path, markers(), how)
+    line = _line_of("loop_body")
+    seen = []
+    out, proc, (body, typed) = _run(program, 7, [
+        (f"uprobe:{program}:markers.c:{line}", None),
+        (f"uprobe:{program}:typed", lambda h: seen.append((h.args, h.format_args(strings=True)))),
+    ], debug_dirs=str(debug_dir))
+    assert proc.exit_code == 0 and body.hits == 7 and typed.hits == 1
+    (args, text), = seen
+    assert args == {"count": -3, "mask": 0xFFFFFFF0, "label": args["label"], "ptr": args["ptr"]}
+    assert text["label"].endswith('"xyz"')
+    assert not [n for n in body.notes + typed.notes if "not used" in n]
+
+
+def test_static_function_of_a_stripped_program_is_named_by_its_debug_file(build, tmp_path):
+    """A static function is in .symtab only, which strip removes: the
+    debug file's .symtab names it (both of statics.c's helpers)."""
+    exe = build("statics.c", libs=(str(TRACEES / "statics_other.c"),))
+    program, debug_dir, _ = _split(tmp_path, exe, "same-dir")
+    xs = []
+    out, proc, (helper,) = _run(program, 0, [(f"uprobe:{program}:helper",
+                                              lambda h: xs.append(h.args["x"]))],
+                                debug_dirs=str(debug_dir))
+    assert out == "sum=12\n" and proc.exit_code == 0
+    assert helper.hits == 6 and sorted(xs) == [0, 0, 1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("how", ["same-dir", "build-id"])
+def test_debug_file_of_another_build_is_refused_with_a_note(markers, tmp_path, how):
+    """Another build's debug file where this one's should be (its CRC is
+    not the one .gnu_debuglink records, or its build ID is not the
+    program's): using it would put probes at its build's addresses."""
+    program, debug_dir, debug = _split(tmp_path, markers("-O0"), how)
+    run("objcopy", "--only-keep-debug", markers("-O2"), debug)
+    line = _line_of("loop_body")
+    said = []
+    with Tracer(debug_dirs=str(debug_dir), on_message=said.append) as t:
+        t.spawn([str(program)], stdout=subprocess.DEVNULL)
+        with pytest.raises(ProbeError, match=r"has no line information for markers\.c"):
+            t.add_probe(f"uprobe:{program}:markers.c:{line}")
+        t.run()
+    (note,) = [m for m in said if os.path.realpath(debug) in m]
+    why = (r"does not match \S+ \(CRC 0x[0-9a-f]{8}, its \.gnu_debuglink says 0x[0-9a-f]{8}\)"
+           if how == "same-dir" else r"is not the debug file of \S+ \(build ID \w+, not \w+\)")
+    assert re.fullmatch(rf"probe '\S+': \S+ {why}: not used", note)
+
+
+def test_backtrace_from_the_debug_frame_of_a_separate_debug_file(markers, tmp_path):
+    """Built without unwind tables, the program's CFI is in .debug_frame,
+    which strip moves to the debug file; without frame pointers nothing
+    else can walk its frames.  The debug file is compressed, as Debian's
+    are (a compressed .debug_frame was skipped even in the program)."""
+    exe = markers("-O2", ("-fomit-frame-pointer", "-fno-asynchronous-unwind-tables",
+                          "-fno-unwind-tables"))
+    program, debug_dir, _ = _split(tmp_path, exe, "build-id", compress=True)
+    frames = []
+    _run(program, 1, [(f"uprobe:{program}:compare", lambda h: frames.append(h.backtrace()))],
+         debug_dirs=str(debug_dir))
+    names = [f.symbol for f in frames[0]]
+    ours = [s for s in names if s in ("compare", "level3", "level2", "level1", "main")]
+    assert ours == ["compare", "level3", "level2", "level1", "main"], names
+    (main,) = [f for f in frames[0] if f.symbol == "main"]
+    assert (os.path.basename(main.file), main.line) == ("markers.c", _line_of("level1_call"))
+
+
+def test_stripped_library_reads_its_separate_debug_file(build, bits, tmp_path):
+    lib = build_c("plugin.c", bits, ("-O2", "-shared", "-fPIC"), name="plugin.so")
+    exe = build("libuser.c", flags=("-O0", "-fno-builtin"), libs=("-ldl",))
+    plugin, debug_dir, _ = _split(tmp_path, lib, ".debug", name="plugin.so")
+    xs = []
+    r, w = os.pipe()
+    with Tracer(debug_dirs=str(debug_dir)) as t:
+        proc = t.spawn([str(exe), str(plugin), "4"], stdout=w)
+        os.close(w)
+        work = t.add_probe(f"uprobe:{plugin}:plugin_work", lambda h: xs.append(h.args))
+        body = t.add_probe(f"uprobe:{plugin}:plugin.c:6")
+        t.run()
+    with os.fdopen(r) as f:
+        assert f.read() == f"total={4 * 8 + sum(i * 10 + 1 for i in range(4))}\n"
+    assert proc.exit_code == 0 and work.hits == body.hits == 4
+    assert xs == [{"x": i} for i in range(4)]
+

@@ -49,6 +49,34 @@ def stripped(path: Path) -> Path:
     return out
 
 
+def split_debug(exe: Path, program: Path, debug: Path, link: bool = True,
+                compress: bool = False) -> Path:
+    """A stripped copy of ``exe`` at ``program`` whose DWARF and .symtab are
+    in ``debug``, made the way distributions ship them: objcopy
+    --only-keep-debug (``compress``: with zlib-compressed debug sections,
+    as Debian's -dbgsym files have them), strip, then (``link``) objcopy
+    --add-gnu-debuglink, which records the debug file's name and CRC."""
+    need("objcopy")
+    need("strip")
+    for path in (program, debug):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    run("objcopy", "--only-keep-debug", *(["--compress-debug-sections=zlib"] if compress else []),
+        exe, debug)
+    run("strip", "-o", program, exe)
+    if link:
+        run("objcopy", f"--add-gnu-debuglink={debug}", program)
+    return program
+
+
+def build_id(path: Path) -> str:
+    """The file's NT_GNU_BUILD_ID, in hex, as readelf shows it."""
+    need("readelf")
+    m = re.search(r"Build ID: ([0-9a-f]+)", run("readelf", "-nW", path))
+    if m is None:
+        pytest.skip(f"{path} has no build ID (a linker without --build-id)")
+    return m.group(1)
+
+
 def build_variant(variant: str, bits: int, strip: bool = False) -> Path:
     flags = dict(VARIANTS)[variant]
     source = "elf_lib.c" if variant == "lib" else "elf_symbols.c"
