@@ -162,6 +162,22 @@ def debug_file(path, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> DebugF
     return _open(path, st.st_size, st.st_mtime_ns, debug_dirs)
 
 
+# -- skeleton units ----------------------------------------------------------------
+
+class SplitDwarf(TracerError):
+    """The DIEs of a compilation unit are in a .dwo file (-gsplit-dwarf),
+    which is not read: the binary holds only a skeleton of the unit."""
+
+
+def dwo_name(cu) -> Optional[str]:
+    """The .dwo file holding the DIEs of a skeleton unit (DWARF 5's
+    DW_AT_dwo_name, or GNU's DWARF 4 DW_AT_GNU_dwo_name), None for a full
+    unit."""
+    attrs = cu.get_top_DIE().attributes
+    attr = attrs.get("DW_AT_dwo_name") or attrs.get("DW_AT_GNU_dwo_name")
+    return attr.value.decode(errors="replace") if attr is not None else None
+
+
 # -- separate debug files ------------------------------------------------------------
 
 def debug_dirs_of(value: Union[None, str, Sequence[str]]) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from typing import Iterator, NamedTuple, Optional
 
 from elftools.dwarf.structs import DWARFStructs
 
-from ptrace_raw.debuginfo import DEFAULT_DEBUG_DIRS, DebugFile, debug_file, die_name
+from ptrace_raw.debuginfo import DEFAULT_DEBUG_DIRS, DebugFile, debug_file, die_name, dwo_name
 from ptrace_raw.errors import TracerError
 
 # Tags that open a gdb block, and the child tags that make a lexical block
@@ -67,13 +67,17 @@ class LineSite(NamedTuple):
 
     ``address`` is the link-time virtual address (add the load bias for a
     PIE or a shared library); ``function`` is the innermost function or
-    inlined function holding it, when DWARF names one.
+    inlined function holding it, when DWARF names one.  ``dwo`` names the
+    .dwo file of a -gsplit-dwarf unit, whose DIEs are not read: such a
+    site has no scope, so it is not merged with the line's other rows in
+    one (step 3 above) and a line in several pieces is several sites.
     """
 
     address: int
     file: str
     line: int
     function: Optional[str]
+    dwo: Optional[str] = None
 
 
 class _Row(NamedTuple):
@@ -285,7 +289,8 @@ def line_sites(path, file: str, line: int,
         # A candidate no DIE covers is its own site, as in gdb.
         key = (unit.offset, scope) if scope is not None else ("pc", row.address)
         if key not in sites:
-            sites[key] = LineSite(row.address, unit.paths()[row.file], line, function)
+            sites[key] = LineSite(row.address, unit.paths()[row.file], line, function,
+                                  dwo_name(cu) if cu is not None else None)
     return sorted(set(sites.values()))
 
 

@@ -7,6 +7,9 @@ member defined outside its class) for names and types.  Only the CU that
 holds the function is parsed: it is found through ``.debug_aranges``, or
 through each CU's top DIE ranges when a file has no aranges.  Addresses are
 link-time addresses (subtract the load bias of a PIE or a library first).
+A unit built with -gsplit-dwarf keeps its DIEs in a .dwo file, which is not
+read: asking for a function there raises ``SplitDwarf``, so the caller can
+say why there are no names rather than leave them out silently.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Callable, NamedTuple, Optional, Union
 
 from elftools.dwarf.enums import ENUM_DW_ATE
 
-from ptrace_raw.debuginfo import DEFAULT_DEBUG_DIRS, DebugFile, debug_file, origin
+from ptrace_raw.debuginfo import (DEFAULT_DEBUG_DIRS, DebugFile, SplitDwarf, debug_file, dwo_name,
+                                  origin)
 from ptrace_raw.elf import ElfImage
 
 # Modifiers that do not change a value's representation.
@@ -166,6 +170,11 @@ class _Functions:
         cu = self.cu_at(address)
         if cu is None:
             return None
+        dwo = dwo_name(cu)
+        if dwo is not None:
+            raise SplitDwarf(f"{self.debug.path} has split DWARF (-gsplit-dwarf): the "
+                             f"functions of {dwo} are described there, which is not read, "
+                             "so their arguments have no names")
         return self.debug.child_holding(cu.get_top_DIE(), address, ("DW_TAG_subprogram",))
 
     def die_named(self, name: str):
@@ -188,7 +197,8 @@ def function_params(path, func: Union[str, int],
     symbol or given by a link-time address inside it; None when DWARF does
     not describe the function (the caller falls back to positional
     arguments).  A stripped file's DWARF comes from its separate debug
-    file, looked for in ``debug_dirs``."""
+    file, looked for in ``debug_dirs``; ``SplitDwarf`` when the function's
+    unit is a skeleton."""
     debug = debug_file(path, debug_dirs)
     if debug.dwarf is None:
         return None

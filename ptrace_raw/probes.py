@@ -22,7 +22,7 @@ from . import binding
 from ._libc import ptrace_rc as _ptrace_rc, ptrace_small as _ptrace
 from .breakpoints import Breakpoints
 from .consts import PTRACE_CONT, PTRACE_PEEKUSER, PTRACE_POKEUSER, PTRACE_SINGLESTEP
-from .debuginfo import debug_dirs_of
+from .debuginfo import SplitDwarf, debug_dirs_of
 from .elf import ElfError, ElfImage
 from .errors import ProbeError, TracerError
 from .lines import source_line
@@ -1010,7 +1010,8 @@ class ProbeEngine(Engine):
     def _entry_params(self, hit):
         """[(Param, raw value or None)] at a function's entry, where the
         ABI still tells where each parameter is; None elsewhere (past the
-        prologue the arguments may have moved) or without DWARF."""
+        prologue the arguments may have moved) or without DWARF, and with
+        split DWARF, which the probe notes once."""
         site = self._site_of(hit)
         if site is None or site.module is None:
             return None
@@ -1018,7 +1019,11 @@ class ProbeEngine(Engine):
         found = image.symbolize(site.vaddr)
         if found is None or found[1] != 0:
             return None
-        params = function_params(image.path, site.vaddr, image.debug_dirs)
+        try:
+            params = function_params(image.path, site.vaddr, image.debug_dirs)
+        except SplitDwarf as exc:
+            hit.probe.note(str(exc))
+            return None
         if params is None:
             return None
         arch = hit.arch

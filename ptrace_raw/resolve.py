@@ -59,7 +59,7 @@ def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True) 
     if spec.provider is not None:
         return _usdt_places(spec, image)
     if spec.line is not None:
-        return _line_places(spec, image)
+        return _line_places(spec, image, warn)
     out = []
     resolved, unresolved, unsized = [], [], []
     functions = _functions(spec, image)
@@ -144,11 +144,15 @@ def _usdt_places(spec, image: ElfImage) -> List[Place]:
     return found
 
 
-def _line_places(spec, image: ElfImage) -> List[Place]:
+def _line_places(spec, image: ElfImage, warn) -> List[Place]:
     try:
         sites = line_sites(image.path, spec.file, spec.line, image.debug_dirs)
     except TracerError as exc:
         raise ProbeError(f"probe '{spec.text}': {exc}") from None
+    split = sorted({s.dwo for s in sites if s.dwo is not None})
+    if split:
+        warn(f"split DWARF ({_names(split)}) is not read: each address of the line is a site, "
+             "so a line compiled in several pieces is hit once per piece")
     return [Place(s.address, f"{spec.file}:{spec.line}" + (f" in {s.function}" if s.function else ""))
             for s in sites]
 

@@ -368,3 +368,20 @@ def test_stripped_library_reads_its_separate_debug_file(build, bits, tmp_path):
     assert proc.exit_code == 0 and work.hits == body.hits == 4
     assert xs == [{"x": i} for i in range(4)]
 
+
+def test_split_dwarf_is_said_to_be_unread(markers):
+    """-gsplit-dwarf leaves a skeleton unit in the program and the DIEs in
+    a .dwo file, which is not read: hit.args was None with nothing said,
+    and a line's rows, which the DIEs group into one site per scope, were
+    as many sites, also unsaid."""
+    exe = markers("-O0", ("-gsplit-dwarf",))
+    seen = []
+    _, proc, (compare, body) = _run(exe, 1, [
+        (f"uprobe:{exe}:compare", lambda h: seen.append(h.args)),
+        (f"uprobe:{exe}:markers.c:{_line_of('loop_body')}", None)])
+    assert proc.exit_code == 0 and len(seen) == compare.hits > 1
+    assert all(args is None for args in seen)
+    (note,) = [n for n in compare.notes if "split DWARF" in n]
+    assert re.search(r"\.dwo are described there, which is not read", note)
+    (note,) = [n for n in body.notes if "split DWARF" in n]
+    assert re.search(r"\.dwo\) is not read: each address of the line is a site", note)
