@@ -121,7 +121,9 @@ class _LineUnit:
             self._paths = {}
             for n, (name, d) in self._files.items():
                 where = dirs[d] if d < len(dirs) else ""
-                if where and not os.path.isabs(where) and root:
+                # Directory 0 is the root itself (the compilation
+                # directory): only the others are relative to it.
+                if d and where and not os.path.isabs(where) and root:
                     where = os.path.join(root, where)
                 self._paths[n] = os.path.normpath(os.path.join(where, name))
         return self._paths

@@ -18,7 +18,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from ptrace_raw.errors import TracerError
-from ptrace_raw.lines import NoCodeAtLine, _units, iter_source_lines, line_sites
+from ptrace_raw.lines import NoCodeAtLine, _units, iter_source_lines, line_sites, source_line
 from tests.conftest import TRACEES, build_c
 
 SOURCE = TRACEES / "dwarf_lines.c"
@@ -150,3 +150,21 @@ def test_iter_source_lines_lists_lines_with_code():
     assert marker("main_sum") - 2 not in lines
     # A file filter gives the same lines, for that file only.
     assert list(iter_source_lines(program, "tracees/dwarf_lines.c")) == [(str(SOURCE), lines)]
+
+
+@pytest.mark.parametrize("version", ["-gdwarf-4", "-gdwarf-5"])
+def test_a_relative_compilation_directory_is_not_doubled(tmp_path, bits, version):
+    """A build whose compilation directory was mapped to a relative one
+    (-fdebug-prefix-map, as Debian builds libc: "stdlib") names its files
+    "stdlib/msort.c"; a file in the unit's own directory was joined with
+    that directory twice, "stdlib/stdlib/msort.c"."""
+    where = tmp_path / "stdlib"
+    where.mkdir()
+    shutil.copy(SOURCE, where / SOURCE.name)
+    program = tmp_path / "prog"
+    subprocess.run(["gcc", f"-m{bits}", version, "-O0", f"-fdebug-prefix-map={tmp_path}/=",
+                    "-o", str(program), SOURCE.name], cwd=where, check=True)
+    expected = f"stdlib/{SOURCE.name}"
+    assert [name for name, _ in iter_source_lines(program)] == [expected]
+    (site,) = line_sites(program, expected, marker("main_sum"))
+    assert source_line(program, site.address) == (expected, marker("main_sum"))
