@@ -173,21 +173,29 @@ def _line_units(debug: DebugFile) -> list[_LineUnit]:
     section = dwarf.debug_line_sec if dwarf is not None else None
     if section is None:
         return []
-    units = []
-    order = "<" if debug.elf.little_endian else ">"
-    stream, offset = section.stream, 0
+    units, offset = [], 0
     while offset + 6 <= section.size:
-        stream.seek(offset)
-        (length,) = struct.unpack(order + "I", stream.read(4))
-        dwarf_format = 64 if length == 0xFFFFFFFF else 32
-        if dwarf_format == 64:
-            (length,) = struct.unpack(order + "Q", stream.read(8))
-        (version,) = struct.unpack(order + "H", stream.read(2))
-        structs = DWARFStructs(little_endian=debug.elf.little_endian, dwarf_format=dwarf_format,
-                               address_size=debug.elf.elfclass // 8, dwarf_version=version)
-        units.append(_LineUnit(debug, offset, dwarf._parse_line_program_at_offset(offset, structs)))
-        offset += length + (12 if dwarf_format == 64 else 4)
+        unit, offset = _line_unit_at(debug, offset)
+        units.append(unit)
     return units
+
+
+def _line_unit_at(debug: DebugFile, offset: int) -> tuple[_LineUnit, int]:
+    """The line program at ``offset`` of ``.debug_line``, header parsed,
+    and the offset of the next one."""
+    dwarf = debug.dwarf
+    order = "<" if debug.elf.little_endian else ">"
+    stream = dwarf.debug_line_sec.stream
+    stream.seek(offset)
+    (length,) = struct.unpack(order + "I", stream.read(4))
+    dwarf_format = 64 if length == 0xFFFFFFFF else 32
+    if dwarf_format == 64:
+        (length,) = struct.unpack(order + "Q", stream.read(8))
+    (version,) = struct.unpack(order + "H", stream.read(2))
+    structs = DWARFStructs(little_endian=debug.elf.little_endian, dwarf_format=dwarf_format,
+                           address_size=debug.elf.elfclass // 8, dwarf_version=version)
+    unit = _LineUnit(debug, offset, dwarf._parse_line_program_at_offset(offset, structs))
+    return unit, offset + length + (12 if dwarf_format == 64 else 4)
 
 
 def _kept_rows(program) -> Iterator[_Row]:
@@ -244,6 +252,8 @@ def _matches(path: str, wanted: str) -> bool:
 
 
 _UNITS: dict[tuple, tuple[DebugFile, list[_LineUnit]]] = {}
+#: (file, debug_dirs, offset) -> (DebugFile, the one unit read there)
+_ONE_UNIT: dict[tuple, tuple[DebugFile, _LineUnit]] = {}
 
 
 def _units(path, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> list[_LineUnit]:
@@ -253,6 +263,20 @@ def _units(path, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> list[_Line
     if cached is None or cached[0] is not debug:
         cached = _UNITS[key] = (debug, _line_units(debug))
     return cached[1]
+
+
+def _unit_at(debug: DebugFile, debug_dirs: tuple[str, ...], offset: int) -> _LineUnit:
+    """The line program at ``offset``, from the file's units when they
+    are parsed already, else alone: a backtrace through libc names a few
+    of its thousands of units, and parsing every header took a second."""
+    cached = _UNITS.get((debug.path, debug_dirs))
+    if cached is not None and cached[0] is debug:
+        return next(u for u in cached[1] if u.offset == offset)
+    key = (debug.path, debug_dirs, offset)
+    one = _ONE_UNIT.get(key)
+    if one is None or one[0] is not debug:
+        one = _ONE_UNIT[key] = (debug, _line_unit_at(debug, offset)[0])
+    return one[1]
 
 
 def line_sites(path, file: str, line: int,
@@ -344,9 +368,9 @@ def source_line(path, vaddr: int,
     if cu_offset is None:
         return None
     stmt = _stmt_list(debug.dwarf.get_CU_at(cu_offset))
-    unit = next((u for u in _units(path, debug_dirs) if u.offset == stmt), None)
-    if unit is None:
+    if stmt is None:
         return None
+    unit = _unit_at(debug, debug_dirs, stmt)
     rows = unit.rows()
     i = bisect.bisect_right(rows, vaddr, key=lambda r: r.address) - 1
     if i < 0:
