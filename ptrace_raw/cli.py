@@ -78,9 +78,9 @@ output:
   -o FILE when the command writes to stderr too).
 
 expressions (--filter, --hist): Python over one hit, with arg0, arg1, ...
-(a USDT probe's are the marker's arguments), retval (None at entry), pid,
-tid, probe (the spec text), ip, and hit (the API's Hit object, e.g.
-hit.read_cstring(arg0)).
+(a USDT probe's are the marker's arguments), retval (only when every PROBE
+is a return probe), pid, tid, probe (the spec text), ip, and hit (the
+API's Hit object, e.g. hit.read_cstring(arg0)).
 
 exit status: the command's (128+N if signal N killed it; 130 if Ctrl-C
 ended tracing and killed it; 0 if a script's handler called tracer.stop()),
@@ -250,12 +250,7 @@ class _Session:
         self.hists = [(HitExpr(text, "--hist"), Log2Hist(text)) for text in opts.hist]
         self.probes = [_CliProbe(text, opts.args) for text in opts.probes]
         self.probes += [_latency_probe(text, opts.args) for text in opts.latency]
-        if not opts.script and not any(p.spec.is_return for p in self.probes):
-            # else a TypeError at every hit, from retval None
-            for expr, option in [(self.filter, "--filter")] + [(e, "--hist") for e, _ in self.hists]:
-                if expr is not None and "retval" in expr.uses:
-                    raise UsageError(f"{option} '{expr.text}': retval is known at return probes "
-                                     "only, and none is set")
+        self._check_retval()
         self.summary = bool(opts.count or opts.latency or opts.hist)
         self.show_hits = opts.hits or not self.summary
         self.chrome = ChromeTrace() if opts.trace_out else None
@@ -273,6 +268,19 @@ class _Session:
         self.interrupted = 0
         self.held = opts.held
         self._ours = []
+
+    def _check_retval(self) -> None:
+        """retval in an expression needs every probe it runs at (the command
+        line's; a script's have their own handlers) to be a return probe,
+        as bpftrace refuses retval in a uprobe: at an entry ``retval > 1``
+        has nothing to compare, and a silent false or true would hide it."""
+        entries = [p.spec.text for p in self.probes if not p.spec.is_return]
+        if not entries:
+            return
+        for expr, option in [(self.filter, "--filter")] + [(e, "--hist") for e, _ in self.hists]:
+            if expr is not None and "retval" in expr.uses:
+                raise UsageError(f"{option} '{expr.text}': retval is known at return probes "
+                                 f"only, not at {', '.join(entries)}")
 
     def emit(self, obj) -> None:
         self.out.write(json.dumps(obj))

@@ -224,16 +224,17 @@ _NAMES: Dict[str, Callable] = {
     "tid": lambda hit: hit.tid,
     "probe": lambda hit: hit.probe.spec.text,
     "ip": lambda hit: hit.ip,
-    "retval": lambda hit: hit.retval if hit.probe.is_return else None,
+    "retval": lambda hit: hit.retval,
     "hit": lambda hit: hit,
 }
 
 
 class HitExpr:
     """A Python expression over one hit, compiled once.  Names: ``arg0``,
-    ``arg1``, ... (see ``arg_value``), ``retval`` (None at entry probes),
-    ``pid``, ``tid``, ``probe`` (the spec text), ``ip`` and ``hit`` itself;
-    only the names the expression uses are read from the tracee."""
+    ``arg1``, ... (see ``arg_value``), ``retval`` (read at return probes
+    only: the session refuses it otherwise), ``pid``, ``tid``, ``probe``
+    (the spec text), ``ip`` and ``hit`` itself; only the names the
+    expression uses are read from the tracee."""
 
     def __init__(self, text: str, option: str):
         self.text = text

@@ -171,11 +171,24 @@ def test_usdt_arguments(build, bits):
 
 
 def test_filter_selects_hits_and_sees_return_values(calls):
-    res = cli("trace", f"uprobe:{calls}:add", f"uretprobe:{calls}:square",
-              "--filter", "(probe.startswith('uprobe') and arg0 % 2 == 0) or retval == 36",
+    res = cli("trace", f"uretprobe:{calls}:add", f"uretprobe:{calls}:square", "--args", "1",
+              "--filter", "arg0 % 2 == 0 if probe.endswith(':add') else retval == 36",
               "--count", "--json", "--", calls, 50)
     counts = {o["probe"]: o["hits"] for o in ndjson(res.stderr) if o["type"] == "count"}
-    assert counts == {f"uprobe:{calls}:add": 25, f"uretprobe:{calls}:square": 7}
+    assert counts == {f"uretprobe:{calls}:add": 25, f"uretprobe:{calls}:square": 7}
+
+
+@pytest.mark.parametrize("option", ["--filter", "--hist"])
+def test_retval_with_entry_probes_is_refused_naming_them(calls, option):
+    """Entry and return probes mixed: ``retval > 1`` raised a TypeError at
+    every entry hit (None > 1), hit after hit.  As bpftrace refuses retval
+    in a uprobe, the expression is refused before the command runs, with
+    the entry probes named."""
+    res = cli("trace", f"uprobe:{calls}:add", f"uretprobe:{calls}:square", f"{calls}:greet",
+              option, "retval > 1", "--", calls, 5)
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr == (f"ptrace-raw: {option} 'retval > 1': retval is known at return probes "
+                          f"only, not at uprobe:{calls}:add, {calls}:greet\n")
 
 
 def test_json_stays_ndjson_when_the_filter_raises(calls):
@@ -650,7 +663,8 @@ def _reaped_pid():
     (["trace", "nocolon", "--", "true"], 2,
      "ptrace-raw: bad probe 'nocolon': expected [uprobe|uretprobe|usdt:]BIN:WHERE"),
     (["trace", "uprobe:{calls}:add", "--filter", "retval > 1", "--", "{calls}"], 2,
-     "ptrace-raw: --filter 'retval > 1': retval is known at return probes only, and none is set"),
+     "ptrace-raw: --filter 'retval > 1': retval is known at return probes only, not at "
+     "uprobe:{calls}:add"),
     (["trace", "kprobe:do_sys_open", "--", "true"], 2,
      "ptrace-raw: bad probe 'kprobe:do_sys_open': kprobe probes are the kernel's; ptrace-raw "
      "traces user space (uprobe, uretprobe, usdt)"),
