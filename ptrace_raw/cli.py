@@ -503,6 +503,46 @@ class _Session:
 
 
 def _trace(opts) -> int:
+    """Under --json every error found once the command line is read (a
+    spec that does not parse, a bad --filter, a failure while tracing) is
+    an "error" object, then the "exit" one; with -o FILE they go there, and
+    the error to stderr as a line too."""
+    out = Output(sys.stderr)
+    try:
+        if opts.output:
+            out = _file_output(opts.output)
+        diagnostics = (contextlib.redirect_stderr(JsonDiagnostics(out)) if opts.json
+                       else contextlib.nullcontext())
+        with diagnostics:
+            _check_trace_options(opts)
+            return _Session(opts, out).run()
+    except TracerError as exc:
+        if not opts.json:
+            raise
+        out.write(json.dumps({"type": "error", "message": str(exc)}))
+        out.write(json.dumps({"type": "exit", "status": _exit_status(exc)}))
+        if out.stream is sys.stderr:
+            raise _Reported(exc) from None
+        raise
+    finally:
+        out.flush()
+        if out.stream is not sys.stderr:
+            try:
+                out.stream.close()
+            except OSError as exc:
+                raise output_error(exc) from None
+
+
+def _file_output(path: str) -> Output:
+    try:
+        stream = open(path, "a")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
+    return Output(stream, replace=os.path.isfile(path))
+
+
+def _check_trace_options(opts) -> None:
+    """What argparse cannot check; makes ``opts.argv`` from -c."""
     if opts.command is not None and opts.argv:
         raise UsageError("give the command either with -c or after '--', not both")
     if opts.command is not None:
@@ -527,35 +567,6 @@ def _trace(opts) -> int:
             open(opts.trace_out, "a").close()
         except OSError as exc:
             raise CliError(f"cannot write {opts.trace_out}: {exc.strerror}") from None
-    stream = sys.stderr
-    if opts.output:
-        try:
-            stream = open(opts.output, "a")
-        except OSError as exc:
-            raise CliError(f"cannot write {opts.output}: {exc.strerror}") from None
-    out = Output(stream, replace=stream is not sys.stderr and os.path.isfile(opts.output))
-    try:
-        session = _Session(opts, out)
-        diagnostics = (contextlib.redirect_stderr(JsonDiagnostics(out)) if opts.json
-                       else contextlib.nullcontext())
-        with diagnostics:
-            try:
-                return session.run()
-            except TracerError as exc:
-                if not opts.json:
-                    raise
-                session.emit({"type": "error", "message": str(exc)})
-                session.emit({"type": "exit", "status": _exit_status(exc)})
-                if not opts.output:
-                    raise _Reported(exc) from None
-                raise
-    finally:
-        out.flush()
-        if stream is not sys.stderr:
-            try:
-                stream.close()
-            except OSError as exc:
-                raise output_error(exc) from None
 
 
 class _Reported(Exception):

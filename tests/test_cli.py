@@ -825,6 +825,28 @@ def test_debug_shows_the_traceback_and_json_reports_errors(calls):
                     {"type": "exit", "status": 1}]
 
 
+@pytest.mark.parametrize("args, message", [
+    (["nocolon"], "bad probe 'nocolon': expected [uprobe|uretprobe|usdt:]BIN:WHERE"),
+    (["uprobe:{calls}:add", "--filter", "arg0 =="],
+     "--filter 'arg0 ==': invalid expression: invalid syntax"),
+], ids=["spec", "filter"])
+def test_json_reports_usage_errors_as_objects(calls, tmp_path, args, message):
+    """A spec that does not parse (or a bad --filter) was a plain line
+    under --json, where every other error is an "error" object and the
+    "exit" one; with -o FILE the objects go there and the line to stderr."""
+    args = [a.format(calls=calls) for a in args]
+    message = message.format(calls=calls)
+    res = cli("trace", "--json", *args, "--", calls, 1)
+    assert (res.returncode, res.stdout) == (2, "")
+    assert ndjson(res.stderr) == [{"type": "error", "message": message},
+                                  {"type": "exit", "status": 2}]
+    out = tmp_path / "out.ndjson"
+    res = cli("trace", "--json", "-o", out, *args, "--", calls, 1)
+    assert (res.returncode, res.stderr) == (2, f"ptrace-raw: {message}\n")
+    assert ndjson(out.read_text()) == [{"type": "error", "message": message},
+                                       {"type": "exit", "status": 2}]
+
+
 def test_help_and_version():
     text = cli("trace", "--help").stdout
     for example in ("uprobe:BIN:FUNC ", "uprobe:BIN:FUNC+0x10", "uprobe:BIN:0x401136",
