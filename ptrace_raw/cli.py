@@ -415,18 +415,21 @@ class _Session:
                 probe.hits += count
 
     def _run_script(self, tracer) -> None:
+        """Whatever fails in the script says where in it, the tracer's own
+        errors too (a spec given to tracer.add_probe names neither the
+        script nor the line), as "script FILE failed at line N: ..."."""
+        script = self.opts.script
         try:
-            runpy.run_path(self.opts.script, init_globals={"tracer": tracer}, run_name="__ptrace_raw__")
-        except TracerError:
-            raise
-        except OSError as exc:
-            raise CliError(f"cannot run script {self.opts.script}: {exc.strerror or exc}") from None
+            runpy.run_path(script, init_globals={"tracer": tracer}, run_name="__ptrace_raw__")
         except Exception as exc:
+            at = _script_line(exc, script)
+            if not at and isinstance(exc, OSError) and not isinstance(exc, TracerError):
+                raise CliError(f"cannot run script {script}: {exc.strerror or exc}") from None
             if self.opts.debug:
                 raise
-            line = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            raise CliError(f"script {self.opts.script} failed{_script_line(exc, self.opts.script)}: "
-                           f"{line}") from None
+            what = (str(exc) if isinstance(exc, TracerError)
+                    else traceback.format_exception_only(type(exc), exc)[-1].strip())
+            raise CliError(f"script {script} failed{at}: {what}") from None
 
     def _handler(self, probe: _CliProbe):
         flt, hists, chrome, out = self.filter, self.hists, self.chrome, self.out

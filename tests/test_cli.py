@@ -352,6 +352,30 @@ def test_script_errors_say_where(calls, tmp_path):
                           "(char 0) (at handler.py:4)\n")
 
 
+def test_script_probe_errors_say_where(calls, tmp_path):
+    """A probe a script adds that cannot be set said what was wrong, but
+    not that it came from the script, nor from which line; so did an
+    error of the OS in the script, which read as if the script itself
+    could not be run."""
+    for spec, status, why in [
+            ("nocolon", 1, "bad probe 'nocolon': expected [uprobe|uretprobe|usdt:]BIN:WHERE"),
+            (f"uprobe:{calls}:nosuch", 1,
+             f"probe 'uprobe:{calls}:nosuch': no function 'nosuch' in {calls}")]:
+        script = tmp_path / "probes.py"
+        script.write_text(f"import os\n\ntracer.add_probe({spec!r})\n")
+        res = cli("trace", "--script", script, "--", calls, 1)
+        assert (res.returncode, res.stdout) == (status, "")
+        assert res.stderr == f"ptrace-raw: script {script} failed at line 3: {why}\n"
+    script = tmp_path / "reads.py"
+    script.write_text("open('/no/such/file')\n")
+    res = cli("trace", "--script", script, "--", calls, 1)
+    assert res.stderr == (f"ptrace-raw: script {script} failed at line 1: FileNotFoundError: "
+                          "[Errno 2] No such file or directory: '/no/such/file'\n")
+    res = cli("trace", "--script", tmp_path / "none.py", "--", calls, 1)
+    assert res.stderr == (f"ptrace-raw: cannot run script {tmp_path / 'none.py'}: "
+                          "No such file or directory\n")
+
+
 def _gone(pid):
     """Killed: no process, or a zombie not reaped yet."""
     try:
