@@ -134,7 +134,8 @@ def _parser():
                             help="where separate debug files of stripped programs and "
                                  "libraries are looked for, by build ID and .gnu_debuglink, "
                                  "as gdb's set debug-file-directory (default: /usr/lib/debug)")
-    top = _Parser(prog="ptrace-raw", formatter_class=argparse.RawDescriptionHelpFormatter,
+    top = _Parser(prog="ptrace-raw", parents=[common],
+                  formatter_class=argparse.RawDescriptionHelpFormatter,
                   description="User-space probes over ptrace: uprobes without the kernel.",
                   epilog="examples:\n"
                          "  ptrace-raw demo\n"
@@ -674,6 +675,7 @@ def _main(argv, held: HeldSignals) -> int:
     debug = "--debug" in args
     try:
         opts = _parse(args)
+        opts.debug = debug  # before the command too, where the command's parser does not see it
         opts.argv = command
         opts.held = held
         if command and opts.command_name != "trace":

@@ -871,6 +871,21 @@ def test_json_reports_usage_errors_as_objects(calls, tmp_path, args, message):
                                        {"type": "exit", "status": 2}]
 
 
+def test_debug_goes_before_the_command_too(tmp_path):
+    """``ptrace-raw --debug list ...`` was refused ("unrecognized
+    arguments"): --debug is a global option, taken before the command as
+    after it, tracebacks and all."""
+    res = cli("--debug", "list", "/etc/passwd")
+    assert res.returncode == 1 and "Traceback" in res.stderr
+    assert res.stderr.endswith("\nptrace-raw: /etc/passwd is not an ELF file\n")
+    failing = tmp_path / "failing.py"
+    failing.write_text("raise ValueError('boom')\n")
+    res = cli("--debug", "trace", "--script", failing, "--", "true")
+    assert res.returncode == 1 and res.stderr.startswith("Traceback")
+    assert res.stderr.endswith("ValueError: boom\n")
+    assert "--debug" in cli("--help").stdout
+
+
 def test_help_and_version():
     text = cli("trace", "--help").stdout
     for example in ("uprobe:BIN:FUNC ", "uprobe:BIN:FUNC+0x10", "uprobe:BIN:0x401136",
