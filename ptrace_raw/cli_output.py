@@ -161,6 +161,10 @@ def _frame_json(frame) -> dict:
     return out
 
 
+#: the frames --stack shows: a stack deeper than that is cut, and says so
+STACK_FRAMES = 64
+
+
 def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool) -> dict:
     """The JSON object of one hit; ``stack`` keeps the frames themselves
     under ``_frames`` for the text renderer."""
@@ -185,7 +189,12 @@ def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool) -> dic
         if hit.entry_time_ns is not None:
             rec["duration_ns"] = hit.time_ns - hit.entry_time_ns
     if stack:
-        frames = hit.backtrace()
+        # one frame more than shown tells a stack that goes on from one
+        # that ends there
+        frames = hit.backtrace(STACK_FRAMES + 1)
+        if len(frames) > STACK_FRAMES:
+            frames = frames[:STACK_FRAMES]
+            rec["stack_cut"] = True
         rec["stack"] = [_frame_json(f) for f in frames]
         rec["_frames"] = frames
     return rec
@@ -197,7 +206,7 @@ def render_json(rec: dict) -> str:
 
 def render_text(rec: dict) -> str:
     """``0.001234 4242/4243 uprobe:./app:add arg0=0x1 arg1=0x2``, then one
-    indented line per stack frame."""
+    indented line per stack frame, and ``...`` under a cut stack."""
     parts = [f"{rec['time_ns'] / 1e9:.6f}", f"{rec['pid']}/{rec['tid']}", rec["probe"]]
     if "location" in rec:
         parts.append(f"at {rec['location']}")
@@ -212,6 +221,8 @@ def render_text(rec: dict) -> str:
     line = " ".join(parts)
     for frame in rec.get("_frames", ()):
         line += f"\n    {frame}"
+    if rec.get("stack_cut"):
+        line += f"\n    ... (deeper frames not shown: --stack stops at {STACK_FRAMES})"
     return line
 
 

@@ -220,6 +220,28 @@ def test_stack_is_symbolized(calls_bits, bits):
     assert stack[0]["offset"] == 0 and stack[0]["module"] == str(calls_bits)
 
 
+@pytest.mark.parametrize("depth, cut", [(100, True), (3, False)], ids=["deep", "shallow"])
+def test_a_stack_cut_at_64_frames_says_so(build, depth, cut):
+    """--stack shows 64 frames at most, and a deeper stack ended there as
+    if it were whole: now a last "..." line says it goes on, and so does
+    "stack_cut" in JSON.  A stack that fits is shown whole, to _start."""
+    exe = build("deep.c")
+    res = cli("trace", "--stack", f"uprobe:{exe}:leaf", "--", exe, depth)
+    assert (res.returncode, res.stdout) == (0, f"depth={depth + 2}\n")
+    hit, *frames = res.stderr.splitlines()
+    assert HIT_LINE.match(hit)
+    if cut:
+        assert len(frames) == 65 and all(f.strip().startswith("descend+0x") for f in frames[1:64])
+        assert frames[-1] == "    ... (deeper frames not shown: --stack stops at 64)"
+    else:
+        assert [f.strip().split("+")[0] for f in frames[:5]] == ["leaf"] + ["descend"] * 4
+        assert frames[-1].strip().startswith("_start+0x")
+    (obj,) = hits_of(ndjson(cli("trace", "--stack", "--json", f"uprobe:{exe}:leaf", "--",
+                                exe, depth).stderr))
+    assert len(obj["stack"]) == (64 if cut else len(frames))
+    assert obj.get("stack_cut", False) is cut
+
+
 # -- aggregations ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("inline", [True, False], ids=["inline", "int3"])
