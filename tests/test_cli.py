@@ -510,6 +510,42 @@ def test_list_and_demo_end_on_a_signal_as_usual(calls, monkeypatch, command):
     assert seen == before
 
 
+#: ``python -c`` code that runs ``python -m ptrace_raw ARGS`` with a Ctrl-C
+#: sent at the first import its __main__ makes: while the command's own
+#: modules load, before it can hold the stop signals
+_CTRL_C_AT_FIRST_IMPORT = """
+import os, runpy, signal, sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        frame = sys._getframe()
+        while frame is not None:
+            if frame.f_code.co_filename.endswith(os.path.join("ptrace_raw", "__main__.py")):
+                sys.meta_path.remove(self)
+                print("Ctrl-C at", name, file=sys.stderr, flush=True)
+                os.kill(os.getpid(), signal.SIGINT)
+                return None
+            frame = frame.f_back
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+runpy.run_module("ptrace_raw", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ctrl_c_while_the_command_loads_ends_it_quietly(calls):
+    """Ctrl-C in the first instants, while ptrace-raw loads its own modules:
+    a KeyboardInterrupt traceback (and exit status -2).  It ends the run
+    as a Ctrl-C during set-up does: status 130, the command never run, not
+    a word but the hook's."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    res = subprocess.run([sys.executable, "-c", _CTRL_C_AT_FIRST_IMPORT, "trace",
+                          f"uprobe:{calls}:add", "--", str(calls), "1"],
+                         capture_output=True, text=True, timeout=60, cwd=REPO, env=env)
+    assert (res.returncode, res.stdout) == (130, "")
+    assert re.fullmatch(r"Ctrl-C at ptrace_raw\.\w+\n", res.stderr), res.stderr
+
+
 def test_ctrl_c_leaves_a_stuck_script(calls, tmp_path):
     """A script runs with Ctrl-C raising KeyboardInterrupt as usual, so one
     that never returns can still be left (the command is killed)."""
