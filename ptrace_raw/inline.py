@@ -326,7 +326,7 @@ class InlineProbes:
         st = self._procs.get(proc.pid)
         if st is None:
             st = self._procs[proc.pid] = _ProcInline(mod.image.bits)
-        say = self.tracer.engine.say
+        say = self.tracer.engine.say_once
         sites = [self._check(proc, st, arch, mod, place.vaddr)
                  for place in places(spec, mod.image, arch,
                                      lambda msg: say(f"probe '{spec.text}': {msg}"))]

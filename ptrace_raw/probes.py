@@ -258,6 +258,8 @@ class ProbeEngine(Engine):
         self.say = on_message or Engine.say
         #: where separate debug files are looked for (see debuginfo)
         self.debug_dirs = debug_dirs_of(debug_dirs)
+        #: what ``say_once`` has said
+        self._said = set()
         self.probes = []
         #: the first KEPT_ERRORS (probe, exception) pairs handlers raised;
         #: each exception holds its traceback and the frames in it, so a
@@ -285,7 +287,7 @@ class ProbeEngine(Engine):
         self._validate(Probe(parse_spec(spec_text), None, 0, lambda message: None), mapped)
 
     def add_probe(self, spec_text: str, handler=None, keep_args: int = 0) -> Probe:
-        probe = Probe(parse_spec(spec_text), handler, keep_args, self.say)
+        probe = Probe(parse_spec(spec_text), handler, keep_args, self.say_once)
         self._validate(probe)
         done = []
 
@@ -302,6 +304,15 @@ class ProbeEngine(Engine):
             raise
         self.probes.append(probe)
         return probe
+
+    def say_once(self, message: str) -> None:
+        """Say what resolving a spec found (IFUNCs, skipped functions) once
+        per tracer: it is resolved again for an inline probe's int3
+        stand-in, and by inline probes in every process that maps the
+        file, and ``libc:*`` said its IFUNCs each time."""
+        if message not in self._said:
+            self._said.add(message)
+            self.say(message)
 
     def remove_probe(self, probe: Probe) -> None:
         if probe not in self.probes:

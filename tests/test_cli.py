@@ -985,6 +985,19 @@ def test_json_stays_json_when_a_count_falls_back_to_int3(bits, tmp_path):
     assert fell_back == (bits == 64)
 
 
+def test_a_glob_over_libc_says_each_note_once(calls_bits, bits):
+    """``libc:*`` counted: the inline attempt resolves the glob, then the
+    int3 probe standing in for it (some libc function is too short to
+    patch) resolves it again, and each said the IFUNC notes.  On i386 the
+    out-of-line area mapped for its thousands of sites above 2 GiB read
+    as a negative address, and writing there was a traceback."""
+    res = cli("trace", "--count", "libc:*", "--", calls_bits, 3)
+    assert (res.returncode, res.stdout) == (0, untraced(calls_bits, 3)), res.stderr
+    lines = res.stderr.splitlines()
+    assert any(": IFUNC, " in line for line in lines)
+    assert [line for line in lines if lines.count(line) > 1] == []
+
+
 def test_count_gives_the_same_numbers_whatever_the_order_of_its_probes(calls):
     """--count sets its inline probes after the int3 ones.  Set first, an
     inline patch at a function's entry made a return probe there fail, and
