@@ -36,7 +36,7 @@ from .debuginfo import debug_dirs_of
 from .errors import SpecError, TracerError
 from .held_signals import HeldSignals
 from .libraries import resolve_binary
-from .specs import parse_spec
+from .specs import narrowed, parse_spec
 from .tracer import Tracer
 
 VERSION = "0.1.0"
@@ -171,7 +171,8 @@ def _parser():
                             "return probes save N entry arguments)")
     shown.add_argument("--filter", metavar="EXPR", help="only hits where EXPR is true")
     shown.add_argument("--stack", action="store_true", help="print a backtrace per hit")
-    shown.add_argument("--count", action="store_true", help="count hits per probe")
+    shown.add_argument("--count", action="store_true",
+                       help="count hits per probe, and per function of a pattern (as funccount)")
     shown.add_argument("--latency", action="append", default=[], metavar="FUNC-SPEC",
                        help="histogram of FUNC's call durations in nsecs (repeatable)")
     shown.add_argument("--hist", action="append", default=[], metavar="EXPR",
@@ -212,7 +213,8 @@ def _parser():
 class _CliProbe:
     """How the command line shows one probe's hits."""
 
-    def __init__(self, text: str, nargs: Optional[int], latency: Optional[Log2Hist] = None):
+    def __init__(self, text: str, nargs: Optional[int], latency: Optional[Log2Hist] = None,
+                 count: bool = False):
         self.spec = parse_spec(text)
         if nargs is None:
             nargs = 3 if is_function_entry(self.spec) else 0
@@ -220,10 +222,25 @@ class _CliProbe:
         self.locate = needs_location(self.spec)
         self.latency = latency
         self.hits = 0
+        #: a pattern's hits under --count, per function (or marker) it
+        #: matched, as funccount counts them
+        self.by_place = ({} if count and (self.spec.is_glob or self.spec.is_marker_glob)
+                         else None)
         #: the inline counter or histogram doing this probe's work, if any
         self.inline = None
         #: for --latency, the function entry an inline histogram goes on
         self.entry_text = None
+
+
+def _count_rows(probe: _CliProbe):
+    """(spec, function or marker, hits) for each line --count prints about
+    ``probe``: one, or for a pattern one per function it matched that was
+    hit, fewest hits first as funccount has them (and the pattern alone,
+    with 0, when none was)."""
+    if probe.by_place is None:
+        return [(probe.spec, None, probe.hits)]
+    rows = sorted((hits, place or "", place) for place, hits in probe.by_place.items() if hits)
+    return [(probe.spec, place, hits) for hits, _, place in rows] or [(probe.spec, None, 0)]
 
 
 def _latency_probe(text: str, nargs: Optional[int]) -> _CliProbe:
@@ -249,7 +266,7 @@ class _Session:
         self.out = out
         self.filter = HitExpr(opts.filter, "--filter") if opts.filter else None
         self.hists = [(HitExpr(text, "--hist"), Log2Hist(text)) for text in opts.hist]
-        self.probes = [_CliProbe(text, opts.args) for text in opts.probes]
+        self.probes = [_CliProbe(text, opts.args, count=opts.count) for text in opts.probes]
         self.probes += [_latency_probe(text, opts.args) for text in opts.latency]
         self._check_retval()
         self.summary = bool(opts.count or opts.latency or opts.hist)
@@ -410,6 +427,8 @@ class _Session:
                 continue
             if probe.latency is None:
                 probe.hits = probe.inline.value
+                if probe.by_place is not None:
+                    probe.by_place = probe.inline.by_function
                 continue
             for low_ns, count in probe.inline.buckets.items():
                 probe.latency.add_bucket(low_ns, count)
@@ -437,11 +456,16 @@ class _Session:
         render = self.render if self.show_hits else None
         stack = self.opts.stack
         name = where(probe.spec)
+        by_place = probe.by_place
+        marker = probe.spec.kind == "usdt"
 
         def on_hit(hit):
             if flt is not None and not flt(hit):
                 return
             probe.hits += 1
+            if by_place is not None:
+                place = hit.usdt_marker if marker else hit.function
+                by_place[place] = by_place.get(place, 0) + 1
             if probe.latency is not None:
                 probe.latency.add(hit.time_ns - hit.entry_time_ns)
             else:
@@ -480,16 +504,18 @@ class _Session:
 
     def _summaries(self, script_probes) -> None:
         self._collect_inline()
-        counted = [(p.spec.text, p.hits) for p in self.probes if p.latency is None]
-        counted += [(p.spec.text, p.hits) for p in script_probes]
+        counted = [row for p in self.probes if p.latency is None for row in _count_rows(p)]
+        counted += [(p.spec, None, p.hits) for p in script_probes]
         if self.opts.count and counted:
             if self.opts.json:
-                for text, hits in counted:
-                    self.emit({"type": "count", "probe": text, "hits": hits})
+                for spec, place, hits in counted:
+                    located = {"location": place} if place is not None else {}
+                    self.emit({"type": "count", "probe": spec.text, **located, "hits": hits})
             else:
-                width = max([4] + [len(str(n)) for _, n in counted])
+                width = max([4] + [len(str(n)) for _, _, n in counted])
                 self.out.write(f"{'hits':>{width}s}  probe")
-                for text, hits in counted:
+                for spec, place, hits in counted:
+                    text = spec.text if place is None else narrowed(spec, place)
                     self.out.write(f"{hits:>{width}d}  {text}")
         for hist, fmt in ([(p.latency, format_bcc) for p in self.probes if p.latency]
                           + [(h, format_bpftrace) for _, h in self.hists]):

@@ -94,9 +94,14 @@ class _Entry(NamedTuple):
 
     @property
     def rank(self) -> tuple:
-        s = self.symbol
-        return (self.hidden, _BINDING_RANK[s.binding], s.name.startswith("_"),
-                len(s.name), s.name)
+        return (self.hidden, *alias_rank(self.symbol))
+
+
+def alias_rank(s: Symbol) -> tuple:
+    """Orders names of one address, the one a user knows it by first:
+    global before weak before local, then no leading underscore, then the
+    shortest (printf, not _IO_printf)."""
+    return (_BINDING_RANK[s.binding], s.name.startswith("_"), len(s.name), s.name)
 
 
 _cache: dict[tuple, "ElfImage"] = {}

@@ -181,6 +181,13 @@ class Hit:
         return self._engine.location(self)
 
     @property
+    def function(self):
+        """The function the probe's spec matched where it hit, by the name
+        it matched: which one, when the spec is a pattern (an IFUNC is named
+        as the pattern matched it, not as its implementation's symbol)."""
+        return self._engine.function(self)
+
+    @property
     def usdt_marker(self):
         """``provider:name`` of the marker hit, for a USDT probe (None for
         other probes): which one, when the spec is a pattern."""

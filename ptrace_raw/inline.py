@@ -76,7 +76,8 @@ class _NotMapped(_Fallback):
 
 class _InlineProbe:
     """Common to the three kinds: the spec, whether it runs inline, and the
-    per-process places its data lives in (``cells``: (pid, mm, offset))."""
+    places its data lives in (``cells``: (pid, mm, offset)): one per
+    process, or for a counter one per function in each process."""
 
     kind = ""
 
@@ -84,6 +85,9 @@ class _InlineProbe:
         self.spec = parse_spec(spec_text)
         self.inline = True
         self.cells = []
+        #: in step with ``cells``: the function each counts (None but for
+        #: counters), by the name the spec matched
+        self.functions = []
         #: the int3 probe used instead, when the site cannot be patched
         self.probe = None
 
@@ -98,10 +102,28 @@ class Counter(_InlineProbe):
     kind = "count"
     data_size = 8
 
+    def __init__(self, spec_text: str):
+        super().__init__(spec_text)
+        #: what the int3 stand-in counted, per function
+        self._int3 = {}
+
     @property
     def value(self) -> int:
         total = sum(_U64.unpack_from(mm, off)[0] for _, mm, off in self.cells)
         return total + (self.probe.hits if self.probe is not None else 0)
+
+    @property
+    def by_function(self) -> dict:
+        """{function: hits}: which of the functions a pattern matched were
+        called, and how often (funccount's table)."""
+        out = dict(self._int3)
+        for (_, mm, off), function in zip(self.cells, self.functions):
+            out[function] = out.get(function, 0) + _U64.unpack_from(mm, off)[0]
+        return out
+
+    def add_hit(self, hit) -> None:
+        function = hit.function
+        self._int3[function] = self._int3.get(function, 0) + 1
 
 
 class Histogram(_InlineProbe):
@@ -213,7 +235,8 @@ class _ProcInline:
         self.sites = {}
         #: trampolines and the stub: [start, end) ranges threads may be in
         self.blocks = []
-        #: probe -> its values in this process (data allocated once)
+        #: probe -> {function (None but for counters): its values in this
+        #: process} (data allocated once)
         self.values = {}
 
     def inside(self, ip: int) -> bool:
@@ -225,7 +248,7 @@ class _ProcInline:
         dup.__dict__.update(self.__dict__)
         dup.sites = {a: _copy_site(s) for a, s in self.sites.items()}
         dup.blocks = list(self.blocks)
-        dup.values = dict(self.values)
+        dup.values = {obj: dict(per) for obj, per in self.values.items()}
         return dup
 
 
@@ -296,11 +319,9 @@ class InlineProbes:
                                "using an int3 probe")
         obj.inline = False
         if not keep:
-            obj.cells = []
+            obj.cells, obj.functions = [], []
         engine = self.tracer.engine
-        if obj.kind == "count":
-            obj.probe = engine.add_probe(obj.spec.text)
-        elif obj.kind == "record":
+        if obj.kind in ("count", "record"):
             obj.probe = engine.add_probe(obj.spec.text, obj.add_hit)
         else:
             spec = obj.spec
@@ -327,15 +348,14 @@ class InlineProbes:
         if st is None:
             st = self._procs[proc.pid] = _ProcInline(mod.image.bits)
         say = self.tracer.engine.say_once
-        sites = [self._check(proc, st, arch, mod, place.vaddr)
-                 for place in places(spec, mod.image, arch,
-                                     lambda msg: say(f"probe '{spec.text}': {msg}"))]
-        values = self._values(proc, st, obj)
-        for addr, length, orig in sites:
+        found = places(spec, mod.image, arch, lambda msg: say(f"probe '{spec.text}': {msg}"))
+        sites = [self._check(proc, st, arch, mod, place.vaddr) for place in found]
+        values = [self._values(proc, st, obj, place.function) for place in found]
+        for (addr, length, orig), site_values in zip(sites, values):
             site = st.sites.get(addr)
             if site is None:
                 site = _Site(addr, length, proc.read(addr, length), orig)
-            site.works.append((obj, values))
+            site.works.append((obj, site_values))
             self._write(proc, st, site)
             st.sites[addr] = site
 
@@ -423,11 +443,14 @@ class InlineProbes:
             raise _Fallback("no trampoline within reach of a 5-byte jump")
         _patch(proc, site.addr, jump + _INT3 * (site.length - len(jump)))
 
-    def _values(self, proc, st, obj) -> dict:
-        """The arch values of ``obj``'s handler in ``proc``, allocating its
-        data the first time."""
-        if obj in st.values:
-            return st.values[obj]
+    def _values(self, proc, st, obj, function) -> dict:
+        """The arch values of ``obj``'s handler at a site in ``function`` in
+        ``proc``, allocating its data the first time: a counter has a cell
+        per function, so that a pattern's hits are told apart."""
+        key = function if obj.kind == "count" else None
+        known = st.values.get(obj, {})
+        if key in known:
+            return known[key]
         arch = st.arch
         word = arch.word_size
         if obj.kind == "record":
@@ -437,6 +460,7 @@ class InlineProbes:
             size = obj.data_size
         addr, off = self._alloc(proc, st, size)
         obj.cells.append((proc.pid, st.mm, off))
+        obj.functions.append(key)
         if obj.kind == "count":
             values = {"counter": addr}
         elif obj.kind == "record":
@@ -445,7 +469,7 @@ class InlineProbes:
         else:
             self._latency_setup(proc, st)
             values = {"table": st.table, "hist": addr, "stub": st.stub}
-        st.values[obj] = values
+        st.values.setdefault(obj, {})[key] = values
         return values
 
     def _alloc(self, proc, st, size: int):

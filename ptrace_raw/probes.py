@@ -94,6 +94,9 @@ class Probe:
         self.places = {}
         #: per pid: the addresses this probe is set at
         self.sites = {}
+        #: (image, file address) -> the function the spec matched there
+        #: (``Place.function``), for ``Hit.function``
+        self.functions = {}
         #: removed with ``remove_probe``: instances of a return probe
         #: recorded before no longer call it
         self.removed = False
@@ -512,6 +515,7 @@ class ProbeEngine(Engine):
             for addr, plan, place in plans:
                 site = self._site(proc, ps, addr, plan, arch)
                 site.module, site.vaddr = mod, place.vaddr
+                probe.functions[mod.image, place.vaddr] = place.function
                 # New lists, never changed in place: a hit being served
                 # (a handler adding or removing probes) keeps the set of
                 # probes it started with.
@@ -969,6 +973,16 @@ class ProbeEngine(Engine):
         ps = hit.thread.process.probe_state
         addr = hit._entry.entry if hit._entry is not None else hit.ip
         return self._frame(ps, addr, False)
+
+    def function(self, hit):
+        """The function ``hit.probe`` matched where it hit, by the name the
+        spec matched; None if its site is gone (removed since the call a
+        return hit is about)."""
+        ps = hit.thread.process.probe_state
+        site = ps.bps.get(hit._entry.entry if hit._entry is not None else hit.ip)
+        if site is None or site.module is None:
+            return None
+        return hit.probe.functions.get((site.module.image, site.vaddr))
 
     def usdt_marker(self, hit):
         site = self._site_of(hit)

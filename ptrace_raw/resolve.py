@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 from fnmatch import fnmatchcase
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
-from .elf import ElfError, ElfImage, SymbolNotFound
+from .elf import ElfError, ElfImage, SymbolNotFound, alias_rank
 from .errors import ProbeError, TracerError
 from .ifunc import implementation
 from .lines import line_sites
@@ -19,11 +19,14 @@ from .lines import line_sites
 
 class Place(NamedTuple):
     """One probe site in file terms: ``vaddr`` in ``image``, with a label
-    for messages (``func+0x4``) and, for a USDT marker, its note."""
+    for messages (``func+0x4``), for a USDT marker its note, and the
+    function it is in by the name the spec matched (an IFUNC by its own
+    name, not its implementation's), which says where a glob hit."""
 
     vaddr: int
     label: str
     sdt: object = None
+    function: Optional[str] = None
 
 
 def _instruction_starts(arch, image: ElfImage, sym, upto: int = 0) -> List[int]:
@@ -60,13 +63,14 @@ def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True) 
         return _usdt_places(spec, image)
     if spec.line is not None:
         return _line_places(spec, image, warn)
-    out = []
+    out = []  # (alias_rank of the symbol, place)
     resolved, unresolved, unsized = [], [], []
     functions = _functions(spec, image)
     if len(functions) > 1 and not spec.is_glob:
         warn(f"{len(functions)} functions are named {spec.func} (static ones of different "
              "files): all are probed")
     for sym in functions:
+        rank = alias_rank(sym)
         if sym.kind == "ifunc":
             impl = implementation(image, sym.value) if resolve_ifuncs else None
             if impl is None:
@@ -86,7 +90,7 @@ def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True) 
                         resolved.pop()  # said once, as skipped
                     continue
                 raise ProbeError(f"probe '{spec.text}': {sym.name} has no size, cannot probe every instruction")
-            out.extend(Place(a, f"{sym.name}+{a - sym.value:#x}")
+            out.extend((rank, Place(a, f"{sym.name}+{a - sym.value:#x}", function=sym.name))
                        for a in _instruction_starts(arch, image, sym))
             continue
         off = spec.offset or 0
@@ -97,7 +101,8 @@ def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True) 
             if sym.value + off not in _instruction_starts(arch, image, sym, off):
                 raise ProbeError(f"probe '{spec.text}': offset {off:#x} is not on an instruction "
                                  f"boundary of {sym.name}")
-        out.append(Place(sym.value + off, f"{sym.name}+{off:#x}" if off else sym.name))
+        out.append((rank, Place(sym.value + off, f"{sym.name}+{off:#x}" if off else sym.name,
+                                function=sym.name)))
     if resolved:
         warn(f"{_names(resolved)}: IFUNC, probing the implementation selected on this machine")
     if unresolved:
@@ -109,9 +114,14 @@ def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True) 
         if not out:
             raise ProbeError(f"probe '{spec.text}': no function it matches has a size, "
                              "cannot probe every instruction")
-    # IFUNCs that select one implementation (memcpy and memmove) share a site.
-    seen = set()
-    return [p for p in out if not (p.vaddr in seen or seen.add(p.vaddr))]
+    # Aliases a pattern matched (printf, _IO_printf) and IFUNCs that select
+    # one implementation (memcpy and memmove) share a site, which goes by
+    # the name a user knows.
+    best = {}
+    for rank, place in out:
+        if place.vaddr not in best or rank < best[place.vaddr][0]:
+            best[place.vaddr] = (rank, place)
+    return [place for _, place in best.values()]
 
 
 def _names(names: List[str]) -> str:
@@ -153,7 +163,8 @@ def _line_places(spec, image: ElfImage, warn) -> List[Place]:
     if split:
         warn(f"split DWARF ({_names(split)}) is not read: each address of the line is a site, "
              "so a line compiled in several pieces is hit once per piece")
-    return [Place(s.address, f"{spec.file}:{spec.line}" + (f" in {s.function}" if s.function else ""))
+    return [Place(s.address, f"{spec.file}:{spec.line}" + (f" in {s.function}" if s.function else ""),
+                  function=s.function)
             for s in sites]
 
 
@@ -168,7 +179,7 @@ def _checked_address(spec, image: ElfImage, arch) -> Place:
     if off and addr not in _instruction_starts(arch, image, sym):
         raise ProbeError(f"probe '{spec.text}': {addr:#x} ({sym.name}+{off:#x}) is not on an "
                          "instruction boundary")
-    return Place(addr, f"{sym.name}+{off:#x}" if off else sym.name)
+    return Place(addr, f"{sym.name}+{off:#x}" if off else sym.name, function=sym.name)
 
 
 def original_code(image: ElfImage, vaddr: int, size: int) -> bytes:

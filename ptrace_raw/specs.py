@@ -102,3 +102,16 @@ def parse_spec(text: str) -> ProbeSpec:
         raise SpecError(f"bad probe '{text}': a return probe goes on a function entry, "
                          "not an offset")
     return ProbeSpec(text, kind, binary, func=m["func"], offset=off)
+
+
+def narrowed(spec: ProbeSpec, match: str) -> str:
+    """``spec``'s text with its pattern replaced by one function (or
+    PROVIDER:NAME marker) it matched, as the user wrote the rest: how a
+    pattern's count says which function each line is about, in a spec that
+    would probe that one alone."""
+    text = spec.text.strip()
+    if spec.kind == "usdt":
+        return text[:-len(f"{spec.provider}:{spec.name}")] + match
+    head, sep, _ = text.partition(":")
+    start = (len(head) + 1 if sep and head in _KINDS else 0) + len(spec.binary) + 1
+    return text[:start] + match + text[start + len(spec.func):]

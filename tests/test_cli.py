@@ -998,6 +998,64 @@ def test_a_glob_over_libc_says_each_note_once(calls_bits, bits):
     assert [line for line in lines if lines.count(line) > 1] == []
 
 
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "int3"])
+def test_count_of_a_pattern_has_a_line_per_function(calls_bits, inline):
+    """``--count 'PROG:[asg]*'`` printed one total for the pattern; now, as
+    funccount, a line per function it matched that was called, fewest hits
+    first, each named as the spec of that function alone.  A probe on one
+    function keeps its line.  In JSON the pattern stays "probe" and the
+    function is its "location"."""
+    extra = () if inline else ("--no-inline",)
+    pattern = f"{calls_bits}:[asg]*"
+    probes = [pattern, f"uretprobe:{calls_bits}:fi*", f"uprobe:{calls_bits}:fib"]
+    res = cli("trace", "--count", *extra, *probes, "--", calls_bits, 5)
+    assert (res.returncode, res.stdout) == (0, untraced(calls_bits, 5)), res.stderr
+    lines = res.stderr.splitlines()
+    assert (f"ptrace-raw: probe '{pattern}': counted inline, in the tracee" in lines) is inline
+    assert lines[lines.index("hits  probe"):] == [
+        "hits  probe", f"   1  {calls_bits}:greet", f"   5  {calls_bits}:add",
+        f"   5  {calls_bits}:square", f" 177  uretprobe:{calls_bits}:fib",
+        f" 177  uprobe:{calls_bits}:fib"]
+    res = cli("trace", "--count", "--json", *extra, *probes, "--", calls_bits, 5)
+    assert [o for o in ndjson(res.stderr) if o["type"] == "count"] == [
+        {"type": "count", "probe": pattern, "location": "greet", "hits": 1},
+        {"type": "count", "probe": pattern, "location": "add", "hits": 5},
+        {"type": "count", "probe": pattern, "location": "square", "hits": 5},
+        {"type": "count", "probe": probes[1], "location": "fib", "hits": 177},
+        {"type": "count", "probe": probes[2], "hits": 177}]
+
+
+def test_count_of_a_pattern_falling_back_to_int3_still_splits():
+    """An inline count that falls back to an int3 probe (x86_64 glibc's
+    IFUNC implementations have no sized symbol to patch safely) counts
+    each function too; the IFUNC goes by its own name, not by its
+    implementation's."""
+    exe = build_c("ifuncs.c", 64, ("-O0", "-fno-builtin"))
+    res = cli("trace", "--count", "libc:memr*", "libc:wcsl*", "--", exe, 3)
+    assert (res.returncode, res.stdout) == (0, untraced(exe, 3)), res.stderr
+    lines = res.stderr.splitlines()
+    assert any("libc:memr*' cannot run inline" in line for line in lines)
+    assert lines[lines.index("hits  probe"):] == ["hits  probe", "   3  libc:memrchr",
+                                                  "   3  libc:wcslen"]
+
+
+def test_count_of_a_pattern_names_an_alias_as_users_know_it(calls_bits):
+    """printf and _IO_printf are one function of glibc, and a pattern
+    matching both named the count line after the first by address and
+    name, _IO_printf: now after the one a backtrace shows too."""
+    res = cli("trace", "--count", "libc:*printf", "--", calls_bits, 1)
+    assert res.stderr.splitlines()[-2:] == ["hits  probe", "   1  libc:printf"]
+
+
+def test_count_of_a_marker_pattern_has_a_line_per_marker(build):
+    exe = build("sdt_probes.c", flags=("-O0", *sdt_include_flags()))
+    res = cli("trace", "--count", f"usdt:{exe}:sdt:*", "--", exe)
+    lines = res.stderr.splitlines()
+    assert lines[lines.index("hits  probe"):] == [
+        "hits  probe", f"   1  usdt:{exe}:sdt:consts", f"   1  usdt:{exe}:sdt:data",
+        f"   1  usdt:{exe}:sdt:tick"]
+
+
 def test_count_gives_the_same_numbers_whatever_the_order_of_its_probes(calls):
     """--count sets its inline probes after the int3 ones.  Set first, an
     inline patch at a function's entry made a return probe there fail, and
