@@ -224,12 +224,30 @@ class _Site:
         self.works = []
 
 
+class _Arena:
+    """The data area of one address space's inline probes, mapped in the
+    tracee and in the tracer.  A followed fork child inherits the mapping,
+    so parent and child allocate from this one object: with a copy each,
+    a probe set after the fork took the same cell in both, and counted
+    every call twice."""
+
+    def __init__(self, mm, base: int):
+        self.mm, self.base, self.used = mm, base, 0
+
+    def alloc(self, size: int) -> int:
+        """The offset of ``size`` fresh bytes (cache-line aligned)."""
+        at = self.used
+        if at + size > ARENA_SIZE:
+            raise _Fallback("the inline data area of the process is full")
+        self.used = (at + size + 63) & ~63
+        return at
+
+
 class _ProcInline:
     def __init__(self, bits: int):
         self.arch = _ARCH_BY_BITS[bits]
-        self.mm = None
-        self.base = 0
-        self.used = 0
+        #: shared with the fork children that inherit it
+        self.arena = None
         self.table = 0
         self.stub = 0
         self.sites = {}
@@ -458,28 +476,22 @@ class InlineProbes:
             size = obj.data_size_for(word)
         else:
             size = obj.data_size
-        addr, off = self._alloc(proc, st, size)
-        obj.cells.append((proc.pid, st.mm, off))
+        if st.arena is None:
+            st.arena = _Arena(*_map_shared(proc, st.arch))
+        off = st.arena.alloc(size)
+        addr = st.arena.base + off
+        obj.cells.append((proc.pid, st.arena.mm, off))
         obj.functions.append(key)
         if obj.kind == "count":
             values = {"counter": addr}
         elif obj.kind == "record":
-            obj.words[id(st.mm)] = struct.Struct("<Q" if word == 8 else "<I")
+            obj.words[id(st.arena.mm)] = struct.Struct("<Q" if word == 8 else "<I")
             values = {"ring": addr, "capacity": obj.capacity, "tid_offset": tid_offset}
         else:
             self._latency_setup(proc, st)
             values = {"table": st.table, "hist": addr, "stub": st.stub}
         st.values.setdefault(obj, {})[key] = values
         return values
-
-    def _alloc(self, proc, st, size: int):
-        if st.mm is None:
-            st.mm, st.base = _map_shared(proc, st.arch)
-        at = st.used
-        if at + size > ARENA_SIZE:
-            raise _Fallback("the inline data area of the process is full")
-        st.used = (at + size + 63) & ~63
-        return st.base + at, at
 
     def _latency_setup(self, proc, st) -> None:
         """The shadow-stack table and the return stub, once per process."""

@@ -275,6 +275,38 @@ def test_forked_children(build, bits, follow):
     assert counter.inline and counter.value == (12 if follow else 2)
 
 
+@pytest.mark.parametrize("kind", ["count", "latency", "record"])
+def test_a_probe_set_after_a_fork_counts_each_call_once(build, bits, kind):
+    """A followed child shares its parent's inline data area (the mapping
+    is inherited).  A probe set after the fork takes a cell in each
+    process: they took the same one, from allocators copied at the fork,
+    so every call was counted twice (8 calls read as 16)."""
+    exe = build("forklater.c", flags=("-O0",))
+    r, w = pipe_pair()
+    made = {}
+
+    def at_ready(hit):
+        if not made:
+            made["probe"] = getattr(t, kind)(f"uprobe:{exe}:two")
+
+    with Tracer(follow_forks=True) as t:
+        proc = t.spawn([str(exe), "3", "5"], stdout=w)
+        os.close(w)
+        t.count(f"uprobe:{exe}:main")
+        t.add_probe(f"uprobe:{exe}:ready", at_ready)
+        t.run()
+    assert r.read() == "child=0 sum=20\n" and proc.exit_code == 0
+    probe = made["probe"]
+    assert probe.inline
+    if kind == "count":
+        assert probe.value == 8
+    elif kind == "latency":
+        assert sum(probe.buckets.values()) == 8
+    else:
+        tids = [tid for tid, _ in probe]
+        assert len(tids) == 8 and tids.count(proc.pid) == 5
+
+
 def test_an_int3_probe_inside_an_inline_patch_is_refused(build):
     exe = build("calls.c", flags=("-O0", "-pthread"))
     with Tracer() as t:
