@@ -59,8 +59,11 @@ def relocate(x86, code: bytes, addr: int, new_addr: int) -> bytes:
 
 def _relocate_one(x86, ins, enc, insn, at, new_at, last, text) -> bytes:
     mode, n = x86._mode, len(insn)
-    op = enc.op if enc.kind == "legacy" else None
-    one, two = enc.map == ONE_BYTE, enc.map == MAP_0F
+    # Branches are legacy encodings only: a VEX or EVEX instruction of map
+    # 0F shares its opcode bytes with none of them.
+    legacy = enc.kind == "legacy"
+    op = enc.op if legacy else None
+    one, two = legacy and enc.map == ONE_BYTE, legacy and enc.map == MAP_0F
     if one and op in (0xeb, 0xe9):
         return encode_jump(mode, new_at, _target(insn, at, op == 0xe9))
     if (one and 0x70 <= op <= 0x7f) or (two and 0x80 <= op <= 0x8f):

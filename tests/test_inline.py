@@ -55,6 +55,22 @@ def _untraced(argv):
                           check=True).stdout
 
 
+def _has_avx() -> bool:
+    with open("/proc/cpuinfo") as f:
+        return any(line.startswith("flags") and " avx " in line + " " for line in f)
+
+
+@pytest.mark.skipif(not _has_avx(), reason="the CPU has no AVX")
+def test_a_function_that_begins_with_a_vex_instruction_counts_inline(build, bits):
+    """glibc's AVX2 string functions begin with VEX instructions (strchr's
+    with vmovd); relocating one into the trampoline raised a TypeError, so
+    README's own count of libc:str* ended the tracer with a traceback."""
+    exe = build("vexfirst.c", flags=("-O2",))
+    out, proc, counter = _counted(exe, [7], "vex_first")
+    assert (out, proc.exit_code) == ("sum=28\n", 0)
+    assert counter.inline and counter.value == 7
+
+
 @pytest.mark.parametrize("how", ["fork", "vfork"])
 def test_a_count_set_while_another_thread_forks_counts_the_child(build, how):
     """As for int3 probes (test_processes): the handler lets the other

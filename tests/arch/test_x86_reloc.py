@@ -41,6 +41,15 @@ TABLE = [
      I386, H("53e800000000"),
      H("53") + H("68") + (SITE + 6).to_bytes(4, "little") + H("e9")
      + ((SITE + 6) - (TRAMP + 11)).to_bytes(4, "little", signed=True)),
+    ("VEX in map 0F (vmovd %esi,%xmm0; mov; and) copies as it is",
+     X86_64, H("c5f96ec689f825ff0f0000"), H("c5f96ec689f825ff0f0000")),
+    ("VEX rip-relative load: disp moves by SITE - TRAMP",
+     X86_64, H("c5fe6f0500100000"), H("c5fe6f05") + (0x1000 - 0x100000).to_bytes(4, "little", signed=True)),
+    ("EVEX rip-relative load: disp moves by SITE - TRAMP",
+     X86_64, H("62e1fe286f0500100000"),
+     H("62e1fe286f05") + (0x1000 - 0x100000).to_bytes(4, "little", signed=True)),
+    ("i386: VEX in map 0F copies as it is",
+     I386, H("c5f96ec689f8"), H("c5f96ec689f8")),
     ("loop keeps its rel8 over a jump to the target",
      X86_64, H("e2fe"), H("e202eb05e9") + (SITE - (TRAMP + 9)).to_bytes(4, "little", signed=True)),
 ]
