@@ -85,8 +85,10 @@ def describe(path: str, pattern: Optional[str], lines: bool,
             body.append(f"  source lines ({len(files)} files):")
             for name, nums in files:
                 body.append(f"    {name}: {_ranges(nums)}")
-    if body:
+    notes = image.separate_debug.notes
+    if body or notes:
         yield f"{image.path} ({image.bits}-bit)"
+        yield from (f"  note: {note}" for note in notes)
         yield from body
 
 

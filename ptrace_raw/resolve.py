@@ -55,8 +55,21 @@ def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True) 
     the implementation their resolver selects here (see ifunc.py) unless
     ``resolve_ifuncs`` is false: the tracee's selection may differ."""
     warn = warn or (lambda msg: print(f"ptrace-raw: probe '{spec.text}': {msg}", file=sys.stderr))
-    for note in image.separate_debug.notes:
+    notes = image.separate_debug.notes
+    try:
+        found = _places(spec, image, arch, warn, resolve_ifuncs)
+    except ProbeError as exc:
+        # A debug file refused is often why the spec names nothing, and a
+        # spec checked before tracing says nothing else.
+        if notes:
+            raise ProbeError(f"{exc} ({'; '.join(notes)})") from None
+        raise
+    for note in notes:
         warn(note)
+    return found
+
+
+def _places(spec, image: ElfImage, arch, warn, resolve_ifuncs: bool) -> List[Place]:
     if spec.address is not None:
         return [_checked_address(spec, image, arch)]
     if spec.provider is not None:

@@ -717,6 +717,27 @@ def test_debug_file_directory_finds_a_stripped_programs_debug_file(calls, tmp_pa
                           f"{tmp_path / 'nowhere'} is not a directory\n")
 
 
+def test_a_debug_file_refused_is_said_by_list_and_by_a_spec_it_leaves_empty(calls, tmp_path):
+    """A stripped program whose .gnu_debuglink names another build's debug
+    file: list showed nothing ("nothing to probe"), and a spec for one of
+    its functions was refused before tracing with no word of the debug
+    file, the one thing the user has to fix."""
+    debug = tmp_path / "calls.debug"
+    program = split_debug(calls, tmp_path / "calls", debug)
+    other = build_c("calls.c", 64, ("-O2",))
+    subprocess.run(["objcopy", "--only-keep-debug", str(other), str(debug)], check=True)
+    why = f"{debug} does not match {program} (CRC 0x"
+    listed = cli("list", program)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[0] == f"{program} (64-bit)"
+    assert listed.stdout.splitlines()[1].startswith(f"  note: {why}")
+    res = cli("trace", f"uprobe:{program}:square", "--", program, 1)
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.startswith(f"ptrace-raw: probe 'uprobe:{program}:square': no function "
+                                 f"'square' in {program}")
+    assert why in res.stderr and len(res.stderr.splitlines()) == 1
+
+
 def test_list_a_process_reads_every_mapped_file(build, bits):
     exe = build("service.c")
     svc = start_service(exe)

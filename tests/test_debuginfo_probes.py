@@ -317,19 +317,28 @@ def test_static_function_of_a_stripped_program_is_named_by_its_debug_file(build,
 def test_debug_file_of_another_build_is_refused_with_a_note(markers, tmp_path, how):
     """Another build's debug file where this one's should be (its CRC is
     not the one .gnu_debuglink records, or its build ID is not the
-    program's): using it would put probes at its build's addresses."""
+    program's): using it would put probes at its build's addresses.  A
+    probe that then names nothing says why in its error, which is all a
+    spec checked before tracing says; one that resolves says it as a
+    note."""
     program, debug_dir, debug = _split(tmp_path, markers("-O0"), how)
     run("objcopy", "--only-keep-debug", markers("-O2"), debug)
     line = _line_of("loop_body")
+    why = (r"does not match \S+ \(CRC 0x[0-9a-f]{8}, its \.gnu_debuglink says 0x[0-9a-f]{8}\)"
+           if how == "same-dir" else r"is not the debug file of \S+ \(build ID \w+, not \w+\)")
     said = []
     with Tracer(debug_dirs=str(debug_dir), on_message=said.append) as t:
         t.spawn([str(program)], stdout=subprocess.DEVNULL)
+        with pytest.raises(ProbeError) as refused:
+            t.check_probe(f"uprobe:{program}:markers.c:{line}")
+        assert re.fullmatch(rf"probe '\S+': \S+ has no line information for markers\.c "
+                            rf"\(\S+ {why}: not used\)", str(refused.value))
         with pytest.raises(ProbeError, match=r"has no line information for markers\.c"):
             t.add_probe(f"uprobe:{program}:markers.c:{line}")
+        main = ElfImage.open(markers("-O0")).get_function("main").value
+        t.add_probe(f"uprobe:{program}:{main:#x}")
         t.run()
     (note,) = [m for m in said if os.path.realpath(debug) in m]
-    why = (r"does not match \S+ \(CRC 0x[0-9a-f]{8}, its \.gnu_debuglink says 0x[0-9a-f]{8}\)"
-           if how == "same-dir" else r"is not the debug file of \S+ \(build ID \w+, not \w+\)")
     assert re.fullmatch(rf"probe '\S+': \S+ {why}: not used", note)
 
 
