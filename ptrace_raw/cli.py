@@ -18,6 +18,7 @@ import json
 import os
 import runpy
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -35,7 +36,7 @@ from .cli_output import (
 from .debuginfo import debug_dirs_of
 from .errors import SpecError, TracerError
 from .held_signals import HeldSignals
-from .libraries import resolve_binary
+from .libraries import elf_bits, resolve_binary
 from .specs import narrowed, parse_spec
 from .tracer import Tracer
 
@@ -362,9 +363,13 @@ class _Session:
         """Attach, spawn, set probes and run the script, before any tracee
         runs; returns the spawned command's Process, if any."""
         opts = self.opts
-        # Every spec checked before anything is touched (Tracer.check_probe).
+        # Every spec checked before anything is touched (Tracer.check_probe),
+        # a library one against the libraries of the command's bitness.
+        bits = None
+        if opts.argv and not opts.pid:
+            bits = elf_bits(shutil.which(opts.argv[0]) or opts.argv[0])
         for probe in self.probes:
-            tracer.check_probe(probe.spec.text, opts.pid)
+            tracer.check_probe(probe.spec.text, opts.pid, bits)
         self._check_held()
         for pid in opts.pid:
             tracer.attach(pid)

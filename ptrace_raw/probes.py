@@ -27,7 +27,7 @@ from .elf import ElfError, ElfImage
 from .errors import ProbeError, TracerError
 from .lines import source_line
 from .hit import Hit
-from .libraries import LibraryNotFound, resolve_binary
+from .libraries import LibraryNotFound, elf_bits, resolve_binary
 from .loop import Engine
 from .maps import mapped_files
 from .modules import ModuleMap
@@ -277,17 +277,22 @@ class ProbeEngine(Engine):
         self.hooks = []
 
     # -- probes ----------------------------------------------------------------
-    def check_probe(self, spec_text: str, pids=()) -> None:
+    def check_probe(self, spec_text: str, pids=(), bits: Optional[int] = None) -> None:
         """add_probe's checks before it touches a process, alone and
         silent (what they would say, add_probe says), with the files the
-        processes ``pids`` map among the libraries a spec may name."""
-        mapped = []
+        processes ``pids`` map among the libraries a spec may name, and a
+        library named looked up for ``bits`` (else the bitness of ``pids``
+        when they share one, else 64)."""
+        mapped, seen = [], set()
         for pid in pids:
             try:
                 mapped += mapped_files(pid)
             except OSError:
                 pass  # attaching will say what is wrong with it
-        self._validate(Probe(parse_spec(spec_text), None, 0, lambda message: None), mapped)
+            seen.add(elf_bits(f"/proc/{pid}/exe"))
+        if bits is None and len(seen) == 1:
+            bits = seen.pop()
+        self._validate(Probe(parse_spec(spec_text), None, 0, lambda message: None), mapped, bits)
 
     def add_probe(self, spec_text: str, handler=None, keep_args: int = 0) -> Probe:
         probe = Probe(parse_spec(spec_text), handler, keep_args, self.say_once)
@@ -345,15 +350,20 @@ class ProbeEngine(Engine):
                             seen.add(proc.probe_state)
                             fn(proc)
 
-    def _validate(self, probe: Probe, also_mapped=()) -> None:
+    def _validate(self, probe: Probe, also_mapped=(), bits: Optional[int] = None) -> None:
         """Check a spec against its file before any process is touched, when
         the file can be found without a process (a path, or a library in the
-        loader's cache)."""
+        loader's cache: the one of the traced processes' bitness when they
+        share one, as a 32-bit program maps a 32-bit libc)."""
         spec = probe.spec
-        mapped = [m.path for p in self.tracer.processes.values() if p.probe_state is not None
-                  for m in p.probe_state.modules.modules] + list(also_mapped)
+        states = [p.probe_state for p in self.tracer.processes.values()
+                  if p.probe_state is not None]
+        mapped = [m.path for ps in states for m in ps.modules.modules] + list(also_mapped)
+        if bits is None:
+            known = {ps.bits for ps in states}
+            bits = known.pop() if len(known) == 1 else 64
         try:
-            path = resolve_binary(spec.binary, mapped)
+            path = resolve_binary(spec.binary, mapped, bits)
         except LibraryNotFound as exc:
             raise ProbeError(f"probe '{spec.text}': {exc}") from None
         try:

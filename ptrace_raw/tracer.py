@@ -78,14 +78,16 @@ class Tracer(Loop):
         the probe.  Call before ``run`` or from a handler."""
         return self.engine.add_probe(spec, handler, **options)
 
-    def check_probe(self, spec: str, pids=()) -> None:
+    def check_probe(self, spec: str, pids=(), bits: Optional[int] = None) -> None:
         """Raise ProbeError if ``spec`` cannot be set, as far as its file
         tells without touching a tracee; a library it names is also looked
-        for among the files mapped by the processes ``pids``.  A tool that
-        attaches checks every spec first: attaching and setting probes
-        map areas for the tracer's code in the process, which stay after
-        detach, so a bad spec found then leaves it not quite as it was."""
-        self.engine.check_probe(spec, pids)
+        for among the files mapped by the processes ``pids``, and is the
+        one of ``bits`` (32 for a 32-bit program about to be spawned; by
+        default the bitness of ``pids``, or 64).  A tool that attaches
+        checks every spec first: attaching and setting probes map areas
+        for the tracer's code in the process, which stay after detach, so a
+        bad spec found then leaves it not quite as it was."""
+        self.engine.check_probe(spec, pids, bits)
 
     def remove_probe(self, probe) -> None:
         """Remove a probe ``add_probe`` made, or a counter, recorder or

@@ -738,6 +738,21 @@ def test_a_debug_file_refused_is_said_by_list_and_by_a_spec_it_leaves_empty(call
     assert why in res.stderr and len(res.stderr.splitlines()) == 1
 
 
+def test_a_32_bit_commands_library_specs_are_checked_against_its_libraries():
+    """Specs are checked before the command starts, a library one against
+    the loader's cache: for a 32-bit command that was the 64-bit libc, so
+    a function only the 32-bit one has (vm86) was refused, and the notes
+    of the 64-bit check contradicted those of the real install."""
+    from ptrace_raw.libraries import resolve_binary
+    libc32 = ElfImage.open(resolve_binary("libc", bits=32))
+    if not libc32.has_function("vm86"):
+        pytest.skip("this 32-bit libc has no vm86")
+    exe = build_c("calls.c", 32, ("-O0", "-pthread"))
+    res = cli("trace", "--count", "--no-inline", "uprobe:libc:vm86", "--", exe, 1)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.splitlines()[-2:] == ["hits  probe", "   0  uprobe:libc:vm86"]
+
+
 def test_list_a_process_reads_every_mapped_file(build, bits):
     exe = build("service.c")
     svc = start_service(exe)
