@@ -82,7 +82,7 @@ def describe(path: str, pattern: Optional[str], lines: bool,
         except TracerError:
             files = []
         if files:
-            body.append(f"  source lines ({len(files)} files):")
+            body.append(f"  source lines ({len(files)} file{'s' if len(files) > 1 else ''}):")
             for name, nums in files:
                 body.append(f"    {name}: {_ranges(nums)}")
     notes = image.separate_debug.notes

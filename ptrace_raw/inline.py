@@ -114,8 +114,8 @@ class Counter(_InlineProbe):
 
     @property
     def by_function(self) -> dict:
-        """{function: hits}: which of the functions a pattern matched were
-        called, and how often (funccount's table)."""
+        """{function: hits} over every function a pattern matched, 0 for
+        one not called (funccount's table leaves those out)."""
         out = dict(self._int3)
         for (_, mm, off), function in zip(self.cells, self.functions):
             out[function] = out.get(function, 0) + _U64.unpack_from(mm, off)[0]

@@ -687,7 +687,7 @@ def test_list_usdt_markers_and_lines(build):
     assert re.search(r"^    0x[0-9a-f]+ sdt:consts  -4@\$42 -4@\$-7 -1@\$-1$", res.stdout, re.M)
     assert "functions" not in res.stdout
     lines = cli("list", "--lines", exe, "sdt_probes.c").stdout.splitlines()
-    assert lines[1] == "  source lines (1 files):"
+    assert lines[1] == "  source lines (1 file):"
     assert lines[2].startswith(f"    {TRACEES / 'sdt_probes.c'}: ")
 
 
