@@ -35,11 +35,14 @@ need_toolchain() {
         gcc -o "$probe/t64" "$probe/t.c" 2>/dev/null || missing+=(systemtap-sdt-dev)
     fi
     rm -rf "$probe"
-    # Optional (the tests count the tracer's system calls with it), so it is
+    # Optional tools a few tests use (strace counts the tracer's system
+    # calls, dwz makes the shared DWARF of Debian's debug files): each is
     # tried once, not on every run of a machine that cannot install it.
-    if ! command -v strace >/dev/null && [ ! -e "$VENV/.no-strace" ]; then
-        apt_install strace || { mkdir -p "$VENV" && touch "$VENV/.no-strace"; }
-    fi
+    for tool in strace dwz; do
+        if ! command -v "$tool" >/dev/null && [ ! -e "$VENV/.no-$tool" ]; then
+            apt_install "$tool" || { mkdir -p "$VENV" && touch "$VENV/.no-$tool"; }
+        fi
+    done
     if [ ${#missing[@]} -gt 0 ]; then
         apt_install gcc gcc-multilib systemtap-sdt-dev python3-venv \
             || die "missing: ${missing[*]}; install them (Debian: apt-get install gcc gcc-multilib systemtap-sdt-dev python3-venv)"

@@ -82,17 +82,28 @@ class DebugFile:
     def __init__(self, path: str, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS):
         self.path = path
         self.debug_dirs = debug_dirs
-        self._stream = open(path, "rb")
-        self.elf = ELFFile(self._stream)
-        source = self.elf
+        self.elf = _elf_with_links(path)
+        source, name = self.elf, path
         # strict: a file with only .eh_frame has no DWARF worth a DWARFInfo.
         if not source.has_dwarf_info(strict=True):
             found = separate_debug_file(path, debug_dirs).path
             if found is not None:
-                source = ELFFile(open(found, "rb"))
-        self.dwarf: Optional[DWARFInfo] = (
-            source.get_dwarf_info() if source.has_dwarf_info(strict=True) else None
-        )
+                source, name = _elf_with_links(found), found
+        #: why DWARF the file has could not be read (None: read, or none)
+        self.problem: Optional[str] = None
+        self.dwarf: Optional[DWARFInfo] = None
+        if source.has_dwarf_info(strict=True):
+            try:
+                try:
+                    self.dwarf = source.get_dwarf_info()
+                except (ELFError, OSError) as exc:
+                    # Most likely the supplementary file: without it, what
+                    # it holds (shared types) is unknown, the rest is read.
+                    self.dwarf = source.get_dwarf_info(follow_links=False)
+                    self.problem = f"the supplementary DWARF of {name} is not read ({exc})"
+            except (ELFError, OSError) as exc:
+                # A compression pyelftools does not know (zstd), say.
+                self.problem = f"the DWARF of {name} cannot be read ({exc})"
         self._range_lists = None
         self._aranges = None
 
@@ -152,6 +163,14 @@ class DebugFile:
 @functools.lru_cache(maxsize=32)
 def _open(path: str, size: int, mtime_ns: int, debug_dirs: tuple[str, ...]) -> DebugFile:
     return DebugFile(path, debug_dirs)
+
+
+def _elf_with_links(path: str) -> ELFFile:
+    """``path`` opened so that pyelftools can follow its DWARF into a
+    supplementary file (.gnu_debugaltlink, which dwz makes for Debian's
+    -dbgsym files), named absolutely or relative to the file."""
+    here = os.path.dirname(path)
+    return ELFFile(open(path, "rb"), lambda name: open(os.path.join(here, name), "rb"))
 
 
 def debug_file(path, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> DebugFile:
@@ -245,9 +264,15 @@ def _find_separate(path: str, size: int, mtime_ns: int,
         places = [os.path.join(here, name), os.path.join(here, ".debug", name)]
         places += [os.path.join(d, here.lstrip("/"), name) for d in debug_dirs]
         for candidate in places:
-            if not os.path.isfile(candidate):
+            # The link may name the file itself (.debug/NAME, or the file
+            # in the debug directory): gdb does not take it for its own.
+            if not os.path.isfile(candidate) or os.path.samefile(candidate, path):
                 continue
-            theirs = _crc32(candidate)
+            try:
+                theirs = _crc32(candidate)
+            except OSError as exc:
+                notes.append(f"{candidate} cannot be read ({exc.strerror}): not used")
+                continue
             if theirs == crc:
                 return SeparateDebug(candidate, tuple(notes))
             notes.append(f"{candidate} does not match {path} (CRC {theirs:#010x}, its "

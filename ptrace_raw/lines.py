@@ -302,7 +302,9 @@ def line_sites(path, file: str, line: int,
                 if row.line == line:
                     candidates.append((unit, row))
     if not lines_with_code:
-        raise TracerError(f"{os.fspath(path)} has no line information for {file}")
+        problem = debug_file(path, debug_dirs).problem
+        raise TracerError(f"{os.fspath(path)} has no line information for {file}"
+                          + (f" ({problem})" if problem else ""))
     if not candidates:
         ordered = sorted(lines_with_code)
         i = bisect.bisect_left(ordered, line)

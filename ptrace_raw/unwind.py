@@ -143,11 +143,17 @@ class ImageCfi:
 
 def _debug_frame(elf: ELFFile, structs: DWARFStructs) -> Optional[_CfiSection]:
     """The indexed ``.debug_frame`` of ``elf``, or None.  Its data is
-    read whole (and inflated when compressed, as debug files often are)."""
+    read whole (and inflated when compressed, as debug files often are);
+    one compressed in a way pyelftools cannot inflate (zstd) is left out,
+    and the file's ``.eh_frame`` serves alone."""
     dbg = elf.get_section_by_name(".debug_frame")
     if dbg is None or dbg["sh_type"] == "SHT_NOBITS":
         return None
-    cfi = CallFrameInfo(io.BytesIO(dbg.data()), dbg.data_size, dbg["sh_addr"], structs)
+    try:
+        data = dbg.data()
+    except ELFError:
+        return None
+    cfi = CallFrameInfo(io.BytesIO(data), dbg.data_size, dbg["sh_addr"], structs)
     return _scanned(cfi)
 
 

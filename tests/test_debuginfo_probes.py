@@ -4,7 +4,9 @@ debug file of a stripped program or library."""
 
 import os
 import re
+import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -278,13 +280,16 @@ def _split(tmp_path, exe, how, name="prog", compress=False):
         debug = debug_dir / ".build-id" / bid[:2] / f"{bid[2:]}.debug"
     else:
         where = {"same-dir": program.parent, ".debug": program.parent / ".debug",
+                 ".debug/NAME": program.parent / ".debug",
                  "debug-dir": debug_dir / os.path.realpath(program.parent).lstrip("/")}[how]
-        debug = where / f"{name}.debug"
+        # .debug/NAME: the debug file has the program's own name, so the
+        # first place the link sends gdb to is the program itself.
+        debug = where / (name if how == ".debug/NAME" else f"{name}.debug")
     split_debug(exe, program, debug, link=how != "build-id", compress=compress)
     return program, debug_dir, debug
 
 
-@pytest.mark.parametrize("how", ["same-dir", ".debug", "debug-dir", "build-id"])
+@pytest.mark.parametrize("how", ["same-dir", ".debug", ".debug/NAME", "debug-dir", "build-id"])
 def test_stripped_program_reads_its_separate_debug_file(markers, tmp_path, how):
     program, debug_dir, _ = _split(tmp_path, markers(), how)
     line = _line_of("loop_body")
@@ -298,6 +303,31 @@ def test_stripped_program_reads_its_separate_debug_file(markers, tmp_path, how):
     assert args == {"count": -3, "mask": 0xFFFFFFF0, "label": args["label"], "ptr": args["ptr"]}
     assert text["label"].endswith('"xyz"')
     assert not [n for n in body.notes + typed.notes if "not used" in n]
+
+
+def test_an_unreadable_debug_file_is_a_note_not_a_traceback(markers, tmp_path):
+    """A debug link to a file the tracer may not read (mode 000, and root
+    without the capability that overrides it, as a user tracing their own
+    program meets with another user's file): its CRC check raised
+    PermissionError out of every spec and of list."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() == 0 and setpriv is None:
+        pytest.skip("root reads any file, and setpriv is missing to drop that")
+    program, _, debug = _split(tmp_path, markers("-O0"), "same-dir")
+    os.chmod(debug, 0)
+    check = ("from ptrace_raw.errors import ProbeError\n"
+             "from ptrace_raw.tracer import Tracer\n"
+             "try:\n"
+             f"    Tracer().check_probe('uprobe:{program}:markers.c:1')\n"
+             "except ProbeError as exc:\n"
+             "    print(exc)\n")
+    drop = [setpriv, "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    res = subprocess.run([*drop, sys.executable, "-c", check], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert res.stderr == ""
+    assert res.stdout == (f"probe 'uprobe:{program}:markers.c:1': {program} has no line "
+                          f"information for markers.c ({debug} cannot be read (Permission "
+                          f"denied): not used)\n")
 
 
 def test_static_function_of_a_stripped_program_is_named_by_its_debug_file(build, tmp_path):
@@ -340,6 +370,58 @@ def test_debug_file_of_another_build_is_refused_with_a_note(markers, tmp_path, h
         t.run()
     (note,) = [m for m in said if os.path.realpath(debug) in m]
     assert re.fullmatch(rf"probe '\S+': \S+ {why}: not used", note)
+
+
+_DWZ_SOURCE = """#include <stdio.h>
+struct point { int x, y; };
+__attribute__((noinline)) int %s(int count, struct point *pt, const char *label)
+{ return count + pt->x + (int)label[0]; }
+int main(int argc, char **argv)
+{ struct point p = {1, 2}; printf("%%d\\n", %s(argc, &p, "xyz")); return 0; }
+"""
+
+
+def test_named_arguments_through_a_dwz_supplementary_file(tmp_path, bits):
+    """dwz (run on Debian's -dbgsym files) moves DIEs two programs share,
+    here struct point, into a supplementary file that .gnu_debugaltlink
+    names; a DIE referring into it made hit.args raise NotImplementedError
+    (pyelftools was not given a way to open that file)."""
+    if shutil.which("dwz") is None:
+        pytest.skip("dwz is not installed")
+    programs = []
+    for name in ("first", "second"):
+        (tmp_path / f"{name}.c").write_text(_DWZ_SOURCE % (name, name))
+        run("gcc", f"-m{bits}", "-g", "-O0", "-o", tmp_path / name, tmp_path / f"{name}.c")
+        programs.append(tmp_path / name)
+    common = tmp_path / "common.debug"
+    run("dwz", "-m", common, "-M", common, *programs)
+    seen = []
+    out, proc, _ = _run(programs[0], 1, [(f"uprobe:{programs[0]}:first",
+                                          lambda h: seen.append((h.args["count"],
+                                                                 h.read_cstring(h.args["label"]))))])
+    assert (out, proc.exit_code) == ("123\n", 0)
+    assert seen == [(2, "xyz")]
+
+
+def test_a_debug_file_pyelftools_cannot_inflate_is_said_not_a_traceback(markers, tmp_path):
+    """A debug file compressed with zstd, which this pyelftools cannot
+    inflate: line probes said nothing useful but a traceback
+    (ELFCompressionError), and so did every backtrace.  Now a line probe
+    says why it has no lines, and backtraces walk .eh_frame."""
+    program, debug_dir, debug = _split(tmp_path, markers("-O0"), "build-id")
+    try:
+        run("objcopy", "--compress-debug-sections=zstd", debug)
+    except subprocess.CalledProcessError:
+        pytest.skip("objcopy cannot compress with zstd")
+    with Tracer(debug_dirs=str(debug_dir)) as t:
+        with pytest.raises(ProbeError, match=rf"has no line information for markers\.c \(the "
+                                             rf"DWARF of {re.escape(str(debug))} cannot be read"):
+            t.check_probe(f"uprobe:{program}:markers.c:{_line_of('loop_body')}")
+    frames = []
+    _run(program, 1, [(f"uprobe:{program}:compare", lambda h: frames.append(h.backtrace()))],
+         debug_dirs=str(debug_dir))
+    names = [f.symbol for f in frames[0]]
+    assert [s for s in names if s in ("compare", "level3", "main")] == ["compare", "level3", "main"]
 
 
 def test_backtrace_from_the_debug_frame_of_a_separate_debug_file(markers, tmp_path):
