@@ -116,7 +116,9 @@ class Counter(_InlineProbe):
     def by_function(self) -> dict:
         """{function: hits} over every function a pattern matched, 0 for
         one not called (funccount's table leaves those out)."""
-        out = dict(self._int3)
+        out = dict.fromkeys(self.probe.functions.values(), 0) if self.probe is not None else {}
+        for function, hits in self._int3.items():
+            out[function] = out.get(function, 0) + hits
         for (_, mm, off), function in zip(self.cells, self.functions):
             out[function] = out.get(function, 0) + _U64.unpack_from(mm, off)[0]
         return out

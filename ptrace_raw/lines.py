@@ -265,13 +265,13 @@ def _units(path, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> list[_Line
     return cached[1]
 
 
-def _unit_at(debug: DebugFile, debug_dirs: tuple[str, ...], offset: int) -> _LineUnit:
+def _unit_at(debug: DebugFile, debug_dirs: tuple[str, ...], offset: int) -> Optional[_LineUnit]:
     """The line program at ``offset``, from the file's units when they
     are parsed already, else alone: a backtrace through libc names a few
     of its thousands of units, and parsing every header took a second."""
     cached = _UNITS.get((debug.path, debug_dirs))
     if cached is not None and cached[0] is debug:
-        return next(u for u in cached[1] if u.offset == offset)
+        return next((u for u in cached[1] if u.offset == offset), None)
     key = (debug.path, debug_dirs, offset)
     one = _ONE_UNIT.get(key)
     if one is None or one[0] is not debug:
@@ -373,6 +373,8 @@ def source_line(path, vaddr: int,
     if stmt is None:
         return None
     unit = _unit_at(debug, debug_dirs, stmt)
+    if unit is None:
+        return None
     rows = unit.rows()
     i = bisect.bisect_right(rows, vaddr, key=lambda r: r.address) - 1
     if i < 0:

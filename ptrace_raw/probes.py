@@ -354,14 +354,32 @@ class ProbeEngine(Engine):
         """Check a spec against its file before any process is touched, when
         the file can be found without a process (a path, or a library in the
         loader's cache: the one of the traced processes' bitness when they
-        share one, as a 32-bit program maps a 32-bit libc)."""
-        spec = probe.spec
+        share one, as a 32-bit program maps a 32-bit libc).  With no such
+        bitness (no process yet) a spec fitting either passes, silently:
+        the install says what there is to say, for the library it finds."""
         states = [p.probe_state for p in self.tracer.processes.values()
                   if p.probe_state is not None]
         mapped = [m.path for ps in states for m in ps.modules.modules] + list(also_mapped)
         if bits is None:
             known = {ps.bits for ps in states}
-            bits = known.pop() if len(known) == 1 else 64
+            bits = known.pop() if len(known) == 1 else None
+        if bits is not None:
+            self._check_file(probe, mapped, bits)
+            return
+        quiet = Probe(probe.spec, None, 0, lambda message: None)
+        try:
+            self._check_file(quiet, mapped, 64)
+        except ProbeError:
+            try:
+                self._check_file(quiet, mapped, 32)
+            except ProbeError:
+                pass
+            else:
+                return
+            raise
+
+    def _check_file(self, probe: Probe, mapped, bits: int) -> None:
+        spec = probe.spec
         try:
             path = resolve_binary(spec.binary, mapped, bits)
         except LibraryNotFound as exc:

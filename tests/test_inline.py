@@ -323,6 +323,23 @@ def test_a_probe_set_after_a_fork_counts_each_call_once(build, bits, kind):
         assert len(tids) == 8 and tids.count(proc.pid) == 5
 
 
+@pytest.mark.parametrize("spec", ["uprobe", "uretprobe"], ids=["inline", "int3"])
+def test_by_function_counts_every_function_a_pattern_matched(build, spec):
+    """calls 3: add 3 times, worker never (no threads).  Inline, every
+    matched function had its line, 0 included; with the int3 stand-in (a
+    return probe never runs inline) only those hit did."""
+    exe = build("calls.c", flags=("-O0", "-pthread"))
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(exe), "3"], stdout=w)
+        os.close(w)
+        counter = t.count(f"{spec}:{exe}:[aw]*")
+        t.run()
+    assert r.read().startswith("total=") and proc.exit_code == 0
+    assert counter.inline == (spec == "uprobe")
+    assert counter.by_function == {"add": 3, "worker": 0}
+
+
 def test_an_int3_probe_inside_an_inline_patch_is_refused(build):
     exe = build("calls.c", flags=("-O0", "-pthread"))
     with Tracer() as t:

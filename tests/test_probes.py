@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from ptrace_raw.elf import ElfImage
 from ptrace_raw.errors import ProbeError
 from ptrace_raw.tracer import Tracer
 from ptrace_raw.xol import XolError
@@ -103,6 +104,26 @@ def test_libc_probes_and_a_library_loaded_later(build, bits):
     assert getpid.hits == 4
     assert [32, 33, 34, 35] == [n for n in sizes if 32 <= n < 36]
     assert seen == [x for i in range(4) for x in (("in", i), ("out", i * 10 + 1))]
+
+
+def test_a_library_probe_added_before_a_32_bit_program_is_spawned():
+    """Before any process, the bitness of the programs to come is unknown:
+    a library spec was checked against the 64-bit libc only, so a function
+    only the 32-bit one has (vm86) was refused.  One that neither has still
+    is."""
+    from ptrace_raw.libraries import resolve_binary
+    if not ElfImage.open(resolve_binary("libc", bits=32)).has_function("vm86"):
+        pytest.skip("this 32-bit libc has no vm86")
+    exe = build_c("calls.c", 32, ("-O0", "-pthread"))
+    with Tracer() as t:
+        vm86 = t.add_probe("uprobe:libc:vm86")
+        with pytest.raises(ProbeError, match="no function 'nosuch'"):
+            t.add_probe("uprobe:libc:nosuch")
+        proc = t.spawn([str(exe), "1"], stdout=subprocess.DEVNULL)
+        t.run()
+    assert proc.exit_code == 0 and vm86.hits == 0
+    # set in the 32-bit libc, at vm86
+    assert [(image.bits, len(found)) for (image, _), found in vm86.places.items()] == [(32, 1)]
 
 
 def test_return_probes_recursion_tail_calls_and_longjmp(build):
