@@ -183,7 +183,9 @@ def _map_near(proc, thread, syscall_at: int, near: int, arch) -> int:
             if -got in (errno.EPERM, errno.EACCES):
                 why += " (a seccomp filter or security module forbids executable mappings)"
             continue
-        got &= (1 << arch.bits) - 1  # above 2 GiB, a 32-bit tracee's address reads negative
+        # The result is sign-extended to tell errors: a 32-bit tracee's
+        # area above 2 GiB (near its libraries) reads as negative.
+        got &= (1 << arch.bits) - 1
         if arch.in_rel32_reach(near, got) and arch.in_rel32_reach(near, got + AREA_SIZE):
             return got
         # The kernel placed it elsewhere (the hint 0, or a kernel without

@@ -1,0 +1,43 @@
+"""Probes on every instruction of real code, where the out-of-line
+machinery meets its corner cases: many boosted slots, libraries mapped
+high in a 32-bit address space, executables that are not PIE.  Each test
+compares the traced program's output and exit status with an untraced run
+and checks the hit counts."""
+
+import os
+import subprocess
+
+from ptrace_raw.tracer import Tracer
+from tests.conftest import build_c
+from tests.tracing import pipe_pair
+
+
+def _untraced(argv):
+    res = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
+    return res.stdout, res.returncode
+
+
+def _traced(argv, specs, handler=None):
+    """(stdout, exit code, probes, messages) of ``argv`` traced with a
+    probe per spec."""
+    said = []
+    r, w = pipe_pair()
+    with Tracer(on_message=said.append) as t:
+        proc = t.spawn([str(a) for a in argv], stdout=w)
+        os.close(w)
+        made = [t.add_probe(spec, handler) for spec in specs]
+        t.run()
+    return r.read(), proc.exit_code, made, said
+
+
+def test_more_boosted_sites_in_a_library_than_one_area_holds(build, bits):
+    """A library's every instruction boosted takes a second out-of-line
+    area near it.  In a 32-bit tracee that lies above 2 GiB, and the
+    injected mmap's result, sign-extended to tell an error, was taken for
+    a negative address: the tracer died writing the first slot there."""
+    lib = build_c("manysites.c", bits, ("-O2", "-shared", "-fPIC"), name="manysites.so")
+    exe = build("libuser.c", flags=("-O0", "-fno-builtin"), libs=("-ldl",))
+    out, code, (probe,), _ = _traced([exe, lib, 2], [f"uprobe:{lib}:plugin_work+*"])
+    assert (out, code) == _untraced([exe, lib, 2])
+    assert probe.hits == 2 * 2102
+
