@@ -388,12 +388,15 @@ class ProbeEngine(Engine):
             image = ElfImage.open(path, self.debug_dirs)
         except ElfError as exc:
             raise ProbeError(f"probe '{spec.text}': {exc}") from None
-        self._plans(probe, image, 0)
+        self._plans(probe, image, 0, tell=False)
 
-    def _plans(self, probe: Probe, image, bias: int, ifuncs_as_here: bool = True):
+    def _plans(self, probe: Probe, image, bias: int, ifuncs_as_here: bool = True,
+               tell: bool = True):
         """(runtime address, plan) for every site of ``probe`` in ``image``
         mapped at ``bias``; refused instructions are errors, except under
-        ``FUNC+*`` where they are skipped with one warning."""
+        ``FUNC+*`` where they are skipped with one warning.  ``tell``: say
+        so, and where a line's sites are (not when only checking a spec;
+        a bias of 0 does not tell, as a non-PIE executable has one)."""
         arch = _ARCH_BY_BITS[image.bits]
         spec = probe.spec
         out, refused = [], []
@@ -410,10 +413,10 @@ class ProbeEngine(Engine):
                     raise ProbeError(f"probe '{spec.text}' at {place.label}: {exc.reason} "
                                      f"('{exc.text}')") from None
                 refused.append(f"{place.label} ({exc.text}: {exc.reason})")
-        if refused and bias:
+        if refused and tell:
             probe.note(f"skipped {len(refused)} instruction(s) that cannot be probed: "
                        f"{'; '.join(refused[:3])}")
-        if spec.line is not None and bias:
+        if spec.line is not None and tell:
             where = ", ".join(f"{p.label} at {a:#x}" for a, _, p in out)
             probe.note(f"{len(out)} site{'s' if len(out) != 1 else ''}: {where}")
         return out

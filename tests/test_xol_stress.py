@@ -41,3 +41,13 @@ def test_more_boosted_sites_in_a_library_than_one_area_holds(build, bits):
     assert (out, code) == _untraced([exe, lib, 2])
     assert probe.hits == 2 * 2102
 
+
+def test_every_instruction_of_a_non_pie_executable_says_what_it_skipped(build, bits):
+    """The note naming the instructions ``FUNC+*`` skips was kept for a
+    module with a load bias, so a non-PIE executable (bias 0) skipped its
+    syscall without a word."""
+    exe = build("inline_asm.c", flags=("-O1", "-no-pie"))
+    out, code, (probe,), said = _traced([exe, "calls", 3], [f"uprobe:{exe}:f_sys+*"])
+    assert (out, code) == _untraced([exe, "calls", 3])
+    assert probe.hits == 3 * 3
+    assert any("f_sys+*': skipped 1 instruction(s)" in m and "f_sys+0x4" in m for m in said), said
