@@ -862,6 +862,7 @@ class ProbeEngine(Engine):
             plan.undo_boost(regs)
             thread.regs_dirty = True
         thread.set_ip(home)
+        _fault_named_home(thread, sig, ip, home)
 
     def on_signal_in_step(self, thread, sig: int) -> None:
         site, slot, token = thread.xol
@@ -873,6 +874,7 @@ class ProbeEngine(Engine):
             thread.regs_dirty = True
             thread.xol = None
             thread.replace_pending(sig)
+            _fault_named_home(thread, sig, ip, arch.ip(regs))
             thread.release_held()
             thread.resume()
             return
@@ -1259,6 +1261,22 @@ def _handler_line(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)[1:]
     own = [f for f in frames if frames and f.filename == frames[0].filename]
     return f" (at {os.path.basename(own[-1].filename)}:{own[-1].lineno})" if own else ""
+
+
+def _fault_named_home(thread, sig: int, at: int, home: int) -> None:
+    """A fault raised by an instruction run out of line at ``at`` says so
+    in its siginfo too: SIGILL and SIGFPE carry the faulting instruction's
+    address in si_addr (the kernel's own uprobes put the probed address
+    there, ``uprobe_get_trap_addr``).  It is made ``home``, where the
+    program's instruction is, as ip is; a data address (SIGSEGV, SIGBUS)
+    is left alone, as is a signal someone sent."""
+    try:
+        info = binding.getsiginfo(thread.tid)
+    except OSError:
+        return
+    if info.si_signo == sig and info.si_code > 0 and info.fields.fault.addr == at:
+        info.fields.fault.addr = home
+        thread.pending_info = info
 
 
 def _semaphore_view(ps):

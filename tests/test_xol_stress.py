@@ -51,3 +51,20 @@ def test_every_instruction_of_a_non_pie_executable_says_what_it_skipped(build, b
     assert (out, code) == _untraced([exe, "calls", 3])
     assert probe.hits == 3 * 3
     assert any("f_sys+*': skipped 1 instruction(s)" in m and "f_sys+0x4" in m for m in said), said
+
+
+def test_a_fault_out_of_line_names_the_instruction_at_home_in_its_siginfo(build, bits):
+    """SIGFPE (and SIGILL) carry the faulting instruction's address in
+    si_addr.  ip was moved home after a fault in a slot, but si_addr kept
+    the slot's address, as the kernel reported it; the kernel's uprobes
+    put the probed address there.  Both paths: idiv is stepped, divsd
+    (a zero divisor unmasked in MXCSR) is boosted."""
+    import arch
+    x86 = arch.X86_64 if bits == 64 else arch.I386
+    assert x86.analyze(bytes.fromhex("f7f9"), 0x1000).strategy == "step"
+    assert x86.analyze(bytes.fromhex("f20f5ec1"), 0x1000).strategy == "boost"
+    exe = build("faultaddr.c", flags=("-O1",))
+    out, code, (probe,), _ = _traced([exe], [f"uprobe:{exe}:f_*+*"])
+    assert (out, code) == _untraced([exe])
+    assert out.count("si_addr home, ip home") == 4
+    assert probe.hits == 2 * (5 + 3 if bits == 64 else 5 + 6)
