@@ -842,27 +842,37 @@ class ProbeEngine(Engine):
             thread.resume()
 
     def on_signal(self, thread, sig: int) -> None:
-        """A fault raised by a boosted copy shows the slot's address; the
-        program must see its own instruction fault, at its own address,
-        with nothing done: a fault further in than the copy's start is
-        undone by its plan (a call's push before its jmp)."""
-        if sig not in _FAULTS:
-            return
+        """A signal about to be delivered where a boosted copy runs.
+
+        A fault raised by the copy shows the slot's address; the program
+        must see its own instruction fault, at its own address, with
+        nothing done: a fault further in than the copy's start is undone by
+        its plan (a call's push before its jmp).  Any other signal (one
+        that came while the thread was stopped at the probe, and is
+        delivered as it resumes into the slot) waits while the copy runs
+        to its end by single steps: its handler would see ip in the slot,
+        where no unwinder, profiler or ip check finds the program."""
         ps = thread.process.probe_state
         if ps is None or not ps.boosted:
             return
         regs = thread.get_regs()
-        ip = _arch.for_regs(regs).ip(regs)
-        home = ps.boosted.get(ip)
-        if home is None:
-            undo = ps.boost_faults.get(ip)
-            if undo is None:
-                return
-            home, plan = undo
-            plan.undo_boost(regs)
+        arch = _arch.for_regs(regs)
+        ip = arch.ip(regs)
+        if sig not in _FAULTS:
+            slot = _boosted_slot_at(ps, ip, arch) if ip in ps.xol else None
+            if slot is not None:
+                info = thread.pending_info
+                if info is None:
+                    info = binding.getsiginfo(thread.tid)
+                thread.pending_sig, thread.pending_info = 0, None
+                thread.held_signals.append((sig, info))
+                thread.xol = (_Drain(ps, ps.boosted[slot]), slot, None)
+            return
+        home = _boosted_fault_home(ps, regs, ip)
+        if home is not None:
             thread.regs_dirty = True
-        thread.set_ip(home)
-        _fault_named_home(thread, sig, ip, home)
+            thread.set_ip(home)
+            _fault_named_home(thread, sig, ip, home)
 
     def on_signal_in_step(self, thread, sig: int) -> None:
         site, slot, token = thread.xol
@@ -1261,6 +1271,57 @@ def _handler_line(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)[1:]
     own = [f for f in frames if frames and f.filename == frames[0].filename]
     return f" (at {os.path.basename(own[-1].filename)}:{own[-1].lineno})" if own else ""
+
+
+def _boosted_slot_at(ps, ip: int, arch) -> Optional[int]:
+    """The boosted slot that ``ip`` lies in, or None."""
+    for slot in range(ip, ip - arch.xol_slot_size, -1):
+        if slot in ps.boosted:
+            return slot
+    return None
+
+
+def _boosted_fault_home(ps, regs, ip: int) -> Optional[int]:
+    """Where a fault at ``ip`` in a boosted copy is the program's own: the
+    probed instruction, nothing done (``regs`` undone where the copy had
+    done something before the fault); None when ``ip`` is no place a copy
+    faults."""
+    home = ps.boosted.get(ip)
+    if home is None:
+        undo = ps.boost_faults.get(ip)
+        if undo is None:
+            return None
+        home, plan = undo
+        plan.undo_boost(regs)
+    return home
+
+
+class _Drain:
+    """Stands for a site in ``thread.xol`` while the thread runs the rest of
+    a boosted copy by single steps, a signal held until ip leaves the slot
+    (``ProbeEngine.on_signal``).  It is its own plan: each step ends the
+    run when ip is out of the slot; a fault in the copy is reported at
+    home as ``on_signal`` reports it."""
+
+    plain_step = False
+
+    def __init__(self, ps, home: int):
+        self.plan = self
+        self.addr = home
+        self._ps = ps
+
+    def post_xol(self, regs, mem, addr, slot, token) -> bool:
+        arch = _arch.for_regs(regs)
+        return not slot <= arch.ip(regs) < slot + arch.xol_slot_size
+
+    def abort_xol(self, regs, addr, slot, token) -> None:
+        # A fault (or a detach between a rep string's steps, at the slot's
+        # start): home, as a fault at a boosted copy goes.  Elsewhere in
+        # the slot something took effect, and the thread stays there.
+        arch = _arch.for_regs(regs)
+        home = _boosted_fault_home(self._ps, regs, arch.ip(regs))
+        if home is not None:
+            arch.set_ip(regs, home)
 
 
 def _fault_named_home(thread, sig: int, at: int, home: int) -> None:

@@ -5,6 +5,7 @@ compares the traced program's output and exit status with an untraced run
 and checks the hit counts."""
 
 import os
+import signal
 import subprocess
 
 from ptrace_raw.tracer import Tracer
@@ -68,3 +69,23 @@ def test_a_fault_out_of_line_names_the_instruction_at_home_in_its_siginfo(build,
     assert (out, code) == _untraced([exe])
     assert out.count("si_addr home, ip home") == 4
     assert probe.hits == 2 * (5 + 3 if bits == 64 else 5 + 6)
+
+
+def test_a_signal_met_entering_a_boosted_copy_finds_the_program_in_its_own_code(build, bits):
+    """A signal that comes while a thread is stopped at a probe (a
+    profiler's SIGPROF, most often: the trap's own CPU time ticks it) is
+    delivered as the thread resumes, into the boosted copy: its handler
+    saw ip in the tracer's slot, so a sampling profiler's pc, an unwinder
+    through the signal frame or a handler checking where it interrupted
+    found no code of the program (73% of SIGPROF samples under a probe on
+    every instruction).  The copy now runs to its end first, by single
+    steps, and the signal is delivered where the program is."""
+    exe = build("sigsample.c", flags=("-O1", "-no-pie"))
+
+    def signal_it(hit):
+        os.kill(hit.pid, signal.SIGUSR1)
+
+    out, code, (probe,), _ = _traced([exe, 5], [f"uprobe:{exe}:f+*"], signal_it)
+    assert code == 0 and probe.hits == 5 * 6
+    assert out == f"sum {sum(i + 8 for i in range(5))} own {5 * 6} elsewhere 0\n"
+
