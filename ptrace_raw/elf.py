@@ -37,6 +37,10 @@ from .sdt import SdtProbe, parse_stapsdt_notes
 _PAGE = 0x1000
 _PF_X, _PF_W = 1, 2
 _DF_1_PIE = 0x08000000
+_DF_TEXTREL = 0x4
+#: x86_64 relocation types that write 4 bytes (PC32, 32, 32S, PLT32, GOTPCREL);
+#: the others a text relocation may use write 8, and every i386 one 4
+_RELOC_4_BYTES_64 = frozenset((2, 4, 9, 10, 11))
 _SHN_UNDEF, _SHN_LORESERVE = 0, 0xFF00
 _KINDS = {1: "object", 2: "func", 10: "ifunc"}      # STT_OBJECT, STT_FUNC, STT_GNU_IFUNC
 _STT_TLS = 6
@@ -184,6 +188,10 @@ class ElfImage:
         # ET_DYN alone also describes shared libraries; the linker marks a
         # position-independent executable with DF_1_PIE.
         self.is_pie: bool = self.is_dyn and bool(flags_1 & _DF_1_PIE)
+        flags = dynamic["DT_FLAGS"].entry.d_val if "DT_FLAGS" in dynamic else 0
+        #: the loader writes into this file's code (DT_TEXTREL: non-PIC code
+        #: in a PIE or a library, common on i386)
+        self.has_text_relocations: bool = "DT_TEXTREL" in dynamic or bool(flags & _DF_TEXTREL)
 
     def __repr__(self) -> str:
         return f"<ElfImage {self.path} {self.bits}-bit{' dyn' if self.is_dyn else ''}>"
@@ -463,6 +471,44 @@ class ElfImage:
         # Of segments sharing the page, the one whose own bytes start there.
         seg = min(candidates, key=lambda s: s.offset > map_offset)
         return map_start - (seg.vaddr - seg.offset + map_offset)
+
+    @cached_property
+    def _text_relocations(self) -> tuple[list[int], list[int]]:
+        """(starts, ends) of the bytes dynamic relocations write in
+        executable segments, sorted by start."""
+        if not self.has_text_relocations:
+            return [], []
+        code = self.executable_ranges()
+        spans = []
+        try:
+            elf = ELFFile(self._data)
+            for seg in elf.iter_segments():
+                if seg["p_type"] != "PT_DYNAMIC":
+                    continue
+                for table in seg.get_relocation_tables().values():
+                    for rel in table.iter_relocations():
+                        at = rel["r_offset"]
+                        if any(lo <= at < hi for lo, hi in code):
+                            size = 4 if self.bits == 32 or rel["r_info_type"] in _RELOC_4_BYTES_64 \
+                                else 8
+                            spans.append((at, at + size))
+        except (_PyElfError, struct.error, ValueError) as e:
+            raise ElfError(f"{self.path}: unreadable relocations: {e}") from None
+        spans.sort()
+        return [a for a, _ in spans], [b for _, b in spans]
+
+    def relocated(self, lo: int, hi: int) -> bool:
+        """Whether the loader writes any byte of [lo, hi) (file vaddrs) as it
+        relocates: the code that runs there is not the file's."""
+        starts, ends = self._text_relocations
+        i = bisect.bisect_left(starts, hi)
+        # Relocated words are at most 8 bytes: one starting 8 before lo at
+        # the earliest can reach into the range.
+        while i > 0 and starts[i - 1] > lo - 8:
+            i -= 1
+            if ends[i] > lo:
+                return True
+        return False
 
     def executable_ranges(self) -> list[tuple[int, int]]:
         """[start, end) file vaddrs of executable PT_LOAD segments: where a

@@ -434,6 +434,11 @@ class InlineProbes:
                 if addr <= home < addr + length and slot <= ip < slot + ps.xol.slot_size:
                     raise _Fallback(f"thread {thread.tid} is running a copy of an instruction "
                                     "the patch covers")
+        if image.relocated(vaddr, vaddr + length):
+            # The file's bytes are not what runs there, and the loader may
+            # yet write into the jump.
+            raise _Fallback("the loader relocates some of the bytes to patch "
+                            "(a text relocation)")
         orig = original_code(image, vaddr, length)
         area = ps.xol.area_near(proc, proc.stopped_thread(), addr, arch, 1)
         try:

@@ -407,7 +407,10 @@ class ProbeEngine(Engine):
         for place in found:
             code = original_code(image, place.vaddr, arch.max_insn_len)
             try:
-                out.append((place.vaddr + bias, arch.analyze(code, place.vaddr + bias), place))
+                plan = arch.analyze(code, place.vaddr + bias)
+                if image.relocated(place.vaddr, place.vaddr + plan.length):
+                    plan = _RelocatedPlan(arch, plan, place.vaddr + bias, code[:1])
+                out.append((place.vaddr + bias, plan, place))
             except _arch.UnsupportedInstruction as exc:
                 if spec.offset != "*":
                     raise ProbeError(f"probe '{spec.text}' at {place.label}: {exc.reason} "
@@ -1271,6 +1274,63 @@ def _handler_line(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)[1:]
     own = [f for f in frames if frames and f.filename == frames[0].filename]
     return f" (at {os.path.basename(own[-1].filename)}:{own[-1].lineno})" if own else ""
+
+
+class _RelocatedPlan:
+    """The plan of an instruction the loader writes into as it relocates
+    (a text relocation: non-PIC code in a PIE or a library, common on
+    i386): the file's bytes are not what runs, and a copy of them loads
+    or jumps where the unrelocated operand says.  The probe is set before
+    the loader relocates, so the instruction is planned again from the
+    tracee's memory at its first hit (its first byte, where the int3 is,
+    is the file's: relocations write operands).  It is never boosted (a
+    boosted slot is written when the probe is set): it is emulated, or
+    stepped, by the plan of the bytes that run."""
+
+    strategy = "emulate"
+    boostable = False
+    plain_step = False
+    boost_fault_at = 0
+
+    def __init__(self, arch, file_plan, addr: int, first: bytes):
+        self.length = file_plan.length
+        self.text = file_plan.text
+        self._file_plan = file_plan
+        self._arch = arch
+        self._addr = addr
+        self._first = first
+        self._plan = None
+
+    def __repr__(self):
+        return f"<relocated {self._plan or self.text!r}>"
+
+    def next_ip(self, addr):
+        return None
+
+    def _loaded(self, mem):
+        if self._plan is None:
+            code = self._first + mem.read(self._addr + 1, self.length - 1)
+            try:
+                self._plan = self._arch.analyze(code, self._addr)
+            except _arch.UnsupportedInstruction:
+                self._plan = self._file_plan  # what the file says is all there is
+        return self._plan
+
+    def emulate(self, regs, mem) -> bool:
+        plan = self._loaded(mem)
+        return plan.strategy == "emulate" and plan.emulate(regs, mem)
+
+    def step_code(self, addr, slot):
+        return self._plan.step_code(addr, slot)
+
+    def pre_xol(self, regs, addr, slot):
+        return self._plan.pre_xol(regs, addr, slot)
+
+    def post_xol(self, regs, mem, addr, slot, token):
+        return self._plan.post_xol(regs, mem, addr, slot, token)
+
+    def abort_xol(self, regs, addr, slot, token):
+        self._plan.abort_xol(regs, addr, slot, token)
 
 
 def _boosted_slot_at(ps, ip: int, arch) -> Optional[int]:

@@ -89,3 +89,30 @@ def test_a_signal_met_entering_a_boosted_copy_finds_the_program_in_its_own_code(
     assert code == 0 and probe.hits == 5 * 6
     assert out == f"sum {sum(i + 8 for i in range(5))} own {5 * 6} elsewhere 0\n"
 
+
+def test_code_the_loader_relocates_is_run_as_relocated(build, bits):
+    """A library of non-PIC code (DT_TEXTREL; on i386 the loader writes an
+    absolute address into ``add tr_value,%eax`` and a callee's offset into
+    ``call tr_helper``; on x86_64 into ``movabs $tr_value``).  The plans
+    came from the file's bytes, so the copy loaded from the unrelocated
+    address (SIGSEGV) and a relocated call went nowhere; they are planned
+    from memory at the first hit now.  An inline counter there falls back
+    to an int3: its jump would be written over bytes the loader changes,
+    and detach would write the file's bytes back."""
+    lib = build_c("textrel.c", bits, ("-O2", "-shared"), name="textrel.so")
+    exe = build("libuser.c", flags=("-O0", "-fno-builtin"), libs=("-ldl",))
+    argv = [exe, lib, 3]
+    out, code, probes, _ = _traced(argv, [f"uprobe:{lib}:plugin_work+*"]
+                                   + ([f"uprobe:{lib}:tr_helper+*"] if bits == 32 else []))
+    assert (out, code) == _untraced(argv)
+    assert [p.hits for p in probes] == ([3 * 6, 3 * 3] if bits == 32 else [3 * 4])
+    said = []
+    r, w = pipe_pair()
+    with Tracer(on_message=said.append) as t:
+        proc = t.spawn([str(a) for a in argv], stdout=w)
+        os.close(w)
+        counter = t.count(f"uprobe:{lib}:plugin_work")
+        t.run()
+    assert (r.read(), proc.exit_code) == _untraced(argv)
+    assert not counter.inline and counter.value == 3
+    assert any("text relocation" in m for m in said), said
