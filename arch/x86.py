@@ -35,6 +35,7 @@ SCRATCH = (
     (3, "rbx", frozenset(("rbx", "ebx", "bx", "bl", "bh"))),
 )
 
+_WORD16 = struct.Struct("<H")
 _LOOPS = {0xe0: "loopne", 0xe1: "loope", 0xe2: "loop", 0xe3: "jrcxz"}
 _STRING_OPS = frozenset((0xa4, 0xa5, 0xa6, 0xa7, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf))
 
@@ -174,14 +175,19 @@ class X86(Arch):
         return None
 
     def _push(self, ins, enc, code, text, addr):
-        if enc.kind != "legacy" or enc.map != ONE_BYTE or enc.prefixes:
+        """push reg, and pushf in every form: a pushf stepped as a plain
+        copy would save the tracer's TF, so none is left to the copy plan
+        (pushfw, 0x66 without REX.W, pushes 2 bytes; other prefixes do
+        nothing to it)."""
+        if enc.kind != "legacy" or enc.map != ONE_BYTE:
             return None
-        if 0x50 <= enc.op <= 0x57:
+        if 0x50 <= enc.op <= 0x57 and not enc.prefixes:
             field = GPR_FIELDS[(enc.op & 7) | (enc.rex & 1) << 3]
             return PushPlan(self._mode, code, text, field, self._mode.mask)
         if enc.op == 0x9c:
+            word = _WORD16 if 0x66 in enc.prefixes and not enc.rex & 8 else None
             return PushPlan(self._mode, code, text, "eflags",
-                            value_mask_without_trap_flags(self._mode.mask))
+                            value_mask_without_trap_flags(self._mode.mask), word)
         return None
 
     def _branch(self, ins, enc, code, text, addr):

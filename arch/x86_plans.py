@@ -128,15 +128,20 @@ class PushPlan(X86Plan):
     out of reading the register before moving sp.  pushf stores the flags
     without TF/RF/VM: a stepped pushf would leak the tracer's TF.  Boosted,
     the copy pushes for itself (no tracer TF is set when it runs), and a
-    push that hits a guard page faults as the program's own would."""
+    push that hits a guard page faults as the program's own would.
+    ``word`` is the pushed word's packer when it is not the stack word's
+    (pushfw, a 0x66-prefixed pushf, pushes 2 bytes)."""
 
     strategy = "emulate"
     boostable = True
 
-    def __init__(self, mode, code, text, field: str, value_mask: int):
+    def __init__(self, mode, code, text, field: str, value_mask: int,
+                 word: Optional[struct.Struct] = None):
         super().__init__(mode, code, text)
         self._field = field
-        self._value_mask = value_mask & mode.mask
+        self._word = word or mode.word
+        self._word_size, self._pack_word = self._word.size, self._word.pack
+        self._value_mask = value_mask & mode.mask & ((1 << 8 * self._word.size) - 1)
         self._clear_tf = value_mask != mode.mask
 
     def emulate(self, regs, mem):
@@ -154,7 +159,7 @@ class PushPlan(X86Plan):
     def post_xol(self, regs, mem, addr, slot, token):
         if self._clear_tf:
             sp = regs.rsp & self._mask
-            word = self._mode.word
+            word = self._word
             value = word.unpack(mem.read(sp, word.size))[0]
             mem.write(sp, word.pack(value & self._value_mask))
         return super().post_xol(regs, mem, addr, slot, token)

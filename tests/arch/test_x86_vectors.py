@@ -255,6 +255,30 @@ def test_pushf_step_path_clears_tf_in_the_pushed_image():
     assert (mem.word(SP - 8, 8), r.rsp, r.rip) == (0x246, SP - 8, V + 1)
 
 
+@pytest.mark.parametrize("arch, code, sp, size", [
+    (X86_64, "669c", SP, 2), (X86_64, "f39c", SP, 8), (X86_64, "66489c", SP, 8),
+    (I386, "669c", SP32, 2), (I386, "3e9c", SP32, 4)],
+    ids=["pushfw", "rep-pushfq", "rexw-pushfq", "pushfw-32", "ds-pushfd"])
+def test_a_prefixed_pushf_is_a_push_of_the_flags_and_its_step_clears_tf(arch, code, sp, size):
+    """pushf with a prefix (pushfw, 0x66 without REX.W, pushes 2 bytes) was
+    a plain copy: boosted it pushed the right image, but its step path,
+    every plan's fallback, left the tracer's TF in the pushed word, and
+    the popf after it set TF in the program (a signal met as the thread
+    entered its boosted copy took that path, and the program died)."""
+    addr, slot = (V, SLOT) if arch is X86_64 else (V32, SLOT32)
+    n = len(h(code))
+    r, mem = emulate(arch, code, addr, sp, eflags=0x246 | TF | 0x10000)
+    assert (r.rip, r.rsp, mem.word(sp - size, size)) == (addr + n, sp - size, 0x246)
+    r = make_regs(rsp=sp, eflags=0x246)
+
+    def pushf_under_singlestep(regs, mem):
+        regs.rsp -= size
+        mem.write(regs.rsp, (0x346).to_bytes(size, "little"))
+        regs.rip += n
+    _, mem = step(arch, code, addr, slot, r, pushf_under_singlestep)
+    assert (mem.word(sp - size, size), r.rsp, r.rip) == (0x246, sp - size, addr + n)
+
+
 # (id, bytes, rewritten copy, scratch)
 RIPREL = [
     ("28", "488b0500100000", "488b8600100000", "rsi"),
