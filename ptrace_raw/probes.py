@@ -785,6 +785,19 @@ class ProbeEngine(Engine):
         thread.xol = (site, slot, token)
         thread.singlestep()
 
+    def _step_on_resume(self, thread, ps, site) -> None:
+        """``_step`` but for the resume: the thread's next resume (which
+        single-steps a thread with ``xol`` set) takes the step."""
+        slot = self._step_slot(thread, ps, site)
+        plan = site.plan
+        token = None
+        if plan.plain_step:
+            thread.set_ip(slot)
+        else:
+            token = plan.pre_xol(thread.get_regs(), site.addr, slot)
+            thread.regs_dirty = True
+        thread.xol = (site, slot, token)
+
     @staticmethod
     def _step_slot(thread, ps, site) -> int:
         """The thread's step slot, holding ``site``'s copy."""
@@ -852,9 +865,12 @@ class ProbeEngine(Engine):
         nothing done: a fault further in than the copy's start is undone by
         its plan (a call's push before its jmp).  Any other signal (one
         that came while the thread was stopped at the probe, and is
-        delivered as it resumes into the slot) waits while the copy runs
-        to its end by single steps: its handler would see ip in the slot,
-        where no unwinder, profiler or ip check finds the program."""
+        delivered as it resumes into the slot) waits until the instruction
+        has run: its handler would see ip in the slot, where no unwinder,
+        profiler or ip check finds the program.  At the slot's start the
+        instruction runs by its step path instead (which keeps a stepped
+        pushf from saving the trap flag); further in, only the slot's own
+        jumps (and a call's push) are left, and they are stepped through."""
         ps = thread.process.probe_state
         if ps is None or not ps.boosted:
             return
@@ -863,13 +879,21 @@ class ProbeEngine(Engine):
         ip = arch.ip(regs)
         if sig not in _FAULTS:
             slot = _boosted_slot_at(ps, ip, arch) if ip in ps.xol else None
-            if slot is not None:
-                info = thread.pending_info
-                if info is None:
-                    info = binding.getsiginfo(thread.tid)
-                thread.pending_sig, thread.pending_info = 0, None
-                thread.held_signals.append((sig, info))
-                thread.xol = (_Drain(ps, ps.boosted[slot]), slot, None)
+            if slot is None:
+                return
+            home = ps.boosted[slot]
+            site = ps.bps.sites.get(home)
+            if ip == slot and (site is None or site.boost_slot != slot):
+                return  # its probe is gone: the copy alone knows what to run
+            info = thread.pending_info
+            if info is None:
+                info = binding.getsiginfo(thread.tid)
+            thread.pending_sig, thread.pending_info = 0, None
+            thread.held_signals.append((sig, info))
+            if ip == slot:
+                self._step_on_resume(thread, ps, site)
+            else:
+                thread.xol = (_Drain(ps, home), slot, None)
             return
         home = _boosted_fault_home(ps, regs, ip)
         if home is not None:
@@ -1359,9 +1383,10 @@ def _boosted_fault_home(ps, regs, ip: int) -> Optional[int]:
 class _Drain:
     """Stands for a site in ``thread.xol`` while the thread runs the rest of
     a boosted copy by single steps, a signal held until ip leaves the slot
-    (``ProbeEngine.on_signal``).  It is its own plan: each step ends the
-    run when ip is out of the slot; a fault in the copy is reported at
-    home as ``on_signal`` reports it."""
+    (``ProbeEngine.on_signal``): past the copied instruction, only the
+    slot's jumps and a call's push of its return address.  It is its own
+    plan: each step ends the run when ip is out of the slot; a fault is
+    reported at home as ``on_signal`` reports it."""
 
     plain_step = False
 
@@ -1375,9 +1400,9 @@ class _Drain:
         return not slot <= arch.ip(regs) < slot + arch.xol_slot_size
 
     def abort_xol(self, regs, addr, slot, token) -> None:
-        # A fault (or a detach between a rep string's steps, at the slot's
-        # start): home, as a fault at a boosted copy goes.  Elsewhere in
-        # the slot something took effect, and the thread stays there.
+        # A fault where a boosted copy's fault can be: home, undone, as
+        # on_signal reports it.  Elsewhere in the slot (a detach between
+        # steps) the thread stays: the slot stays mapped.
         arch = _arch.for_regs(regs)
         home = _boosted_fault_home(self._ps, regs, arch.ip(regs))
         if home is not None:

@@ -1,7 +1,9 @@
 /* A SIGUSR1 handler that looks at where the signal interrupted the program,
  * as a sampling profiler does: in the program's own code, or elsewhere.
  * f's instructions are each boosted or emulated by a probe (a push, a
- * rip-relative load, arithmetic, a call, a pop, a ret).
+ * rip-relative load, arithmetic, a call, a pop, a ret), but popf, which
+ * is stepped; pushf stores the flags where a stepped copy would leak the
+ * trap flag, which popf then sets.
  * Usage: sigsample N -- calls f N times and prints the sum and the
  * counts of samples in and outside the program's code. */
 #define _GNU_SOURCE
@@ -19,13 +21,13 @@ long base_value = 7;
 #define IP REG_RIP
 __asm__(".text\n .globl f\n .type f,@function\n"
         "f: push %rbx\n mov base_value(%rip),%rax\n add %rdi,%rax\n call g\n"
-        " pop %rbx\n ret\n .size f,.-f\n"
+        " pushf\n popf\n pop %rbx\n ret\n .size f,.-f\n"
         "g: lea 1(%rax),%rax\n ret\n");
 #else
 #define IP REG_EIP
 __asm__(".text\n .globl f\n .type f,@function\n"
         "f: push %ebx\n mov base_value,%eax\n add 8(%esp),%eax\n call g\n"
-        " pop %ebx\n ret\n .size f,.-f\n"
+        " pushf\n popf\n pop %ebx\n ret\n .size f,.-f\n"
         "g: lea 1(%eax),%eax\n ret\n");
 #endif
 
