@@ -853,6 +853,14 @@ class ProbeEngine(Engine):
             # address.
             plan.abort_xol(regs, site.addr, slot, token)
         thread.xol = None
+        if thread.held_signals and resume:
+            ps = thread.process.probe_state
+            arch = thread.arch
+            if arch.ip(regs) == ps.xol.trampoline:
+                # A ret that returns through a return probe: a held signal
+                # would find the thread at the trampoline, so the return
+                # is taken first, as its int3 would take it.
+                self._return_hit(thread, regs, arch, ps, not thread.process.silent)
         thread.release_held()
         if resume:
             thread.resume()

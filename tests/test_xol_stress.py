@@ -78,16 +78,31 @@ def test_a_signal_met_entering_a_boosted_copy_finds_the_program_in_its_own_code(
     saw ip in the tracer's slot, so a sampling profiler's pc, an unwinder
     through the signal frame or a handler checking where it interrupted
     found no code of the program (73% of SIGPROF samples under a probe on
-    every instruction).  The copy now runs to its end first, by single
-    steps, and the signal is delivered where the program is."""
+    every instruction).  The instruction now runs first, by its step path
+    (a pushf's step keeps the trap flag out of the image popf loads), and
+    a ret that lands on the return probe's trampoline takes the return
+    before the signal; each handler then finds the program where it is."""
     exe = build("sigsample.c", flags=("-O1", "-no-pie"))
+    rets = []
 
     def signal_it(hit):
         os.kill(hit.pid, signal.SIGUSR1)
 
-    out, code, (probe,), _ = _traced([exe, 5], [f"uprobe:{exe}:f+*"], signal_it)
-    assert code == 0 and probe.hits == 5 * 8
-    assert out == f"sum {sum(i + 8 for i in range(5))} own {5 * 8} elsewhere 0\n"
+    def returned(hit):
+        rets.append(hit.retval)
+        signal_it(hit)
+
+    said = []
+    r, w = pipe_pair()
+    with Tracer(on_message=said.append) as t:
+        proc = t.spawn([str(exe), "5"], stdout=w)
+        os.close(w)
+        probe = t.add_probe(f"uprobe:{exe}:f+*", signal_it)
+        t.add_probe(f"uretprobe:{exe}:f", returned)
+        t.run()
+    assert proc.exit_code == 0 and probe.hits == 5 * 8 and not said
+    assert rets == [i + 8 for i in range(5)]
+    assert r.read() == f"sum {sum(rets)} own {5 * 8 + 5} elsewhere 0\n"
 
 
 def test_code_the_loader_relocates_is_run_as_relocated(build, bits):
