@@ -35,7 +35,7 @@ from .params import format_value, function_params
 from .resolve import original_code, places
 from .specs import parse_spec
 from .thread import IP_OFFSET
-from .unwind import unwind
+from .unwind import function_size, unwind
 from .xol import XolError, XolSpace
 
 _ARCH_BY_BITS = {64: _arch.X86_64, 32: _arch.I386}
@@ -403,7 +403,8 @@ class ProbeEngine(Engine):
         found = probe.places.get((image, ifuncs_as_here))
         if found is None:
             found = probe.places[image, ifuncs_as_here] = places(
-                spec, image, arch, probe.note, resolve_ifuncs=ifuncs_as_here)
+                spec, image, arch, probe.note, resolve_ifuncs=ifuncs_as_here,
+                size_of=lambda vaddr: function_size(image.path, vaddr))
         for place in found:
             code = original_code(image, place.vaddr, arch.max_insn_len)
             try:

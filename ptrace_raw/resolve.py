@@ -50,10 +50,13 @@ def _functions(spec, image: ElfImage):
         raise ProbeError(f"probe '{spec.text}': {exc}") from None
 
 
-def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True) -> List[Place]:
+def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True,
+           size_of=None) -> List[Place]:
     """File virtual addresses of ``spec`` in ``image``.  IFUNCs stand for
     the implementation their resolver selects here (see ifunc.py) unless
-    ``resolve_ifuncs`` is false: the tracee's selection may differ."""
+    ``resolve_ifuncs`` is false: the tracee's selection may differ.
+    ``size_of(vaddr)`` gives the size of an implementation no symbol sizes
+    (from its call-frame information), or 0."""
     warn = warn or (lambda msg: print(f"ptrace-raw: probe '{spec.text}': {msg}", file=sys.stderr))
     notes = image.separate_debug.notes
     try:
@@ -94,7 +97,8 @@ def _places(spec, image: ElfImage, arch, warn, resolve_ifuncs: bool) -> List[Pla
                 if sharing and not spec.is_glob:
                     warn(f"{sym.name} is the same function as {_names(sharing)} on this "
                          "machine: calls to any of them are hits")
-                sym = sym._replace(value=impl, size=_size_at(image, impl), kind="func")
+                size = _size_at(image, impl) or (size_of(impl) if size_of else 0)
+                sym = sym._replace(value=impl, size=size, kind="func")
         if spec.offset == "*":
             if not sym.size:
                 if spec.is_glob:

@@ -124,6 +124,19 @@ class ImageCfi:
         if debug_frame is not None:
             self.sections.append(debug_frame)
 
+    def function_size(self, vaddr: int) -> int:
+        """The length of the code an FDE describes from exactly ``vaddr``
+        (a function's extent where no symbol gives it, as for an IFUNC's
+        implementation in a stripped library), or 0."""
+        for section in self.sections:
+            try:
+                fde = section.fde_at(vaddr)
+            except (DWARFError, ELFError, struct.error, ValueError):
+                continue
+            if fde is not None and fde.header["initial_location"] == vaddr:
+                return fde.header["address_range"]
+        return 0
+
     def row_at(self, vaddr: int) -> Optional[_Row]:
         """The CFI row for ``vaddr``, or None when no FDE covers it."""
         for section in self.sections:
@@ -209,6 +222,15 @@ def image_cfi(source, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Image
     path = os.fspath(source)
     st = os.stat(path)
     return _image(path, st.st_size, st.st_mtime_ns, debug_dirs)
+
+
+def function_size(path, vaddr: int) -> int:
+    """``ImageCfi.function_size`` of the file at ``path``; 0 when its CFI
+    cannot be read."""
+    try:
+        return image_cfi(path).function_size(vaddr)
+    except (OSError, ELFError, DWARFError):
+        return 0
 
 
 class _StopUnwinding(Exception):

@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from ptrace_raw.tracer import Tracer
 from tests.conftest import build_c
 from tests.tracing import pipe_pair
@@ -131,3 +133,80 @@ def test_code_the_loader_relocates_is_run_as_relocated(build, bits):
     assert (r.read(), proc.exit_code) == _untraced(argv)
     assert not counter.inline and counter.value == 3
     assert any("text relocation" in m for m in said), said
+
+
+_LIBC_FUNCTIONS = ("strlen", "memcpy", "memset", "strcmp", "strchr", "memchr")
+
+
+def _implementations(exe, arch):
+    """{name: (library path, file vaddr, instruction addresses)} of the
+    string functions the tracee's libc selects on this CPU (the tracee
+    tells, with dlsym), sized by their call-frame information; one with
+    no FDE of its own is left out."""
+    from ptrace_raw.elf import ElfImage
+    from ptrace_raw.unwind import image_cfi
+
+    def function_size(path, vaddr):
+        for section in image_cfi(path).sections:
+            fde = section.fde_at(vaddr)
+            if fde is not None and fde.header["initial_location"] == vaddr:
+                return fde.header["address_range"]
+        return 0
+
+    out = {}
+    lines = subprocess.run([str(exe), "--addrs"], capture_output=True, text=True).stdout
+    for line in lines.splitlines():
+        name, path, off = line.split()
+        vaddr = int(off, 16)
+        size = function_size(path, vaddr)
+        if size:
+            code = ElfImage.open(path).read(vaddr, size)
+            out[name] = (path, vaddr, [i.addr for i in arch.decode(code, vaddr)])
+    return out
+
+
+def test_every_instruction_of_libcs_string_implementations(build, bits):
+    """The IFUNC-selected implementations (AVX2/EVEX/SSE variants here)
+    probed on every instruction, for lengths and alignments that take
+    their vector loops, tails and page-cross paths: output unchanged, and
+    each entry hit as often as an entry probe alone counts it, at least
+    once per call the program makes.  On x86_64 as ``libc:strlen+*``: the
+    tracer resolves the IFUNC and sizes the stripped implementation by its
+    FDE (it said "no size recorded" and probed nothing); on i386, whose
+    libc the tracer cannot load to resolve, by address, from the tracee's
+    own dlsym."""
+    import arch as _arch
+    x86 = _arch.X86_64 if bits == 64 else _arch.I386
+    exe = build("libcstress.c", flags=("-O1", "-fno-builtin"), libs=("-ldl",))
+    impls = _implementations(exe, x86)
+    if not impls:
+        pytest.skip("no string implementation of this libc has an FDE of its own")
+    argv = [exe, 1]
+    entries = {}
+    for name, (path, vaddr, _) in impls.items():
+        entries[vaddr] = name
+    counts = {}
+
+    def count(hit):
+        mod = hit.thread.process.probe_state.modules.find(hit.ip)
+        off = hit.ip - mod.bias
+        counts[off] = counts.get(off, 0) + 1
+
+    if bits == 64:
+        specs = [f"uprobe:libc:{name}+*" for name in impls]
+    else:
+        specs = [f"uprobe:{path}:{a:#x}" for path, _, addrs in impls.values()
+                 for a in addrs if len(addrs) < 300]
+    out, code, probes, said = _traced(argv, specs, count)
+    if any("could not be found here" in m for m in said):
+        pytest.skip("the tracer cannot run this libc's IFUNC resolvers")
+    assert (out, code) == _untraced(argv)
+    assert not any("no size" in m for m in said), said
+    _, _, alone, _ = _traced(argv, [f"uprobe:{path}:{vaddr:#x}"
+                                    for path, vaddr, _ in impls.values()])
+    calls = {"strlen": 45, "memcpy": 45, "memset": 45, "strcmp": 90, "strchr": 90, "memchr": 45}
+    for (name, (_, vaddr, addrs)), entry in zip(impls.items(), alone):
+        if bits == 32 and len(addrs) >= 300:
+            continue
+        assert counts.get(vaddr) == entry.hits >= calls[name], name
+        assert len([a for a in addrs if a in counts]) > 10, name
