@@ -93,7 +93,11 @@ THREE_BYTE_38_REFUSED = {
 }
 
 #: near branches, where a 0x66 prefix means rel16/ip16 on AMD and is ignored
-#: on Intel: no single behaviour to emulate or relocate
+#: on Intel: no single behaviour to emulate or relocate.  Unless REX.W is
+#: there too, which takes precedence on both: ``66 66 48 e8`` is the padded
+#: ``call __tls_get_addr`` of every general-dynamic TLS access in -fPIC code.
+#: Not ``ret imm16`` though: capstone 5 reads a 4-byte immediate for
+#: ``66 48 c2`` (7 bytes where the CPU and objdump see 5)
 _NEAR_BRANCHES_1 = frozenset([*range(0x70, 0x80), 0xe0, 0xe1, 0xe2, 0xe3,
                               0xe8, 0xe9, 0xeb, 0xc2, 0xc3])
 _NEAR_BRANCHES_2 = frozenset(range(0x80, 0x90))
@@ -112,13 +116,13 @@ def refusal(enc: Encoding, bits: int) -> Optional[str]:
         reason = (ONE_BYTE_REFUSED.get(op)
                   or (ONE_BYTE_REFUSED_64 if bits == 64 else ONE_BYTE_REFUSED_32).get(op)
                   or GROUP_REFUSED.get((op, enc.reg)))
-        if reason is None and 0x66 in enc.prefixes and (
+        if reason is None and 0x66 in enc.prefixes and (not enc.rex & 8 or op == 0xc2) and (
                 op in _NEAR_BRANCHES_1 or (op == 0xff and enc.reg in (2, 4))):
             reason = OPSIZE_BRANCH
         return reason
     if enc.map == MAP_0F:
         reason = TWO_BYTE_REFUSED.get(op)
-        if reason is None and 0x66 in enc.prefixes and op in _NEAR_BRANCHES_2:
+        if reason is None and 0x66 in enc.prefixes and not enc.rex & 8 and op in _NEAR_BRANCHES_2:
             reason = OPSIZE_BRANCH
         return reason
     if enc.map == MAP_0F38:

