@@ -883,11 +883,9 @@ class ProbeEngine(Engine):
         ps = thread.process.probe_state
         if ps is None or not ps.boosted:
             return
-        regs = thread.get_regs()
-        arch = _arch.for_regs(regs)
-        ip = arch.ip(regs)
         if sig not in _FAULTS:
-            slot = _boosted_slot_at(ps, ip, arch) if ip in ps.xol else None
+            ip = thread.get_ip()
+            slot = _boosted_slot_at(ps, ip, thread.arch) if ip in ps.xol else None
             if slot is None:
                 return
             home = ps.boosted[slot]
@@ -904,6 +902,8 @@ class ProbeEngine(Engine):
             else:
                 thread.xol = (_Drain(ps, home), slot, None)
             return
+        regs = thread.get_regs()
+        ip = _arch.for_regs(regs).ip(regs)
         home = _boosted_fault_home(ps, regs, ip)
         if home is not None:
             thread.regs_dirty = True
