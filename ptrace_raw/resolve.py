@@ -60,7 +60,7 @@ def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True,
     warn = warn or (lambda msg: print(f"ptrace-raw: probe '{spec.text}': {msg}", file=sys.stderr))
     notes = image.separate_debug.notes
     try:
-        found = _places(spec, image, arch, warn, resolve_ifuncs)
+        found = _places(spec, image, arch, warn, resolve_ifuncs, size_of)
     except ProbeError as exc:
         # A debug file refused is often why the spec names nothing, and a
         # spec checked before tracing says nothing else.
@@ -72,7 +72,7 @@ def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True,
     return found
 
 
-def _places(spec, image: ElfImage, arch, warn, resolve_ifuncs: bool) -> List[Place]:
+def _places(spec, image: ElfImage, arch, warn, resolve_ifuncs: bool, size_of) -> List[Place]:
     if spec.address is not None:
         return [_checked_address(spec, image, arch)]
     if spec.provider is not None:
