@@ -51,7 +51,8 @@ def _opcode_set(spec: str) -> frozenset:
 
 # kprobes ``can_boost``: one-byte opcodes that never boost (branches, calls,
 # traps, x87 whose FPU ip would record the slot, group 3/4/5 with their
-# faulting and branching members, prefixes-as-opcodes) ...
+# faulting and branching members, prefixes-as-opcodes; group 3's test is
+# let through in ``_boostable``) ...
 _NO_BOOST_1 = _opcode_set("62 70-7f 9a cc-ce d6 d8-df e0-e3 e8 e9 eb f0-f4 f6 f7 fe ff")
 # ... and its ``twobyte_is_boostable`` bitmap, as the set of 0f xx that
 # boost.  That bitmap dates from when most SSE opcodes were undefined and
@@ -78,6 +79,10 @@ def _boostable(enc: Encoding, op: int) -> bool:
         return op in _BOOST_0F
     if op == 0xff:
         return enc.reg == 4
+    if op in (0xf6, 0xf7):
+        # Group 3's test (/0, and its alias /1) only reads and sets flags;
+        # not, neg, mul and div stay stepped, as kprobes has the group.
+        return enc.reg in (0, 1)
     if op in _SHIFT_GROUPS:
         return enc.reg != 6
     return op not in _NO_BOOST_1 and op != 0x9d

@@ -359,6 +359,29 @@ def test_boost_reencodes_riprel_for_the_slot():
     assert plan.boost_code(V, FAR_SLOT) is None
 
 
+@pytest.mark.parametrize("arch, code, boost", [
+    (X86_64, "f7c701000000", True), (X86_64, "f6c201", True), (X86_64, "48f7c2ff000000", True),
+    (X86_64, "f6c8ff", True), (I386, "f744240401000000", True),
+    (X86_64, "f7d8", False), (X86_64, "48f7f1", False), (X86_64, "f6d0", False),
+    (I386, "f75c2404", False)],
+    ids=["test-edi", "test-dl", "test-rdx", "test-f6-1", "i386-test-mem", "neg", "div", "not",
+         "i386-neg-mem"])
+def test_group_3_boosts_its_test_and_steps_the_rest(arch, code, boost):
+    """test (/0, /1) only reads and sets flags, so a copy and a jump back
+    do it in one stop (1,635 test instructions of 64-bit libc took two);
+    not, neg, mul and div keep their step, as kprobes keeps group 3."""
+    plan = arch.analyze(h(code), V if arch is X86_64 else V32)
+    assert plan.strategy == ("boost" if boost else "step")
+
+
+def test_a_rip_relative_test_boosts_with_its_displacement_moved():
+    plan = X86_64.analyze(h("f7050010000001000000"), V)
+    assert plan.strategy == "boost"
+    code = plan.boost_code(V, SLOT)
+    assert code[:2] == h("f705") and code[6:10] == h("01000000")
+    assert int.from_bytes(code[2:6], "little", signed=True) + SLOT + 10 == V + 10 + 0x1000
+
+
 @pytest.mark.parametrize("arch, code", [(X86_64, "55"), (X86_64, "4155"), (X86_64, "9c"),
                                         (I386, "55"), (I386, "9c")],
                          ids=["push-rbp", "push-r13", "pushfq", "push-ebp", "pushfd"])
