@@ -78,7 +78,9 @@ def _boostable(enc: Encoding, op: int) -> bool:
     if enc.map == MAP_0F:
         return op in _BOOST_0F
     if op == 0xff:
-        return enc.reg == 4
+        # jmp r/m (4), and push r/m (6): its memory operand is read, and
+        # any fault raised, before rsp moves, at the copy's start.
+        return enc.reg in (4, 6)
     if op in (0xf6, 0xf7):
         # Group 3's test (/0, and its alias /1) only reads and sets flags;
         # not, neg, mul and div stay stepped, as kprobes has the group.
