@@ -244,40 +244,54 @@ def _find_separate(path: str, size: int, mtime_ns: int,
         return SeparateDebug(None, (f"cannot read the build ID or debug link of {path}: {exc}",))
     notes = []
     if build_id:
-        for d in debug_dirs:
-            candidate = os.path.join(d, ".build-id", build_id[:2], build_id[2:] + ".debug")
-            if not os.path.isfile(candidate):
-                continue
-            try:
-                with open(candidate, "rb") as f:
-                    theirs = _links(ELFFile(f))[0]
-            except (OSError, ELFError) as exc:
-                notes.append(f"{candidate} is not a readable ELF file ({exc}): not used")
-                continue
-            if theirs == build_id:
-                return SeparateDebug(candidate, tuple(notes))
-            notes.append(f"{candidate} is not the debug file of {path} (build ID {theirs}, "
-                         f"not {build_id}): not used")
+        found = _first_matching(
+            [os.path.join(d, ".build-id", build_id[:2], build_id[2:] + ".debug")
+             for d in debug_dirs],
+            _build_id_of, build_id,
+            lambda theirs: f"is not the debug file of {path} (build ID {theirs}, not {build_id})",
+            notes)
+        if found is not None:
+            return SeparateDebug(found, tuple(notes))
     if link is not None:
         name, crc = link
         here = os.path.dirname(path)
         places = [os.path.join(here, name), os.path.join(here, ".debug", name)]
         places += [os.path.join(d, here.lstrip("/"), name) for d in debug_dirs]
-        for candidate in places:
-            # The link may name the file itself (.debug/NAME, or the file
-            # in the debug directory): gdb does not take it for its own.
-            if not os.path.isfile(candidate) or os.path.samefile(candidate, path):
-                continue
-            try:
-                theirs = _crc32(candidate)
-            except OSError as exc:
-                notes.append(f"{candidate} cannot be read ({exc.strerror}): not used")
-                continue
-            if theirs == crc:
-                return SeparateDebug(candidate, tuple(notes))
-            notes.append(f"{candidate} does not match {path} (CRC {theirs:#010x}, its "
-                         f".gnu_debuglink says {crc:#010x}): not used")
+        # The link may name the file itself (.debug/NAME, or the file in
+        # the debug directory): gdb does not take it for its own.
+        places = [p for p in places if not (os.path.isfile(p) and os.path.samefile(p, path))]
+        found = _first_matching(
+            places, _crc32, crc,
+            lambda theirs: (f"does not match {path} (CRC {theirs:#010x}, its "
+                            f".gnu_debuglink says {crc:#010x})"),
+            notes)
+        if found is not None:
+            return SeparateDebug(found, tuple(notes))
     return SeparateDebug(None, tuple(notes))
+
+
+def _first_matching(candidates, key_of, wanted, differs, notes: list) -> Optional[str]:
+    """The first existing candidate whose ``key_of(path)`` is ``wanted``;
+    each other one found adds a note (``differs(its key)``, or why it could
+    not be read)."""
+    for candidate in candidates:
+        if not os.path.isfile(candidate):
+            continue
+        try:
+            theirs = key_of(candidate)
+        except (OSError, ELFError) as exc:
+            notes.append(f"{candidate} cannot be read ({getattr(exc, 'strerror', None) or exc}): "
+                         "not used")
+            continue
+        if theirs == wanted:
+            return candidate
+        notes.append(f"{candidate} {differs(theirs)}: not used")
+    return None
+
+
+def _build_id_of(path: str) -> Optional[str]:
+    with open(path, "rb") as f:
+        return _links(ELFFile(f))[0]
 
 
 def _links(elf: ELFFile) -> tuple[Optional[str], Optional[tuple[str, int]]]:

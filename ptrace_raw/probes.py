@@ -775,20 +775,15 @@ class ProbeEngine(Engine):
         self._step(thread, ps, site)
 
     def _step(self, thread, ps, site) -> None:
-        slot = self._step_slot(thread, ps, site)
-        plan = site.plan
-        if plan.plain_step:
-            thread.xol = (site, slot, None)
+        slot = self._prepare_step(thread, ps, site)
+        if site.plan.plain_step:
             thread.resume(slot, PTRACE_SINGLESTEP, ps.xol.step_args[slot])
-            return
-        token = plan.pre_xol(thread.get_regs(), site.addr, slot)
-        thread.regs_dirty = True
-        thread.xol = (site, slot, token)
-        thread.singlestep()
+        else:
+            thread.singlestep()
 
-    def _step_on_resume(self, thread, ps, site) -> None:
-        """``_step`` but for the resume: the thread's next resume (which
-        single-steps a thread with ``xol`` set) takes the step."""
+    def _prepare_step(self, thread, ps, site) -> int:
+        """Set ``thread`` up to step ``site``'s copy at its next resume
+        (which single-steps a thread with ``xol`` set); returns the slot."""
         slot = self._step_slot(thread, ps, site)
         plan = site.plan
         token = None
@@ -798,6 +793,7 @@ class ProbeEngine(Engine):
             token = plan.pre_xol(thread.get_regs(), site.addr, slot)
             thread.regs_dirty = True
         thread.xol = (site, slot, token)
+        return slot
 
     @staticmethod
     def _step_slot(thread, ps, site) -> int:
@@ -898,7 +894,7 @@ class ProbeEngine(Engine):
             thread.pending_sig, thread.pending_info = 0, None
             thread.held_signals.append((sig, info))
             if ip == slot:
-                self._step_on_resume(thread, ps, site)
+                self._prepare_step(thread, ps, site)
             else:
                 thread.xol = (_Drain(ps, home), slot, None)
             return
