@@ -117,6 +117,9 @@ class Counter(_InlineProbe):
         """{function: hits} over every function a pattern matched, 0 for
         one not called (funccount's table leaves those out)."""
         out = dict.fromkeys(self.probe.functions.values(), 0) if self.probe is not None else {}
+        if out and self.probe.handler is None:
+            # an int3 stand-in for one function (see _fall_back)
+            out[next(iter(out))] += self.probe.hits
         for function, hits in self._int3.items():
             out[function] = out.get(function, 0) + hits
         for (_, mm, off), function in zip(self.cells, self.functions):
@@ -341,8 +344,13 @@ class InlineProbes:
         if not keep:
             obj.cells, obj.functions = [], []
         engine = self.tracer.engine
-        if obj.kind in ("count", "record"):
+        if obj.kind == "record" or obj.kind == "count" and (obj.spec.is_glob
+                                                           or obj.spec.is_marker_glob):
             obj.probe = engine.add_probe(obj.spec.text, obj.add_hit)
+        elif obj.kind == "count":
+            # One function: its hits are the probe's, counted without a
+            # handler, the cheapest int3 hit there is.
+            obj.probe = engine.add_probe(obj.spec.text)
         else:
             spec = obj.spec
             obj.probe = engine.add_probe(

@@ -36,14 +36,14 @@ def _exits_ok(pid):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
-def _counted(exe, args, func, then=None):
+def _counted(exe, args, func, then=None, spec="uprobe"):
     """``exe ARGS`` traced with a counter on ``func`` (and ``then(t,
     counter)`` before the run): (its stdout, the process, the counter)."""
     r, w = pipe_pair()
     with Tracer() as t:
         proc = t.spawn([str(exe), *map(str, args)], stdout=w)
         os.close(w)
-        counter = t.count(f"uprobe:{exe}:{func}")
+        counter = t.count(f"{spec}:{exe}:{func}")
         if then is not None:
             then(t, counter)
         t.run()
@@ -321,6 +321,16 @@ def test_a_probe_set_after_a_fork_counts_each_call_once(build, bits, kind):
     else:
         tids = [tid for tid, _ in probe]
         assert len(tids) == 8 and tids.count(proc.pid) == 5
+
+
+def test_an_int3_count_of_one_function_runs_no_handler_per_hit(build):
+    """A count that falls back to int3 (a return probe never runs inline)
+    needs a handler per hit only to tell a pattern's functions apart."""
+    exe = build("calls.c", flags=("-O0", "-pthread"))
+    out, proc, counter = _counted(exe, [3], "add", spec="uretprobe")
+    assert out.startswith("total=") and proc.exit_code == 0
+    assert not counter.inline and counter.probe.handler is None
+    assert (counter.value, counter.by_function) == (3, {"add": 3})
 
 
 @pytest.mark.parametrize("spec", ["uprobe", "uretprobe"], ids=["inline", "int3"])
