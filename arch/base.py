@@ -237,6 +237,16 @@ class Arch:
         mmap on x86_64, mmap2 on i386."""
         raise NotImplementedError
 
+    # -- function call injection -------------------------------------------
+    def set_call(self, regs, mem: Memory, func: int, return_to: int) -> None:
+        """Enter ``func``, a function of no arguments, as if called from
+        ``return_to``: its return address pushed below the stack in use
+        (and below any red zone), the stack aligned as the ABI wants at a
+        call, the direction and trap flags clear, and no syscall restart
+        pending, so that whatever the thread was doing cannot change where
+        the call starts.  The caller saves and restores the registers."""
+        raise NotImplementedError
+
     # -- instructions ------------------------------------------------------
     def decode(self, code: bytes, addr: int) -> Iterator[Insn]:
         """Instructions of ``code`` from its start, stopping at the first

@@ -36,6 +36,7 @@ SCRATCH = (
 )
 
 _WORD16 = struct.Struct("<H")
+_DF = 0x400  # string instructions count down while set; the ABI wants it clear
 _LOOPS = {0xe0: "loopne", 0xe1: "loope", 0xe2: "loop", 0xe3: "jrcxz"}
 _STRING_OPS = frozenset((0xa4, 0xa5, 0xa6, 0xa7, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf))
 
@@ -94,6 +95,8 @@ class X86(Arch):
     """x86 in one mode; subclasses add register roles and the ABI."""
 
     step_flag = 0x100  # TF
+    #: bytes below sp a leaf function may use without moving sp
+    red_zone = 0
 
     def __init__(self):
         self._cs = capstone.Cs(capstone.CS_ARCH_X86,
@@ -106,6 +109,14 @@ class X86(Arch):
 
     def set_flags(self, regs, value):
         regs.eflags = value & self._mode.mask
+
+    def set_call(self, regs, mem, func, return_to):
+        sp = ((self.sp(regs) - self.red_zone) & ~15) - self.word_size
+        self.write_word(mem, sp, return_to)
+        self.set_sp(regs, sp)
+        self.set_ip(regs, func)
+        regs.eflags &= ~(_DF | self.step_flag)
+        regs.orig_rax = (1 << 64) - 1
 
     def decode(self, code, addr):
         for ins in self._cs.disasm(code, addr):

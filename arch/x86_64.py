@@ -23,6 +23,7 @@ class X86_64Arch(X86):
     word_size = 8
     reg_names = _REG_NAMES
     arg_registers = _ARG_REGS
+    red_zone = 128
     syscall_insn = b"\x0f\x05"
     syscall_numbers = {"openat": 257, "close": 3, "mmap": 9, "munmap": 11}
     dwarf_reg_names = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",

@@ -41,6 +41,8 @@ _DF_TEXTREL = 0x4
 #: x86_64 relocation types that write 4 bytes (PC32, 32, 32S, PLT32, GOTPCREL);
 #: the others a text relocation may use write 8, and every i386 one 4
 _RELOC_4_BYTES_64 = frozenset((2, 4, 9, 10, 11))
+#: R_X86_64_RELATIVE and R_386_RELATIVE alike: the load bias plus an addend
+_R_RELATIVE = 8
 _SHN_UNDEF, _SHN_LORESERVE = 0, 0xFF00
 _KINDS = {1: "object", 2: "func", 10: "ifunc"}      # STT_OBJECT, STT_FUNC, STT_GNU_IFUNC
 _STT_TLS = 6
@@ -496,6 +498,33 @@ class ElfImage:
             raise ElfError(f"{self.path}: unreadable relocations: {e}") from None
         spans.sort()
         return [a for a, _ in spans], [b for _, b in spans]
+
+    @cached_property
+    def relocation_witness(self) -> Optional[tuple[int, int]]:
+        """(vaddr, value) of a word the loader sets to ``value`` plus the
+        load bias (the first relative relocation): reading it in a process
+        tells whether the loader has relocated this file there yet.  None
+        when the file has no such word."""
+        try:
+            elf = ELFFile(self._data)
+            for seg in elf.iter_segments():
+                if seg["p_type"] != "PT_DYNAMIC":
+                    continue
+                tables = seg.get_relocation_tables()
+                for rel in tables["RELR"].iter_relocations() if "RELR" in tables else ():
+                    return rel["r_offset"], self._word_at(rel["r_offset"])
+                for kind in ("RELA", "REL"):
+                    for rel in tables[kind].iter_relocations() if kind in tables else ():
+                        if rel["r_info_type"] == _R_RELATIVE:
+                            at = rel["r_offset"]
+                            return at, rel["r_addend"] if kind == "RELA" else self._word_at(at)
+        except (_PyElfError, struct.error, ValueError) as e:
+            raise ElfError(f"{self.path}: unreadable relocations: {e}") from None
+        return None
+
+    def _word_at(self, vaddr: int) -> int:
+        size = self.bits // 8
+        return int.from_bytes(self.read(vaddr, size), "little" if self._little else "big")
 
     def relocated(self, lo: int, hi: int) -> bool:
         """Whether the loader writes any byte of [lo, hi) (file vaddrs) as it

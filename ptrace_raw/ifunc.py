@@ -1,5 +1,4 @@
-"""The implementation an IFUNC symbol selects, found by running its resolver
-in this process.
+"""The implementation an IFUNC symbol selects, found by running its resolver.
 
 An IFUNC's symbol value is a resolver: the loader calls it once and binds
 callers to the function it returns (glibc picks among its strlen or memcpy
@@ -9,7 +8,9 @@ never at a call.  When this process maps the very same file (libc, for a
 less our load bias, is the implementation's address in the file, the same
 in every process that maps it.  Other libraries are not loaded for this:
 running their constructors inside the tracer is a side effect nobody asked
-for.
+for.  Anywhere else (a 32-bit libc, another library, a tracee whose
+GLIBC_TUNABLES turn CPU features off) the resolver is called in the tracee,
+as gdb does, once the loader has relocated the file there.
 """
 
 from __future__ import annotations
@@ -54,3 +55,62 @@ def _resolve_here(image, ino: int, resolver: int) -> Optional[int]:
                 return vaddr
             return None
     return None
+
+
+class InTracee:
+    """What IFUNCs of one file mapped at ``bias`` in ``proc`` select there,
+    for ``resolve.places``.  ``here``: a resolver run in the tracer selects
+    the same (same file mapped, same tunables), which costs the tracee
+    nothing.  Otherwise the resolver is called in a stopped thread of the
+    tracee, returning to the int3 at ``return_to``; not before the loader
+    has relocated the file (its GOT unfilled, the resolver would fault on
+    it), and a call that faults anyway is abandoned, unseen by the program.
+    ``known`` holds what resolvers returned in processes like this one
+    (same file, same tunables).  ``settled`` turns false when an answer
+    was not to be had now but may be later, which must not be kept for
+    other processes."""
+
+    def __init__(self, proc, image, bias: int, return_to: int, here: bool, known=None):
+        self.proc, self.image, self.bias = proc, image, bias
+        self.return_to = return_to
+        self.here = here
+        #: resolver -> implementation, learnt from processes like this one
+        self.known = known or {}
+        self.settled = True
+
+    def __call__(self, resolver: int) -> Optional[int]:
+        if resolver in self.known:
+            return self._checked(self.known[resolver])
+        if self.here:
+            found = implementation(self.image, resolver)
+            if found is not None:
+                return found
+        thread = next((t for t in self.proc.threads.values() if t.stopped and t.xol is None),
+                      None)
+        if thread is None or not self._relocated():
+            self.settled = False
+            return None
+        target = self.proc.inject_call(thread, resolver + self.bias, self.return_to)
+        if target is None:
+            self.settled = False
+            return None
+        return self._checked(target - self.bias)
+
+    def _checked(self, vaddr: int) -> Optional[int]:
+        """``vaddr`` if it is code of the file (time() and gettimeofday()
+        resolve to the vDSO)."""
+        if any(lo <= vaddr < hi for lo, hi in self.image.executable_ranges()):
+            return vaddr
+        return None
+
+    def _relocated(self) -> bool:
+        witness = self.image.relocation_witness
+        if witness is None or not self.bias:
+            return False
+        vaddr, value = witness
+        size = self.image.bits // 8
+        try:
+            word = int.from_bytes(self.proc.read(vaddr + self.bias, size), "little")
+        except OSError:
+            return False
+        return word == (value + self.bias) & ((1 << self.image.bits) - 1)

@@ -47,7 +47,7 @@ from .consts import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
 from .elf import ElfError, ElfImage
 from .errors import ProbeError
 from .libraries import LibraryNotFound, resolve_binary
-from .resolve import original_code, places
+from .resolve import original_code
 from .specs import parse_spec
 
 _ARCH_BY_BITS = {64: _arch.X86_64, 32: _arch.I386}
@@ -376,7 +376,11 @@ class InlineProbes:
         if st is None:
             st = self._procs[proc.pid] = _ProcInline(mod.image.bits)
         say = self.tracer.engine.say_once
-        found = places(spec, mod.image, arch, lambda msg: say(f"probe '{spec.text}': {msg}"))
+        found = self.tracer.engine.places_in(proc, mod.image, mod.bias, spec,
+                                             lambda msg: say(f"probe '{spec.text}': {msg}"))
+        pending = next((place for place in found if place.resolver), None)
+        if pending is not None:
+            raise _Fallback(f"the IFUNC {pending.function} is not resolved yet")
         sites = [self._check(proc, st, arch, mod, place.vaddr) for place in found]
         values = [self._values(proc, st, obj, place.function) for place in found]
         for (addr, length, orig), site_values in zip(sites, values):

@@ -27,6 +27,7 @@ from .elf import ElfError, ElfImage
 from .errors import ProbeError, TracerError
 from .lines import source_line
 from .hit import Hit
+from .ifunc import InTracee
 from .libraries import LibraryNotFound, elf_bits, resolve_binary
 from .loop import Engine
 from .maps import mapped_files
@@ -103,6 +104,8 @@ class Probe:
         #: the Hit its last entry hit made, renewed for the next one when
         #: nothing else holds it (see ``_SPARE_REFS``)
         self.spare_hit = None
+        #: the user's probe a hidden one works for (``_watch_resolver``)
+        self.owner = None
 
     @property
     def is_return(self) -> bool:
@@ -178,17 +181,16 @@ class _HeldWrite:
             self.forced.write(self.addr, data)
 
 
-def _same_glibc_tunables(pid: int) -> bool:
-    """Whether an IFUNC resolver run in the tracer selects what it selects
-    in process ``pid``: same CPU, same file, and the same GLIBC_TUNABLES,
-    which can turn CPU features off for glibc's choice."""
+def _glibc_tunables(pid: int):
+    """GLIBC_TUNABLES of process ``pid`` (None without), which can turn CPU
+    features off for glibc's IFUNC choices, so that with the same file and
+    CPU the same tunables select the same; False if it cannot be read."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = f.read().split(b"\0")
     except OSError:
         return False
-    theirs = next((e[15:] for e in env if e.startswith(b"GLIBC_TUNABLES=")), None)
-    return theirs == os.environb.get(b"GLIBC_TUNABLES")
+    return next((e[15:] for e in env if e.startswith(b"GLIBC_TUNABLES=")), None)
 
 
 def _forget_left_frames(thread, stack, sp: int, fresh: bool, mem, arch, tramp: int) -> None:
@@ -234,9 +236,9 @@ class _ProcState:
         #: where in a boosted copy a fault needs undoing (``boost_fault_at``)
         #: -> (the probe address, its plan)
         self.boost_faults = {}
-        #: whether IFUNCs select here what they select in the tracer (None:
-        #: not checked yet)
-        self.ifuncs_as_here = None
+        #: GLIBC_TUNABLES of the process (``_glibc_tunables``), or "?":
+        #: not read yet
+        self.tunables = "?"
 
     def fork_copy(self) -> "_ProcState":
         """State for a forked child: the same addresses in a copied address
@@ -250,7 +252,7 @@ class _ProcState:
         dup.semaphores = dict(self.semaphores)
         dup.boosted = dict(self.boosted)
         dup.boost_faults = dict(self.boost_faults)
-        dup.ifuncs_as_here = self.ifuncs_as_here
+        dup.tunables = self.tunables
         return dup
 
 
@@ -263,6 +265,9 @@ class ProbeEngine(Engine):
         self.debug_dirs = debug_dirs_of(debug_dirs)
         #: what ``say_once`` has said
         self._said = set()
+        #: (image, GLIBC_TUNABLES) -> {IFUNC resolver: implementation}, as
+        #: resolvers watched in tracees returned them (``_watch_resolver``)
+        self._ifunc_answers = {}
         self.probes = []
         #: the first KEPT_ERRORS (probe, exception) pairs handlers raised;
         #: each exception holds its traceback and the frames in it, so a
@@ -388,23 +393,23 @@ class ProbeEngine(Engine):
             image = ElfImage.open(path, self.debug_dirs)
         except ElfError as exc:
             raise ProbeError(f"probe '{spec.text}': {exc}") from None
-        self._plans(probe, image, 0, tell=False)
+        self._plans(probe, image, 0, None, tell=False)
 
-    def _plans(self, probe: Probe, image, bias: int, ifuncs_as_here: bool = True,
-               tell: bool = True):
+    def _plans(self, probe: Probe, image, bias: int, proc, tell: bool = True):
         """(runtime address, plan) for every site of ``probe`` in ``image``
-        mapped at ``bias``; refused instructions are errors, except under
+        mapped at ``bias`` in ``proc`` (None when only checking the spec
+        against its file); refused instructions are errors, except under
         ``FUNC+*`` where they are skipped with one warning.  ``tell``: say
         so, and where a line's sites are (not when only checking a spec;
         a bias of 0 does not tell, as a non-PIE executable has one)."""
         arch = _ARCH_BY_BITS[image.bits]
         spec = probe.spec
         out, refused = [], []
-        found = probe.places.get((image, ifuncs_as_here))
-        if found is None:
-            found = probe.places[image, ifuncs_as_here] = places(
-                spec, image, arch, probe.note, resolve_ifuncs=ifuncs_as_here,
-                size_of=lambda vaddr: function_size(image.path, vaddr))
+        if proc is None:
+            found = places(spec, image, arch, lambda message: None,
+                           size_of=lambda vaddr: function_size(image.path, vaddr))
+        else:
+            found = self.places_in(proc, image, bias, spec, probe.note, probe.places)
         for place in found:
             code = original_code(image, place.vaddr, arch.max_insn_len)
             try:
@@ -424,6 +429,26 @@ class ProbeEngine(Engine):
             where = ", ".join(f"{p.label} at {a:#x}" for a, _, p in out)
             probe.note(f"{len(out)} site{'s' if len(out) != 1 else ''}: {where}")
         return out
+
+    def places_in(self, proc, image, bias: int, spec, warn, cache=None) -> list:
+        """``resolve.places`` of ``spec`` in ``image`` mapped at ``bias`` in
+        ``proc``, its IFUNCs resolved as they are there (``ifunc.InTracee``).
+        ``cache`` keeps the answer for every process with the same
+        GLIBC_TUNABLES, unless an IFUNC could not be resolved yet."""
+        ps = proc.probe_state
+        if ps.tunables == "?":
+            ps.tunables = _glibc_tunables(proc.pid)
+        key = (image, ps.tunables)
+        found = cache.get(key) if cache is not None else None
+        if found is None:
+            ifunc = InTracee(proc, image, bias, ps.xol.trampoline,
+                             here=ps.tunables == os.environb.get(b"GLIBC_TUNABLES"),
+                             known=self._ifunc_answers.get(key, {}))
+            found = places(spec, image, _ARCH_BY_BITS[image.bits], warn, ifunc=ifunc,
+                           size_of=lambda vaddr: function_size(image.path, vaddr))
+            if cache is not None and ifunc.settled and ps.tunables is not False:
+                cache[key] = found
+        return found
 
     # -- processes ---------------------------------------------------------------
     def on_new_process(self, proc) -> None:
@@ -534,9 +559,7 @@ class ProbeEngine(Engine):
                 ps.waiting.append(probe)
             return False
         mod = mods[0]
-        if ps.ifuncs_as_here is None:
-            ps.ifuncs_as_here = _same_glibc_tunables(proc.pid)
-        plans = self._plans(probe, mod.image, mod.bias, ps.ifuncs_as_here)
+        plans = self._plans(probe, mod.image, mod.bias, proc)
         patched = [(a, p) for a, _, p in plans if any(h.covers(proc, a) for h in self.hooks)]
         if patched:
             if probe.spec.offset != "*":
@@ -550,10 +573,14 @@ class ProbeEngine(Engine):
             for addr, plan, place in plans:
                 site = self._site(proc, ps, addr, plan, arch)
                 site.module, site.vaddr = mod, place.vaddr
-                probe.functions[mod.image, place.vaddr] = place.function
                 # New lists, never changed in place: a hit being served
                 # (a handler adding or removing probes) keeps the set of
                 # probes it started with.
+                if place.resolver:
+                    site.returns = site.returns + [self._watch_resolver(probe, mod.image, place)]
+                    addrs.append(addr)
+                    continue
+                probe.functions[mod.image, place.vaddr] = place.function
                 if probe.is_return:
                     site.returns = site.returns + [probe]
                 else:
@@ -599,6 +626,35 @@ class ProbeEngine(Engine):
                     site.go_to(site.boost_slot)
         return site
 
+    def _watch_resolver(self, probe: Probe, image, place) -> Probe:
+        """A hidden return probe on the resolver of an IFUNC ``probe``
+        names, in a file not relocated yet (the program itself at its exec,
+        a library dlopen maps): when the resolver returns, in the loader's
+        relocation or a first call's binding, what it returned is the
+        implementation, and ``probe`` is set again, there.  The return goes
+        on to the implementation (a binding calls it at once) only after
+        that, so no call is missed."""
+        def resolved(hit):
+            ps = hit.thread.process.probe_state
+            mod = next((m for m in ps.modules.of_file(image.path)), None)
+            if mod is None or probe.removed:
+                return
+            self._ifunc_answers.setdefault((image, ps.tunables), {})[place.vaddr] = \
+                hit.retval - mod.bias
+
+            def again(proc):
+                if proc.pid in probe.sites and proc.probe_state.tunables == ps.tunables:
+                    self._uninstall(proc, probe)
+                    try:
+                        self._install(proc, probe)
+                    except TracerError as exc:
+                        self.say(f"{exc} (in pid {proc.pid})")
+            self.for_each_process(again)
+
+        watcher = Probe(probe.spec, resolved, 0, probe._say)
+        watcher.owner = probe
+        return watcher
+
     def _uninstall(self, proc, probe: Probe) -> None:
         ps = proc.probe_state
         if probe in ps.waiting:
@@ -616,7 +672,7 @@ class ProbeEngine(Engine):
             if site.sdt is not None and site.sdt.semaphore:
                 self._semaphore(proc, ps, site.sdt.semaphore + site.module.bias, -1)
             site.entry = [p for p in site.entry if p is not probe]
-            site.returns = [p for p in site.returns if p is not probe]
+            site.returns = [p for p in site.returns if p is not probe and p.owner is not probe]
             if site.unused:
                 ps.bps.remove(proc, site)
 

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import threading
+from typing import Optional
 
 from . import binding
 from .consts import (
@@ -109,12 +110,42 @@ class Process:
             if arch.ip(thread.get_regs()) != insn_addr:
                 break
         result = arch.syscall_result(thread.get_regs())
+        self._put_back(thread, saved)
+        return result
+
+    def inject_call(self, thread: Thread, func: int, return_to: int) -> Optional[int]:
+        """Call ``func``, a function of no arguments, in the stopped
+        ``thread`` and return what it returns.  It returns to ``return_to``,
+        which must hold an int3 the caller owns.  None when the call ends
+        anywhere else, in a fault or at another trap: it is abandoned, and
+        that signal, which the call raised, is not delivered.  Signals sent
+        to the thread meanwhile are held, and registers restored, as for
+        ``inject_syscall``; memory below the stack in use may change."""
+        thread.keep_siginfo()
+        saved = thread.get_regs().copy()
+        arch = thread.arch
+        arch.set_call(thread.regs, self.memory, func, return_to)
+        thread.mark_regs_dirty()
+        thread.flush_regs()
+        binding.cont(thread.tid, 0)
+        thread.stopped = False
+        status = self._await(thread, lambda status: status.kind is StopKind.SIGNAL
+                             and status.sig in _CALL_ENDING and _raised(thread.tid), binding.cont)
+        regs = thread.get_regs()
+        returned = status.sig == signal.SIGTRAP and arch.ip(regs) == return_to + 1
+        result = arch.retval(regs) if returned else None
+        self._put_back(thread, saved)
+        return result
+
+    def _put_back(self, thread: Thread, saved) -> None:
+        """The registers an injection saved, and the thread as it was."""
+        regs = thread.regs
         ctypes.memmove(ctypes.addressof(regs), ctypes.addressof(saved), ctypes.sizeof(regs))
         thread.mark_regs_dirty()
+        thread.stopped = True
         if thread.group_stopped:
             self._regroup(thread)
         thread.release_held()
-        return result
 
     def _regroup(self, thread: Thread) -> None:
         """Put back into its group-stop a thread an injection ran out of it
@@ -144,7 +175,7 @@ class Process:
             _, raw = os.waitpid(thread.tid, WALL)
             status = WaitStatus(raw)
             if not status.is_stop:
-                raise AttachError(f"process {self.pid} died during an injected syscall")
+                raise AttachError(f"process {self.pid} died while running code the tracer injected")
             if done(status):
                 break
             if status.kind is StopKind.SIGNAL:
@@ -155,6 +186,21 @@ class Process:
 
     def __repr__(self):
         return f"<Process {self.pid} {self.argv0}>"
+
+
+#: signals that end an injected call where it is: the trap of its return,
+#: and the faults and traps of code that went wrong
+_CALL_ENDING = frozenset((signal.SIGTRAP, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL,
+                          signal.SIGFPE, signal.SIGSYS))
+
+
+def _raised(tid: int) -> bool:
+    """Whether the signal this stop reports was raised by the thread's own
+    code (the kernel's si_code is positive), not sent to it by someone."""
+    try:
+        return binding.getsiginfo(tid).si_code > 0
+    except PtraceError:
+        return False
 
 
 def _comm(pid: int) -> str:

@@ -27,6 +27,9 @@ class Place(NamedTuple):
     label: str
     sdt: object = None
     function: Optional[str] = None
+    #: ``vaddr`` is the resolver of an IFUNC whose choice is not known yet:
+    #: the spec applies to what the resolver returns, once it has run
+    resolver: bool = False
 
 
 def _instruction_starts(arch, image: ElfImage, sym, upto: int = 0) -> List[int]:
@@ -50,17 +53,19 @@ def _functions(spec, image: ElfImage):
         raise ProbeError(f"probe '{spec.text}': {exc}") from None
 
 
-def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True,
-           size_of=None) -> List[Place]:
+def places(spec, image: ElfImage, arch, warn=None, ifunc=None, size_of=None) -> List[Place]:
     """File virtual addresses of ``spec`` in ``image``.  IFUNCs stand for
-    the implementation their resolver selects here (see ifunc.py) unless
-    ``resolve_ifuncs`` is false: the tracee's selection may differ.
-    ``size_of(vaddr)`` gives the size of an implementation no symbol sizes
-    (from its call-frame information), or 0."""
+    the implementation ``ifunc(resolver)`` gives (a file address), by
+    default the one their resolver selects in this process (see ifunc.py);
+    where it gives None, the resolver's place says so (``Place.resolver``)
+    and the offset is not checked yet.  ``size_of(vaddr)`` gives the size
+    of an implementation no symbol sizes (from its call-frame information),
+    or 0."""
     warn = warn or (lambda msg: print(f"ptrace-raw: probe '{spec.text}': {msg}", file=sys.stderr))
     notes = image.separate_debug.notes
     try:
-        found = _places(spec, image, arch, warn, resolve_ifuncs, size_of)
+        found = _places(spec, image, arch, warn,
+                        ifunc or (lambda resolver: implementation(image, resolver)), size_of)
     except ProbeError as exc:
         # A debug file refused is often why the spec names nothing, and a
         # spec checked before tracing says nothing else.
@@ -72,7 +77,7 @@ def places(spec, image: ElfImage, arch, warn=None, resolve_ifuncs: bool = True,
     return found
 
 
-def _places(spec, image: ElfImage, arch, warn, resolve_ifuncs: bool, size_of) -> List[Place]:
+def _places(spec, image: ElfImage, arch, warn, ifunc, size_of) -> List[Place]:
     if spec.address is not None:
         return [_checked_address(spec, image, arch)]
     if spec.provider is not None:
@@ -88,9 +93,11 @@ def _places(spec, image: ElfImage, arch, warn, resolve_ifuncs: bool, size_of) ->
     for sym in functions:
         rank = alias_rank(sym)
         if sym.kind == "ifunc":
-            impl = implementation(image, sym.value) if resolve_ifuncs else None
+            impl = ifunc(sym.value)
             if impl is None:
                 unresolved.append(sym.name)
+                out.append((rank, Place(sym.value, sym.name, function=sym.name, resolver=True)))
+                continue
             else:
                 resolved.append(sym.name)
                 sharing = _sharing(image, impl, sym.name)
@@ -123,8 +130,8 @@ def _places(spec, image: ElfImage, arch, warn, resolve_ifuncs: bool, size_of) ->
     if resolved:
         warn(f"{_names(resolved)}: IFUNC, probing the implementation selected on this machine")
     if unresolved:
-        warn(f"{_names(unresolved)}: IFUNC, the probe is on the resolver, which runs once at "
-             "load time: the implementation it selects could not be found here")
+        warn(f"{_names(unresolved)}: IFUNC whose implementation cannot be told before its "
+             "resolver runs: probed where the resolver says, once it has")
     if unsized:
         warn(f"{_names(unsized)}: no size recorded (an IFUNC's implementation in a stripped "
              "library, say), skipped")

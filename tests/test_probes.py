@@ -8,12 +8,16 @@ import subprocess
 
 import pytest
 
+from arch import I386, X86_64
 from ptrace_raw.elf import ElfImage
 from ptrace_raw.errors import ProbeError
+from ptrace_raw.libraries import resolve_binary
 from ptrace_raw.tracer import Tracer
 from ptrace_raw.xol import XolError
 from tests.conftest import TRACEES, build_c
-from tests.tracing import TracerThread, ask, maps_of, pipe_pair, start_service, text_bytes
+from tests.tracing import (
+    TracerThread, ask, maps_of, pipe_pair, proc_state, start_service, text_bytes,
+)
 
 
 def _untraced(argv):
@@ -194,8 +198,9 @@ def test_return_probes_across_signal_handlers_on_an_alternate_stack(build, mode,
 def test_an_ifunc_probe_fires_in_the_implementation_callers_reach(build, bits):
     """memrchr is an IFUNC in glibc: the symbol is a resolver run once at
     load.  A 64-bit tracee's libc is the tracer's own, so the tracer runs
-    the resolver and probes what it selects; a 32-bit libc it cannot run
-    keeps the probe on the resolver, and says so."""
+    the resolver and probes what it selects; a 32-bit libc's resolver is
+    called in the tracee, once the loader has relocated libc there (it
+    fired once, at load, when the probe stayed on it)."""
     exe = build("ifuncs.c", flags=("-O0", "-fno-builtin"))
     said = []
     r, w = pipe_pair()
@@ -206,43 +211,158 @@ def test_an_ifunc_probe_fires_in_the_implementation_callers_reach(build, bits):
         wcslen = t.add_probe("uprobe:libc:wcslen", lambda h: None)
         t.run()
     assert r.read() == _untraced([exe, 7]) == "total=84\n" and proc.exit_code == 0
-    if bits == 64:
-        assert (memrchr.hits, wcslen.hits) == (7, 7)
-        assert any("memrchr: IFUNC, probing the implementation" in m for m in said)
-    else:
-        assert memrchr.hits <= 1  # the resolver, run once when memrchr is bound
-        assert any("memrchr: IFUNC, the probe is on the resolver" in m for m in said)
+    assert (memrchr.hits, wcslen.hits) == (7, 7)
+    assert any("memrchr: IFUNC, probing the implementation" in m for m in said)
+
+
+def _libc_of(bits):
+    return ElfImage.open(resolve_binary("libc", [], bits))
+
+
+def test_ifunc_resolved_in_a_process_attached_in_a_system_call(build, bits):
+    """Attached while blocked in read(), the tracee runs the resolver for
+    the tracer (its own GLIBC_TUNABLES make it do so on x86_64 too) and
+    then finishes its read as if nothing happened: the call is entered with
+    no system call to restart (else the kernel restarts the read two bytes
+    before the resolver, and the call is abandoned), and the registers that
+    restart it are put back.  Calls are counted at the implementation, whose
+    address is the one the resolver gives (not the resolver's)."""
+    exe = build("ifuncs.c", flags=("-O0", "-fno-builtin"))
+    libc = _libc_of(bits)
+    resolver = libc.get_function("memrchr").value
+    svc = subprocess.Popen([str(exe), "5", "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           text=True, env=dict(os.environ, GLIBC_TUNABLES="glibc.cpu.hwcaps=-AVX2"))
+    try:
+        assert svc.stdout.readline() == "ready\n"
+        assert proc_state(svc.pid) == "S"
+
+        def traced(t):
+            proc = t.attach(svc.pid)
+            probe = t.add_probe("uprobe:libc:memrchr", lambda h: None)
+            bias = next(m.bias for m in proc.probe_state.modules.modules
+                        if m.image.path == libc.path)
+            sites = [a - bias for a in probe.sites[svc.pid]]
+            svc.stdin.write("go\n")
+            svc.stdin.flush()
+            t.run()
+            return probe.hits, sites
+
+        tt = TracerThread(traced)
+        tt.start()
+        hits, sites = tt.join_checked()
+        assert svc.stdout.read() == "total=60\n" and svc.wait() == 0
+        assert hits == 5 and len(sites) == 1 and sites[0] != resolver
+    finally:
+        svc.kill()
+        svc.wait()
+
+
+def test_an_ifunc_of_the_program_itself_is_probed_where_the_loader_binds_it(build):
+    """The program's own IFUNC is set at its exec, before the loader has
+    relocated it (calling the resolver then would run it unrelocated): a
+    hidden return probe waits for the resolver, which the loader runs as it
+    relocates, and the probes go where it returned.  Every call counts, at
+    entry, return and each instruction, and none is the resolver's."""
+    exe = build("ifuncown.c")
+    image = ElfImage.open(exe)
+    impl = image.get_function("scale_b")
+    said, places, entered, returned = [], set(), [], []
+    with Tracer(on_message=said.append) as t:
+        proc = t.spawn([str(exe), "5"], stdout=subprocess.DEVNULL)
+        t.add_probe(f"uprobe:{exe}:scale",
+                    lambda h: (entered.append(h.arg(0)), places.add((h.location, h.function))))
+        t.add_probe(f"uretprobe:{exe}:scale", lambda h: returned.append(h.retval))
+        every = t.add_probe(f"uprobe:{exe}:scale+*", lambda h: None)
+        t.run()
+    assert proc.exit_code == 0
+    assert entered == [0, 1, 2, 3, 4] and returned == [1, 11, 21, 31, 41]
+    steps = len(list((X86_64 if image.bits == 64 else I386).decode(image.read(impl.value, impl.size), impl.value)))
+    assert every.hits == 5 * steps
+    assert {(str(loc).split("+")[0], function) for loc, function in places} == {("scale_b", "scale")}
+    assert any("scale: IFUNC whose implementation cannot be told" in m for m in said)
+
+
+@pytest.mark.parametrize("mode", ["wait", "armed"])
+def test_a_resolver_run_in_the_tracee_that_faults_is_abandoned_unseen(build, mode):
+    """Attached to a running program, the tracer calls its IFUNC's resolver
+    in it.  One that faults there ("armed": it dereferences NULL when run
+    after load) is abandoned with its SIGSEGV, which the program never
+    gets; the probe then waits on the resolver, which nothing runs again.
+    One that returns puts the probe on what it returned."""
+    exe = build("ifuncown.c")
+    said = []
+    svc = start_service(exe, 5, mode)
+    try:
+        assert svc.stdout.readline() == "ready\n"
+
+        def traced(t):
+            t.attach(svc.pid)
+            probe = t.add_probe(f"uprobe:{exe}:scale", lambda h: None)
+            svc.stdin.write("go\n")
+            svc.stdin.flush()
+            t.run()
+            return probe.hits
+
+        tt = TracerThread(traced, on_message=said.append)
+        tt.start()
+        hits = tt.join_checked()
+        assert svc.stdout.read() == "total=105\n" and svc.wait() == 0
+        assert hits == (5 if mode == "wait" else 0)
+        assert any("scale: IFUNC whose implementation cannot be told" in m
+                   for m in said) == (mode == "armed")
+    finally:
+        svc.kill()
+        svc.wait()
+
+
+def test_an_ifunc_of_a_library_dlopen_maps_again_and_again(build, bits):
+    """A library dlopen maps gets its probes before the loader relocates
+    it; its IFUNC is set where the resolver returns, and the next time the
+    library is mapped (dlclose, dlopen), straight there: one hit per call
+    (two per plugin_work), where the resolver runs once per load."""
+    lib = build_c("ifuncown.c", bits, ("-O2", "-shared", "-fPIC", "-DPLUGIN"), name="ifuncown.so")
+    exe = build("dlcycle.c", libs=("-ldl",))
+    with Tracer(on_message=lambda m: None) as t:
+        proc = t.spawn([str(exe), str(lib)], stdout=subprocess.DEVNULL)
+        probe = t.add_probe(f"uprobe:{lib}:scale", lambda h: None)
+        work = t.add_probe(f"uprobe:{lib}:plugin_work", lambda h: None)
+        t.run()
+    assert proc.exit_code == 0 and (probe.hits, work.hits) == (6, 3)
 
 
 def test_ifunc_probes_at_an_offset_and_under_other_glibc_tunables():
     """An offset into the selected implementation is checked by decoding it
     (a stripped libc gives it no size); a tracee whose GLIBC_TUNABLES differ
-    from the tracer's may select another one, so its probe stays on the
-    resolver, with a message."""
+    from the tracer's may select another one, which its own resolver
+    names: the probe goes there, and counts every call."""
     import arch
-    from ptrace_raw.elf import ElfImage
     from ptrace_raw.ifunc import implementation
     exe = build_c("ifuncs.c", 64, ("-O0", "-fno-builtin"))
-    libc = ElfImage.open("/lib/x86_64-linux-gnu/libc.so.6")
+    libc = _libc_of(64)
     impl = implementation(libc, libc.get_function("memrchr").value)
     second = list(arch.X86_64.decode(libc.read(impl, 32), impl))[1].addr - impl
 
     def traced(spec, env=None):
-        said = []
+        said, sites = [], set()
         r, w = pipe_pair()
         with Tracer(on_message=said.append) as t:
             proc = t.spawn([str(exe), "7"], env=env, stdout=w)
             os.close(w)
-            probe = t.add_probe(spec, lambda h: None)
+            probe = t.add_probe(spec, lambda h: sites.add(h.ip - next(
+                m.bias for m in proc.probe_state.modules.modules if m.image.path == libc.path)))
             t.run()
         assert r.read() == "total=84\n" and proc.exit_code == 0
-        return probe.hits, said
+        return probe.hits, said, sorted(sites)
 
-    hits, said = traced(f"uprobe:libc:memrchr+{second:#x}")
+    hits, said, _ = traced(f"uprobe:libc:memrchr+{second:#x}")
     assert hits == 7 and any("probing the implementation" in m for m in said)
-    hits, said = traced("uprobe:libc:memrchr",
-                        dict(os.environ, GLIBC_TUNABLES="glibc.cpu.hwcaps=-AVX2"))
-    assert hits <= 1 and any("could not be found here" in m for m in said)
+    hits, said, sites = traced("uprobe:libc:memrchr", dict(os.environ, GLIBC_TUNABLES=(
+        "glibc.cpu.hwcaps=-AVX2,-AVX2_Usable,-EVEX,-AVX512F,-AVX512VL,-AVX512BW")))
+    assert hits == 7 and any("probing the implementation" in m for m in said)
+    assert sites and sites[0] != libc.get_function("memrchr").value
+    with open("/proc/cpuinfo") as f:
+        if " avx2" in f.read():
+            assert sites != [impl]  # not the AVX2 variant selected here
     with pytest.raises(ProbeError, match="not on an instruction boundary"):
         traced(f"uprobe:libc:memrchr+{second - 1:#x}")
 

@@ -716,3 +716,26 @@ def test_decode_yields_instructions():
     assert [(i.addr, i.length, i.text) for i in insns] == [
         (0x1000, 1, "push rbp"), (0x1001, 3, "mov rbp, rsp"), (0x1004, 1, "ret")]
 
+
+
+@pytest.mark.parametrize("arch, sp, red_zone", [
+    (X86_64, 0x7fff_ffff_e00c, 128),
+    (X86_64, 0x7fff_ffff_e000, 128),
+    (I386, 0xffff_d00c, 0),
+    (I386, 0xffff_d000, 0),
+])
+def test_an_injected_call_starts_as_a_call_would(arch, sp, red_zone):
+    """The return address goes below the red zone (x86_64's leaf functions
+    keep data in the 128 bytes under rsp) and the stack is aligned as at a
+    call's first instruction: sp + word a multiple of 16.  DF and TF are
+    cleared, and orig_rax -1 keeps the kernel from restarting an interrupted
+    system call at the new ip."""
+    word = arch.word_size
+    mem = FakeMemory((sp - 4096, sp + 4096))
+    regs = make_regs(rsp=sp, rip=0x1234, eflags=0x202 | 0x400 | 0x100, orig_rax=3)
+    arch.set_call(regs, mem, 0x5000, 0x6000)
+    assert regs.rip == 0x5000 and regs.orig_rax == (1 << 64) - 1
+    assert (regs.rsp + word) % 16 == 0 and regs.rsp + word <= sp - red_zone
+    assert sp - red_zone - regs.rsp - word < 16
+    assert mem.word(regs.rsp, word) == 0x6000
+    assert regs.eflags == 0x202
