@@ -52,9 +52,9 @@ GROUP_REFUSED = {
     (0x8e, 2): "mov to %ss delays the single-step trap past the next instruction",
     (0xff, 3): "a far indirect call changes the code segment",
     (0xff, 5): "a far indirect jump changes the code segment",
-    (0xc7, 7): ("xbegin: its abort target is relative, and a single-step aborts "
+    (0xc7, 7): ("its abort target is relative, and a single-step aborts "
                 "the transaction"),
-    (0xc6, 7): "xabort: transactional memory instructions are refused",
+    (0xc6, 7): "transactional memory instructions are refused",
 }
 
 #: two-byte opcodes (0f xx) refused in both modes
@@ -62,7 +62,7 @@ TWO_BYTE_REFUSED = {
     0x00: "system instruction group 0f 00 (sldt, str, lldt, ltr, verr, verw)",
     0x01: ("system instruction group 0f 01 (descriptor tables, swapgs, xgetbv, "
            "rdtscp, monitor/mwait, xend/xtest) is refused as a whole"),
-    0x05: ("syscall: the kernel returns to the instruction after it, inside an "
+    0x05: ("the kernel returns to the instruction after it, inside an "
            "out-of-line slot, and may report the step late"),
     0x06: "clts is privileged",
     0x07: "sysret is privileged",
@@ -75,7 +75,7 @@ TWO_BYTE_REFUSED = {
     0x23: "moves to a debug register are privileged",
     0x30: "wrmsr is privileged",
     0x32: "rdmsr is privileged",
-    0x34: "sysenter: the kernel returns to a fixed address, not after the copy",
+    0x34: "the kernel returns to a fixed address, not after the copy",
     0x35: "sysexit is privileged",
     0x37: "getsec is privileged",
     0x78: "vmread is privileged (AMD extrq shares the opcode and is refused with it)",
