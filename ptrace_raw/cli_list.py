@@ -77,8 +77,10 @@ def describe(path: str, pattern: Optional[str], lines: bool,
             body.append(f"    {p.pc:#0{width}x} {p.provider}:{p.name}  {p.args or '(none)'}")
     if lines:
         try:
-            files = [(name, nums) for name, nums in iter_source_lines(path, debug_dirs=debug_dirs)
-                     if match(name) or match(os.path.basename(name))]
+            files = list(iter_source_lines(
+                path, debug_dirs=debug_dirs,
+                keep=None if pattern is None else
+                lambda name: match(name) or match(os.path.basename(name))))
         except TracerError:
             files = []
         if files:

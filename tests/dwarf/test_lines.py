@@ -10,6 +10,7 @@ function, after ours.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -168,3 +169,24 @@ def test_a_relative_compilation_directory_is_not_doubled(tmp_path, bits, version
     assert [name for name, _ in iter_source_lines(program)] == [expected]
     (site,) = line_sites(program, expected, marker("main_sum"))
     assert source_line(program, site.address) == (expected, marker("main_sum"))
+
+
+@pytest.mark.parametrize("version", ["-gdwarf-4", "-gdwarf-5"])
+def test_kept_files_list_alone_and_spare_the_rows_of_other_programs(version):
+    """``list --lines BIN PATTERN`` decoded every line program and then
+    dropped the files the pattern did not match: 13 s for libc's debug
+    file whatever the pattern.  A DWARF 5 header names its files in full,
+    so a program naming no kept file is skipped undecoded."""
+    from ptrace_raw import lines as lines_mod
+    program = build_c("statics.c", 64, ("-O0", version),
+                      libs=(str(TRACEES / "statics_other.c"),))
+    every = dict(iter_source_lines(program))
+    assert sorted(os.path.basename(name) for name in every) == ["statics.c", "statics_other.c"]
+    lines_mod._UNITS.clear()
+    kept = list(iter_source_lines(program, keep=lambda name: name.endswith("/statics_other.c")))
+    assert [(os.path.basename(name), nums) for name, nums in kept] == [
+        ("statics_other.c", every[kept[0][0]])]
+    decoded = {next(os.path.basename(name) for name, _ in unit._files.values()
+                    if name.endswith(".c")): unit._rows is not None
+               for unit in _units(program)}
+    assert decoded == {"statics.c": version == "-gdwarf-4", "statics_other.c": True}
