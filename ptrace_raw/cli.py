@@ -78,10 +78,12 @@ output:
   (--hits prints the hit lines as well).  --json writes NDJSON only (give
   -o FILE when the command writes to stderr too).
 
-expressions (--filter, --hist): Python over one hit, with arg0, arg1, ...
-(a USDT probe's are the marker's arguments), retval (only when every PROBE
-is a return probe), pid, tid, probe (the spec text), ip, and hit (the
-API's Hit object, e.g. hit.read_cstring(arg0)).
+expressions (--filter, --hist, --print): Python over one hit, with arg0,
+arg1, ... (a USDT probe's are the marker's arguments), retval (only when
+every PROBE is a return probe), pid, tid, probe (the spec text), ip,
+cstr(ADDR[, MAX]) (the C string at ADDR, as str) and hit (the API's Hit
+object, e.g. hit.read(arg1, 16)).  A --print that fails at a hit (a string
+at an unreadable address) prints '?'.
 
 exit status: the command's (128+N if signal N killed it; 130 if Ctrl-C
 ended tracing and killed it; 0 if a script's handler called tracer.stop()),
@@ -171,6 +173,8 @@ def _parser():
                        help="arguments to print (default: 3 at function entries, 0 elsewhere; "
                             "return probes save N entry arguments)")
     shown.add_argument("--filter", metavar="EXPR", help="only hits where EXPR is true")
+    shown.add_argument("--print", action="append", default=[], metavar="EXPR", dest="prints",
+                       help="add EXPR=value to each hit line, e.g. 'cstr(arg0)' (repeatable)")
     shown.add_argument("--stack", action="store_true", help="print a backtrace per hit")
     shown.add_argument("--count", action="store_true",
                        help="count hits per probe, and per function of a pattern (as funccount)")
@@ -267,6 +271,7 @@ class _Session:
         self.out = out
         self.filter = HitExpr(opts.filter, "--filter") if opts.filter else None
         self.hists = [(HitExpr(text, "--hist"), Log2Hist(text)) for text in opts.hist]
+        self.prints = [HitExpr(text, "--print") for text in opts.prints]
         self.probes = [_CliProbe(text, opts.args, count=opts.count) for text in opts.probes]
         self.probes += [_latency_probe(text, opts.args) for text in opts.latency]
         self._check_retval()
@@ -274,7 +279,7 @@ class _Session:
         self.show_hits = opts.hits or not self.summary
         self.chrome = ChromeTrace() if opts.trace_out else None
         self.render = render_json if opts.json else render_text
-        wanted = [e.max_arg + 1 for e, _ in self.hists]
+        wanted = [e.max_arg + 1 for e in [e for e, _ in self.hists] + self.prints]
         if self.filter is not None:
             wanted.append(self.filter.max_arg + 1)
         self.keep_args = max(wanted, default=0)
@@ -296,7 +301,8 @@ class _Session:
         entries = [p.spec.text for p in self.probes if not p.spec.is_return]
         if not entries:
             return
-        for expr, option in [(self.filter, "--filter")] + [(e, "--hist") for e, _ in self.hists]:
+        for expr, option in ([(self.filter, "--filter")] + [(e, "--hist") for e, _ in self.hists]
+                             + [(e, "--print") for e in self.prints]):
             if expr is not None and "retval" in expr.uses:
                 raise UsageError(f"{option} '{expr.text}': retval is known at return probes "
                                  f"only, not at {', '.join(entries)}")
@@ -457,7 +463,8 @@ class _Session:
             raise CliError(f"script {script} failed{at}: {what}") from None
 
     def _handler(self, probe: _CliProbe):
-        flt, hists, chrome, out = self.filter, self.hists, self.chrome, self.out
+        flt, hists, prints, chrome, out = (self.filter, self.hists, self.prints, self.chrome,
+                                           self.out)
         render = self.render if self.show_hits else None
         stack = self.opts.stack
         name = where(probe.spec)
@@ -480,7 +487,7 @@ class _Session:
                         hist.add(value)
             if render is not None or chrome is not None:
                 rec = hit_record(hit, self.start_ns, probe.nargs, stack and render is not None,
-                                 probe.locate)
+                                 probe.locate, prints)
                 if render is not None:
                     out.write(render(rec))
                 if chrome is not None:

@@ -165,9 +165,11 @@ def _frame_json(frame) -> dict:
 STACK_FRAMES = 64
 
 
-def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool) -> dict:
+def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool, prints=()) -> dict:
     """The JSON object of one hit; ``stack`` keeps the frames themselves
-    under ``_frames`` for the text renderer."""
+    under ``_frames`` for the text renderer.  ``prints``: --print's
+    expressions, whose values go under "print" by their text (None where
+    one failed, as an argument that cannot be read)."""
     spec = hit.probe.spec
     rec = {"type": "hit", "probe": spec.text, "pid": hit.pid, "tid": hit.tid,
            "time_ns": hit.time_ns - start_ns, "ip": hit.ip}
@@ -188,6 +190,8 @@ def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool) -> dic
         rec["retval"] = hit.retval
         if hit.entry_time_ns is not None:
             rec["duration_ns"] = hit.time_ns - hit.entry_time_ns
+    if prints:
+        rec["print"] = {expr.text: _printed(expr, hit) for expr in prints}
     if stack:
         # one frame more than shown tells a stack that goes on from one
         # that ends there
@@ -218,6 +222,8 @@ def render_text(rec: dict) -> str:
         parts.append(f"retval={rec['retval']:#x}")
     if "duration_ns" in rec:
         parts.append(f"({rec['duration_ns'] / 1000:.3f} us)")
+    for text, value in rec.get("print", {}).items():
+        parts.append(f"{text}={'?' if value is None else repr(value)}")
     line = " ".join(parts)
     for frame in rec.get("_frames", ()):
         line += f"\n    {frame}"
@@ -237,6 +243,7 @@ _NAMES: Dict[str, Callable] = {
     "ip": lambda hit: hit.ip,
     "retval": lambda hit: hit.retval,
     "hit": lambda hit: hit,
+    "cstr": lambda hit: hit.read_cstring,
 }
 
 
@@ -264,7 +271,7 @@ class HitExpr:
                 getters.append((name, _NAMES[name]))
             elif not hasattr(builtins, name):
                 raise UsageError(f"{option} '{text}': unknown name '{name}' (use arg0.., retval, "
-                                 "pid, tid, probe, ip, hit)")
+                                 "pid, tid, probe, ip, cstr, hit)")
         #: the names it reads
         self.uses = used
         self.max_arg = max((int(_ARG.match(n)[1]) for n in used if _ARG.match(n)), default=-1)
@@ -273,6 +280,16 @@ class HitExpr:
 
     def __call__(self, hit):
         return eval(self._code, {name: get(hit) for name, get in self._getters})
+
+
+def _printed(expr: HitExpr, hit):
+    """A --print value as JSON holds it: a number, a string, a bool or
+    None as they are, anything else as its repr."""
+    try:
+        value = expr(hit)
+    except Exception:
+        return None
+    return value if value is None or isinstance(value, (int, float, str, bool)) else repr(value)
 
 
 def hist_value(value) -> Optional[int]:

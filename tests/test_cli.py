@@ -206,6 +206,33 @@ def test_filter_on_saved_entry_args_of_a_return_probe(calls):
     assert [(h["args"], h["retval"]) for h in hits] == [([i], i + 1) for i in range(45, 50)]
 
 
+def test_print_adds_values_to_hit_lines_and_json(calls_bits):
+    """--print EXPR puts the value of EXPR on each hit line, as bpftrace's
+    printf with str() does: cstr() reads a string argument, a return
+    probe prints what its entry saved, and an expression that fails at a
+    hit (here the C string at address 0) prints '?', null in JSON, without
+    failing the others."""
+    exe = calls_bits
+    args = [f"uprobe:{exe}:greet", f"uretprobe:{exe}:greet", "--print", "cstr(arg0)",
+            "--print", "arg1 * 2", "--print", "cstr(0)", "--args", "0"]
+    res = cli("trace", *args, "--", exe, 1)
+    assert (res.returncode, res.stdout) == (0, untraced(exe, 1)), res.stderr
+    lines = [line for line in res.stderr.splitlines() if ":greet" in line]
+    assert [re.sub(r"\(\d+\.\d+ us\)", "(T)", line.split(" ", 2)[2]) for line in lines] == [
+        f"uprobe:{exe}:greet cstr(arg0)='world' arg1 * 2=6 cstr(0)=?",
+        f"uretprobe:{exe}:greet retval=0x8 (T) cstr(arg0)='world' arg1 * 2=6 cstr(0)=?"]
+    res = cli("trace", "--json", *args, "--", exe, 1)
+    assert [h["print"] for h in hits_of(ndjson(res.stderr))] == [
+        {"cstr(arg0)": "world", "arg1 * 2": 6, "cstr(0)": None}] * 2
+
+
+def test_print_of_retval_at_an_entry_probe_is_refused(calls):
+    res = cli("trace", f"uprobe:{calls}:add", "--print", "retval", "--", calls, 1)
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr == ("ptrace-raw: --print 'retval': retval is known at return probes "
+                          f"only, not at uprobe:{calls}:add\n")
+
+
 def test_stack_is_symbolized(calls_bits, bits):
     res = cli("trace", f"uprobe:{calls_bits}:fib", "--stack", "--filter", "arg0 == 8", "--", calls_bits, 1)
     lines = res.stderr.splitlines()
@@ -798,7 +825,7 @@ def _reaped_pid():
      "ptrace-raw: --filter 'arg0 ==': invalid expression: invalid syntax"),
     (["trace", "uprobe:{calls}:add", "--hist", "nosuch + 1", "--", "{calls}"], 2,
      ("ptrace-raw: --hist 'nosuch + 1': unknown name 'nosuch' (use arg0.., retval, pid, tid, "
-      "probe, ip, hit)")),
+      "probe, ip, cstr, hit)")),
     (["trace", "uprobe:{calls}:add"], 2,
      "ptrace-raw: nothing to trace: give -p PID, -c CMD or -- CMD ARGS"),
     (["trace", "-p", "x", "uprobe:{calls}:add"], 2,
