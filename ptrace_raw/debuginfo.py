@@ -82,6 +82,10 @@ class DebugFile:
     def __init__(self, path: str, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS):
         self.path = path
         self.debug_dirs = debug_dirs
+        #: what readers derive from this DWARF (the line tables), kept
+        #: here so that it goes when the file leaves the cache of open
+        #: files, and with it the descriptor and memory it held
+        self.derived: dict = {}
         self.elf = _elf_with_links(path)
         source, name = self.elf, path
         # strict: a file with only .eh_frame has no DWARF worth a DWARFInfo.

@@ -3,9 +3,9 @@ address, the load bias of a mapping, and SDT notes.
 
 This module never looks at a process.  An ``ElfImage`` is shared by every
 tracee that maps the file (``ElfImage.open`` caches by inode and mtime), so
-libc is read once per tracer.  The file is mmapped read-only and the
-descriptor closed at once; the page cache holds the bytes, so a tracer can
-keep hundreds of images.  Headers are read on open; symbols and notes on
+libc is read once per tracer.  The file is mmapped read-only: the page
+cache holds the bytes, so a tracer can keep hundreds of images (each holds
+one descriptor, which Python's mmap keeps).  Headers are read on open; symbols and notes on
 first use.  The one image with no file, the vDSO, is built from bytes its
 caller read out of a process (``ElfImage.from_memory``).
 

@@ -251,32 +251,25 @@ def _matches(path: str, wanted: str) -> bool:
     return path == wanted or path.endswith("/" + wanted.lstrip("/"))
 
 
-_UNITS: dict[tuple, tuple[DebugFile, list[_LineUnit]]] = {}
-#: (file, debug_dirs, offset) -> (DebugFile, the one unit read there)
-_ONE_UNIT: dict[tuple, tuple[DebugFile, _LineUnit]] = {}
-
-
 def _units(path, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> list[_LineUnit]:
     debug = debug_file(path, debug_dirs)
-    key = (debug.path, debug_dirs)
-    cached = _UNITS.get(key)
-    if cached is None or cached[0] is not debug:
-        cached = _UNITS[key] = (debug, _line_units(debug))
-    return cached[1]
+    units = debug.derived.get("line units")
+    if units is None:
+        units = debug.derived["line units"] = _line_units(debug)
+    return units
 
 
-def _unit_at(debug: DebugFile, debug_dirs: tuple[str, ...], offset: int) -> Optional[_LineUnit]:
+def _unit_at(debug: DebugFile, offset: int) -> Optional[_LineUnit]:
     """The line program at ``offset``, from the file's units when they
     are parsed already, else alone: a backtrace through libc names a few
     of its thousands of units, and parsing every header took a second."""
-    cached = _UNITS.get((debug.path, debug_dirs))
-    if cached is not None and cached[0] is debug:
-        return next((u for u in cached[1] if u.offset == offset), None)
-    key = (debug.path, debug_dirs, offset)
-    one = _ONE_UNIT.get(key)
-    if one is None or one[0] is not debug:
-        one = _ONE_UNIT[key] = (debug, _line_unit_at(debug, offset)[0])
-    return one[1]
+    units = debug.derived.get("line units")
+    if units is not None:
+        return next((u for u in units if u.offset == offset), None)
+    alone = debug.derived.setdefault("line units alone", {})
+    if offset not in alone:
+        alone[offset] = _line_unit_at(debug, offset)[0]
+    return alone[offset]
 
 
 def line_sites(path, file: str, line: int,
@@ -377,7 +370,7 @@ def source_line(path, vaddr: int,
     stmt = _stmt_list(debug.dwarf.get_CU_at(cu_offset))
     if stmt is None:
         return None
-    unit = _unit_at(debug, debug_dirs, stmt)
+    unit = _unit_at(debug, stmt)
     if unit is None:
         return None
     rows = unit.rows()

@@ -10,6 +10,7 @@ function, after ours.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from ptrace_raw.debuginfo import debug_file
 from ptrace_raw.errors import TracerError
 from ptrace_raw.lines import NoCodeAtLine, _units, iter_source_lines, line_sites, source_line
 from tests.conftest import TRACEES, build_c
@@ -177,12 +179,11 @@ def test_kept_files_list_alone_and_spare_the_rows_of_other_programs(version):
     dropped the files the pattern did not match: 13 s for libc's debug
     file whatever the pattern.  A DWARF 5 header names its files in full,
     so a program naming no kept file is skipped undecoded."""
-    from ptrace_raw import lines as lines_mod
     program = build_c("statics.c", 64, ("-O0", version),
                       libs=(str(TRACEES / "statics_other.c"),))
     every = dict(iter_source_lines(program))
     assert sorted(os.path.basename(name) for name in every) == ["statics.c", "statics_other.c"]
-    lines_mod._UNITS.clear()
+    debug_file(program).derived.clear()
     kept = list(iter_source_lines(program, keep=lambda name: name.endswith("/statics_other.c")))
     assert [(os.path.basename(name), nums) for name, nums in kept] == [
         ("statics_other.c", every[kept[0][0]])]
@@ -190,3 +191,22 @@ def test_kept_files_list_alone_and_spare_the_rows_of_other_programs(version):
                     if name.endswith(".c")): unit._rows is not None
                for unit in _units(program)}
     assert decoded == {"statics.c": version == "-gdwarf-4", "statics_other.c": True}
+
+
+def test_line_lookups_in_many_files_keep_a_bounded_number_open(tmp_path):
+    """Every file a line lookup read stayed cached with its line tables (a
+    backtrace through a hundred libraries reads a hundred), each holding
+    its file open: a tracer would run out of descriptors.  The tables now
+    go with the file when it leaves the cache of open files (32)."""
+    program = build_c(SOURCE, 64, ("-O0",))
+    site = line_sites(program, SOURCE.name, marker("main_sum"))[0].address
+    copies = []
+    for i in range(80):
+        copies.append(tmp_path / f"copy{i}")
+        shutil.copy(program, copies[-1])
+    before = len(os.listdir("/proc/self/fd"))
+    for copy in copies:
+        assert source_line(copy, site) == (str(SOURCE), marker("main_sum"))
+        assert dict(iter_source_lines(copy))[str(SOURCE)]
+    gc.collect()  # a file's line units refer back to it: a cycle
+    assert len(os.listdir("/proc/self/fd")) - before <= 32
