@@ -53,7 +53,7 @@ _CONSTANTS = frozenset((
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse(expr: tuple, word_size: int):
+def parse(expr: tuple, word_size: int):
     structs = DWARFStructs(little_endian=True, dwarf_format=32, address_size=word_size)
     return tuple((op.op_name, tuple(op.args)) for op in DWARFExprParser(structs).parse_expr(expr))
 
@@ -69,8 +69,8 @@ def evaluate(expr, regs: Mapping[int, int], read_word: Callable[[int], int],
     bits = 8 * word_size
     stack = [v & ((1 << bits) - 1) for v in push]
     try:
-        for name, args in _parse(tuple(expr), word_size):
-            _step(name, args, stack, regs, read_word, bits)
+        for name, args in parse(tuple(expr), word_size):
+            step(name, args, stack, regs, read_word, bits)
     except IndexError:
         raise UnsupportedExpression("the expression pops an empty stack") from None
     if not stack:
@@ -78,7 +78,7 @@ def evaluate(expr, regs: Mapping[int, int], read_word: Callable[[int], int],
     return stack[-1]
 
 
-def _step(name, args, stack, regs, read_word, bits) -> None:
+def step(name, args, stack, regs, read_word, bits) -> None:
     """Apply one operation to ``stack``."""
     mask = (1 << bits) - 1
     if name.startswith("DW_OP_lit"):

@@ -81,8 +81,9 @@ output:
 expressions (--filter, --hist, --print): Python over one hit, with arg0,
 arg1, ... (a USDT probe's are the marker's arguments), retval (only when
 every PROBE is a return probe), pid, tid, probe (the spec text), ip,
-cstr(ADDR[, MAX]) (the C string at ADDR, as str) and hit (the API's Hit
-object, e.g. hit.read(arg1, 16)).  A --print that fails at a hit (a string
+cstr(ADDR[, MAX]) (the C string at ADDR, as str), var(NAME) (a parameter or
+local in scope, from DWARF: var('total') at a line probe) and hit (the
+API's Hit object, e.g. hit.read(arg1, 16), hit.format_vars()).  A --print that fails at a hit (a string
 at an unreadable address) prints '?'.
 
 exit status: the command's (128+N if signal N killed it; 130 if Ctrl-C

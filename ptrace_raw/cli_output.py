@@ -244,6 +244,7 @@ _NAMES: Dict[str, Callable] = {
     "retval": lambda hit: hit.retval,
     "hit": lambda hit: hit,
     "cstr": lambda hit: hit.read_cstring,
+    "var": lambda hit: (hit.vars or {}).__getitem__,
 }
 
 
@@ -271,7 +272,7 @@ class HitExpr:
                 getters.append((name, _NAMES[name]))
             elif not hasattr(builtins, name):
                 raise UsageError(f"{option} '{text}': unknown name '{name}' (use arg0.., retval, "
-                                 "pid, tid, probe, ip, cstr, hit)")
+                                 "pid, tid, probe, ip, cstr, var, hit)")
         #: the names it reads
         self.uses = used
         self.max_arg = max((int(_ARG.match(n)[1]) for n in used if _ARG.match(n)), default=-1)

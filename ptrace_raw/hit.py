@@ -210,6 +210,22 @@ class Hit:
         ``char *`` as strings when ``strings`` is true)."""
         return self._engine.format_args(self, strings)
 
+    @property
+    def vars(self):
+        """{name: value} of the parameters and locals in scope where the
+        probe hit, from DWARF (gdb's ``info args`` and ``info locals``):
+        read where DWARF says each is at this address, signed types
+        sign-extended; a name an inner block declares again is the inner
+        one.  None where a variable has no value here (optimized out, in
+        pieces, in a vector register, larger than 8 bytes); None as a whole
+        at a return probe or without debug information."""
+        return self._engine.variables(self)
+
+    def format_vars(self, strings: bool = False):
+        """{name: text} of ``vars`` by declared type, as ``format_args``
+        ("?" where there is no value)."""
+        return self._engine.format_variables(self, strings)
+
     def read(self, addr: int, size: int) -> bytes:
         return self.thread.process.memory.read(addr, size)
 

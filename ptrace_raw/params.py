@@ -112,7 +112,7 @@ def _strip(die):
     return die
 
 
-def _param(die, address_size: int) -> Param:
+def param_of(die, address_size: int) -> Param:
     typed = origin(die, "DW_AT_type")
     declared = _attr_type(typed)
     typ = _strip(declared)
@@ -188,7 +188,22 @@ class _Functions:
         return None
 
 
-_FUNCTIONS: dict[tuple, _Functions] = {}
+def _functions(path, debug_dirs: tuple[str, ...]) -> Optional[_Functions]:
+    debug = debug_file(path, debug_dirs)
+    if debug.dwarf is None:
+        return None
+    funcs = debug.derived.get("functions")
+    if funcs is None:
+        funcs = debug.derived["functions"] = _Functions(debug)
+    return funcs
+
+
+def function_die(path, vaddr: int, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS):
+    """(DebugFile, the subprogram DIE holding link-time address ``vaddr``)
+    of the ELF file ``path``, or None; ``SplitDwarf`` as below."""
+    funcs = _functions(path, debug_dirs)
+    die = funcs.die_at(vaddr) if funcs is not None else None
+    return (funcs.debug, die) if die is not None else None
 
 
 def function_params(path, func: Union[str, int],
@@ -199,13 +214,9 @@ def function_params(path, func: Union[str, int],
     arguments).  A stripped file's DWARF comes from its separate debug
     file, looked for in ``debug_dirs``; ``SplitDwarf`` when the function's
     unit is a skeleton."""
-    debug = debug_file(path, debug_dirs)
-    if debug.dwarf is None:
+    funcs = _functions(path, debug_dirs)
+    if funcs is None:
         return None
-    key = (debug.path, debug_dirs)
-    funcs = _FUNCTIONS.get(key)
-    if funcs is None or funcs.debug is not debug:
-        funcs = _FUNCTIONS[key] = _Functions(debug)
     if func in funcs.cache:
         return funcs.cache[func]
     if isinstance(func, int):
@@ -221,7 +232,7 @@ def function_params(path, func: Union[str, int],
             # An out-of-line copy may list no parameters of its own.
             concrete = [c for c in origin(die).iter_children() if c.tag == "DW_TAG_formal_parameter"]
         # C++'s artificial ``this`` stays: it takes the first argument slot.
-        result = [_param(c, size) for c in concrete]
+        result = [param_of(c, size) for c in concrete]
     funcs.cache[func] = result
     return result
 

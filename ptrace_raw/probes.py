@@ -36,7 +36,8 @@ from .params import format_value, function_params
 from .resolve import original_code, places
 from .specs import parse_spec
 from .thread import IP_OFFSET
-from .unwind import function_size, unwind
+from .unwind import cfa_at, function_size, unwind
+from .variables import Frame as VarFrame, scope_at, value_of
 from .xol import XolError, XolSpace
 
 _ARCH_BY_BITS = {64: _arch.X86_64, 32: _arch.I386}
@@ -191,6 +192,24 @@ def _glibc_tunables(pid: int):
     except OSError:
         return False
     return next((e[15:] for e in env if e.startswith(b"GLIBC_TUNABLES=")), None)
+
+
+def _signed_values(found) -> dict:
+    """{name: value} of (Param, raw) pairs, signed types sign-extended."""
+    out = {}
+    for param, raw in found:
+        if raw is not None and param.signed and param.size:
+            bits = param.size * 8
+            raw &= (1 << bits) - 1
+            raw -= (1 << bits) if raw >> (bits - 1) else 0
+        out[param.name] = raw
+    return out
+
+
+def _formatted(found, hit, strings: bool) -> dict:
+    """{name: text} of (Param, raw) pairs by their types, "?" for none."""
+    reader = (lambda addr: hit.read_cstring(addr)) if strings else None
+    return {p.name: format_value(p, raw, reader) if raw is not None else "?" for p, raw in found}
 
 
 def _forget_left_frames(thread, stack, sp: int, fresh: bool, mem, arch, tramp: int) -> None:
@@ -1144,24 +1163,47 @@ class ProbeEngine(Engine):
         register, an aggregate by value) is None, and so is the whole at
         any other site, or without debug information."""
         found = self._entry_params(hit)
-        if found is None:
-            return None
-        out = {}
-        for param, raw in found:
-            if raw is not None and param.signed and param.size:
-                bits = param.size * 8
-                raw &= (1 << bits) - 1
-                raw -= (1 << bits) if raw >> (bits - 1) else 0
-            out[param.name] = raw
-        return out
+        return _signed_values(found) if found is not None else None
 
     def format_args(self, hit, strings: bool = False):
         found = self._entry_params(hit)
-        if found is None:
+        return _formatted(found, hit, strings) if found is not None else None
+
+    def variables(self, hit):
+        """{name: value} of what is in scope where the probe hit (see
+        variables.py); None at a return probe, or without DWARF there."""
+        found = self._scope_values(hit)
+        return _signed_values(found) if found is not None else None
+
+    def format_variables(self, hit, strings: bool = False):
+        found = self._scope_values(hit)
+        return _formatted(found, hit, strings) if found is not None else None
+
+    def _scope_values(self, hit):
+        """[(Param, raw value or None)] of the parameters and locals in
+        scope at the hit's address, outermost first (an inner name, later,
+        hides an outer one in a dict)."""
+        if hit._entry is not None:
             return None
-        reader = (lambda addr: hit.read_cstring(addr)) if strings else None
-        return {p.name: format_value(p, raw, reader) if raw is not None else "?"
-                for p, raw in found}
+        ps = hit.thread.process.probe_state
+        mod = ps.modules.find(hit.ip)
+        if mod is None or mod.image.memory is not None:
+            return None
+        image, vaddr = mod.image, hit.ip - mod.bias
+        try:
+            scope = scope_at(image.path, vaddr, image.debug_dirs)
+        except SplitDwarf as exc:
+            hit.probe.note(str(exc))
+            return None
+        if scope is None:
+            return None
+        arch, regs, mem = hit.arch, hit.thread.get_regs(), hit.thread.process.memory
+        dwarf = {num: hit.ip if name == "ip" else arch.get_reg(regs, name)
+                 for num, name in enumerate(arch.dwarf_reg_names)}
+        frame = VarFrame(dwarf, mem.read, arch.word_size, mod.bias, lambda: cfa_at(
+            image.path, vaddr, dwarf, lambda addr: arch.read_word(mem, addr), arch.word_size,
+            image.debug_dirs))
+        return [(var.param, value_of(var, scope, frame)) for var in scope.variables]
 
     def _entry_params(self, hit):
         """[(Param, raw value or None)] at a function's entry, where the

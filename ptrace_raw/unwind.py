@@ -298,12 +298,8 @@ def _row_for(pc: int, find_module, debug_dirs: tuple[str, ...]) -> Optional[_Row
 def _step_cfi(row: _Row, regs: dict, roles: _Regs, read_word, word_size: int) -> dict:
     """The caller's registers, from the callee's and its CFI row."""
     mask = (1 << (8 * word_size)) - 1
-    rule = row.rules["cfa"]
-    if rule.expr is not None:
-        cfa = evaluate(rule.expr, regs, read_word, word_size)
-    elif rule.reg in regs:
-        cfa = (regs[rule.reg] + rule.offset) & mask
-    else:
+    cfa = _cfa(row, regs, read_word, word_size)
+    if cfa is None:
         raise _StopUnwinding
     # Registers without a rule keep their value (callee-saved by convention);
     # the caller's stack pointer is the CFA unless a rule says otherwise.
@@ -337,6 +333,30 @@ def _step_cfi(row: _Row, regs: dict, roles: _Regs, read_word, word_size: int) ->
         raise _StopUnwinding
     caller[roles.ip] = caller[row.return_column]
     return caller
+
+
+def _cfa(row: _Row, regs: dict, read_word, word_size: int) -> Optional[int]:
+    """The frame's canonical frame address by its CFI row; None when the
+    rule names a register the frame does not know."""
+    rule = row.rules["cfa"]
+    if rule.expr is not None:
+        return evaluate(rule.expr, regs, read_word, word_size)
+    if rule.reg in regs:
+        return (regs[rule.reg] + rule.offset) & ((1 << (8 * word_size)) - 1)
+    return None
+
+
+def cfa_at(path, vaddr: int, regs: dict, read_word: Callable[[int], int], word_size: int,
+           debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Optional[int]:
+    """The canonical frame address of a frame stopped at link-time address
+    ``vaddr`` of ``path`` (what DW_OP_call_frame_cfa pushes: the caller's
+    stack pointer before the call), ``regs`` by DWARF number as for
+    ``unwind``; None without call-frame information there."""
+    try:
+        row = image_cfi(path, debug_dirs).row_at(vaddr)
+        return _cfa(row, regs, read_word, word_size) if row is not None else None
+    except (OSError, ELFError, DWARFError, UnsupportedExpression):
+        return None
 
 
 def _step_fp(regs: dict, roles: _Regs, read_word, word_size: int) -> dict:

@@ -226,6 +226,19 @@ def test_print_adds_values_to_hit_lines_and_json(calls_bits):
         {"cstr(arg0)": "world", "arg1 * 2": 6, "cstr(0)": None}] * 2
 
 
+def test_print_and_filter_read_locals_at_a_line_probe(build):
+    """var(NAME) in an expression is the DWARF variable of that name where
+    the probe hit: a line probe prints a local as it is at that pass."""
+    exe = build("locals.c")
+    line = next(n for n, text in enumerate((TRACEES / "locals.c").read_text().splitlines(), 1)
+                if "LINE: outer" in text)
+    res = cli("trace", "--json", f"{exe}:locals.c:{line}", "--print", "var('total')",
+              "--filter", "var('k') > 1", "--", exe, 3)
+    assert res.returncode == 0, res.stderr
+    assert [h["print"] for h in hits_of(ndjson(res.stderr))] == [
+        {"var('total')": 10}, {"var('total')": 20}]
+
+
 def test_print_of_retval_at_an_entry_probe_is_refused(calls):
     res = cli("trace", f"uprobe:{calls}:add", "--print", "retval", "--", calls, 1)
     assert (res.returncode, res.stdout) == (2, "")
@@ -825,7 +838,7 @@ def _reaped_pid():
      "ptrace-raw: --filter 'arg0 ==': invalid expression: invalid syntax"),
     (["trace", "uprobe:{calls}:add", "--hist", "nosuch + 1", "--", "{calls}"], 2,
      ("ptrace-raw: --hist 'nosuch + 1': unknown name 'nosuch' (use arg0.., retval, pid, tid, "
-      "probe, ip, cstr, hit)")),
+      "probe, ip, cstr, var, hit)")),
     (["trace", "uprobe:{calls}:add"], 2,
      "ptrace-raw: nothing to trace: give -p PID, -c CMD or -- CMD ARGS"),
     (["trace", "-p", "x", "uprobe:{calls}:add"], 2,

@@ -476,3 +476,75 @@ def test_split_dwarf_is_said_to_be_unread(markers):
     assert re.search(r"\.dwo are described there, which is not read", note)
     (note,) = [n for n in body.notes if "split DWARF" in n]
     assert re.search(r"\.dwo\) is not read: each address of the line is a site", note)
+
+
+def _vars_at_lines(exe, n, markers):
+    """[(marker, hit.vars, hit.format_vars(strings=True))] per hit of a
+    probe on each marked line of locals.c, in hit order."""
+    seen = []
+    with Tracer(on_message=lambda message: None) as t:
+        proc = t.spawn([str(exe), str(n)], stdout=subprocess.DEVNULL)
+        for marker in markers:
+            t.add_probe(f"uprobe:{exe}:locals.c:{_line_of(marker, 'locals.c')}",
+                        lambda h, m=marker: seen.append((m, h.vars, h.format_vars(True))))
+        t.run()
+    assert proc.exit_code == 0
+    return seen
+
+
+def test_variables_in_scope_at_a_line_probe(build):
+    """At a line probe, ``hit.vars`` has the function's parameters and the
+    locals of every block holding the line, read where DWARF puts them:
+    a block's own ``total`` hides the function's, a static is read at its
+    address plus the load bias, a char pointer shows its string and a
+    double its value, each time with the loop's values of that pass."""
+    seen = _vars_at_lines(build("locals.c"), 3, ["inner", "outer"])
+    assert [(m, v["base"], v["k"], v["seen"], v["total"]) for m, v, _ in seen] == [
+        ("inner", 0, 1, 1, -1), ("outer", 0, 1, 1, 0),
+        ("inner", 1, 2, 2, -2), ("outer", 1, 2, 2, 10),
+        ("inner", 2, 3, 3, -3), ("outer", 2, 3, 3, 20)]
+    texts = [(text["label"].split(" ", 1)[1], text["ratio"], text["total"]) for _, _, text in seen]
+    assert texts == [('"odd"', "0.25", "-1"), ('"odd"', "0.25", "0"),
+                     ('"even"', "0.5", "-2"), ('"even"', "0.5", "10"),
+                     ('"odd"', "0.75", "-3"), ('"odd"', "0.75", "20")]
+
+
+def _gdb_vars(exe, n, marker):
+    """gdb's ``info args`` and ``info locals`` at each stop on the line."""
+    line = _line_of(marker, "locals.c")
+    cmd = ["gdb", "-nx", "-batch", "-ex", f"break locals.c:{line}", "-ex", "run"]
+    for _ in range(n):
+        cmd += ["-ex", "echo STOP\\n", "-ex", "info args", "-ex", "info locals", "-ex", "continue"]
+    out = subprocess.run(cmd + ["--args", str(exe), str(n)], capture_output=True, text=True,
+                         timeout=120).stdout
+    stops = []
+    for text in out.splitlines():
+        if text == "STOP":
+            stops.append({})
+        elif stops and re.match(r"^\w+ = ", text):
+            name, value = text.split(" = ", 1)
+            stops[-1].setdefault(name, value)
+    return stops
+
+
+@pytest.mark.parametrize("marker", ["inner", "outer"])
+def test_variables_at_O2_agree_with_gdb(build, marker):
+    """Optimized code moves variables between registers and the stack and
+    drops dead ones: each value read at -O2 is the one gdb shows there
+    (pointers compared by their strings, as addresses differ between the
+    runs), and what we cannot read ("?": optimized out, or computed by
+    typed DWARF operations) is still named.  Parameters and the static
+    are always read."""
+    exe = build("locals.c", flags=("-O2",))
+    ours = [text for _, _, text in _vars_at_lines(exe, 3, [marker])]
+    theirs = _gdb_vars(exe, 3, marker)
+    assert len(ours) == len(theirs) == 3
+
+    def plain(value):
+        return re.sub(r"0x[0-9a-f]+ ", "", value)
+
+    for mine, gdb in zip(ours, theirs):
+        assert set(mine) == set(gdb)
+        assert {name for name, value in mine.items() if value != "?"} >= {"base", "k", "seen"}
+        assert {name: plain(v) for name, v in mine.items() if v != "?"} == \
+            {name: plain(gdb[name]) for name, v in mine.items() if v != "?"}

@@ -16,7 +16,7 @@ from ptrace_raw.tracer import Tracer
 from ptrace_raw.xol import XolError
 from tests.conftest import TRACEES, build_c
 from tests.tracing import (
-    TracerThread, ask, maps_of, pipe_pair, proc_state, start_service, text_bytes,
+    TracerThread, ask, maps_of, pipe_pair, start_service, text_bytes, wait_for_state,
 )
 
 
@@ -234,7 +234,7 @@ def test_ifunc_resolved_in_a_process_attached_in_a_system_call(build, bits):
                            text=True, env=dict(os.environ, GLIBC_TUNABLES="glibc.cpu.hwcaps=-AVX2"))
     try:
         assert svc.stdout.readline() == "ready\n"
-        assert proc_state(svc.pid) == "S"
+        wait_for_state(svc.pid, "S")  # in its read()
 
         def traced(t):
             proc = t.attach(svc.pid)

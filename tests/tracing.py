@@ -126,13 +126,19 @@ def trace_fork_during(exe, how, change, before=None):
 
 
 def _wait_for_ptrace_stop(pid, tid, give_up=60.0):
-    """Until thread ``tid`` sits in a ptrace stop (state t): a condition on
-    the tracee, polled, as nothing else can report it to a handler.  After
-    ``give_up`` seconds the test fails rather than hang."""
+    """Until thread ``tid`` sits in a ptrace stop (state t)."""
+    wait_for_state(pid, "t", tid, give_up)
+
+
+def wait_for_state(pid, state, tid=None, give_up=60.0):
+    """Until the thread (the leader by default) is in ``state`` ("S":
+    blocked in a system call, "t": in a ptrace stop): a condition on the
+    tracee, polled, as nothing else can report it.  After ``give_up``
+    seconds the test fails rather than hang."""
     end = time.monotonic() + give_up
     while time.monotonic() < end:
-        with open(f"/proc/{pid}/task/{tid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "t":
+        with open(f"/proc/{pid}/task/{tid or pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == state:
                 return
         time.sleep(0.001)
-    raise AssertionError(f"thread {tid} of {pid} never stopped")
+    raise AssertionError(f"thread {tid or pid} of {pid} never reached state {state}")
