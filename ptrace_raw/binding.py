@@ -13,10 +13,10 @@ import os
 from . import _libc
 from .consts import (
     PTRACE_ATTACH, PTRACE_CONT, PTRACE_DETACH, PTRACE_GET_SYSCALL_INFO, PTRACE_GETEVENTMSG,
-    PTRACE_GETFPREGS, PTRACE_GETREGS, PTRACE_GETSIGINFO, PTRACE_INTERRUPT, PTRACE_KILL,
-    PTRACE_LISTEN, PTRACE_PEEKDATA, PTRACE_PEEKUSER, PTRACE_POKEDATA, PTRACE_POKEUSER,
-    PTRACE_SEIZE, PTRACE_SETOPTIONS, PTRACE_SETREGS, PTRACE_SETSIGINFO, PTRACE_SINGLESTEP, PTRACE_SYSCALL,
-    PTRACE_TRACEME, REQUEST_NAMES,
+    PTRACE_GETFPREGS, PTRACE_GETREGS, PTRACE_GETREGSET, PTRACE_GETSIGINFO, PTRACE_INTERRUPT,
+    PTRACE_KILL, PTRACE_LISTEN, PTRACE_PEEKDATA, PTRACE_PEEKUSER, PTRACE_POKEDATA, PTRACE_POKEUSER,
+    PTRACE_SEIZE, PTRACE_SETOPTIONS, PTRACE_SETREGS, PTRACE_SETREGSET, PTRACE_SETSIGINFO,
+    PTRACE_SINGLESTEP, PTRACE_SYSCALL, PTRACE_TRACEME, REQUEST_NAMES,
 )
 from .errors import PtraceError
 from .structs import IoVec, SigInfo, SyscallInfo, UserFpRegs, UserRegs
@@ -28,6 +28,8 @@ _set_errno = _libc.set_errno
 
 #: byte offset of rip in user_regs_struct (PEEKUSER/POKEUSER of one register)
 RIP_OFFSET = UserRegs.rip.offset
+#: more than any register set takes (an XSAVE area with AMX tiles is 11 KiB)
+_REGSET_ROOM = 1 << 15
 
 
 def failure(request: int, pid: int) -> PtraceError:
@@ -118,6 +120,22 @@ def getfpregs(pid: int) -> UserFpRegs:
     fp = UserFpRegs()
     _call(PTRACE_GETFPREGS, pid, None, ctypes.addressof(fp))
     return fp
+
+
+def getregset(pid: int, note: int) -> bytes:
+    """The register set ``note`` (an NT_ type) as the kernel lays it out,
+    as long as the kernel says it is."""
+    buf = ctypes.create_string_buffer(_REGSET_ROOM)
+    iov = IoVec(ctypes.addressof(buf), len(buf))
+    _call(PTRACE_GETREGSET, pid, note, ctypes.addressof(iov))
+    return buf.raw[:iov.iov_len]
+
+
+def setregset(pid: int, note: int, data: bytes) -> None:
+    """Load the register set ``note`` from what ``getregset`` returned."""
+    buf = ctypes.create_string_buffer(data, len(data))
+    iov = IoVec(ctypes.addressof(buf), len(data))
+    _call(PTRACE_SETREGSET, pid, note, ctypes.addressof(iov))
 
 
 def peekuser(pid: int, offset: int) -> int:

@@ -14,7 +14,7 @@ from typing import Optional
 
 from . import binding
 from .consts import (
-    PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK, PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE,
+    NT_X86_XSTATE, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK, PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE,
     PTRACE_O_TRACEEXEC, PTRACE_O_TRACEFORK, PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACEVFORK, WALL,
 )
 from .errors import AttachError, PtraceError
@@ -120,9 +120,12 @@ class Process:
         anywhere else, in a fault or at another trap: it is abandoned, and
         that signal, which the call raised, is not delivered.  Signals sent
         to the thread meanwhile are held, and registers restored, as for
-        ``inject_syscall``; memory below the stack in use may change."""
+        ``inject_syscall``, the x87 and vector ones too (the thread may be
+        stopped anywhere, with values in registers any function may
+        clobber); memory below the stack in use may change."""
         thread.keep_siginfo()
         saved = thread.get_regs().copy()
+        vectors = binding.getregset(thread.tid, NT_X86_XSTATE)
         arch = thread.arch
         arch.set_call(thread.regs, self.memory, func, return_to)
         thread.mark_regs_dirty()
@@ -134,6 +137,7 @@ class Process:
         regs = thread.get_regs()
         returned = status.sig == signal.SIGTRAP and arch.ip(regs) == return_to + 1
         result = arch.retval(regs) if returned else None
+        binding.setregset(thread.tid, NT_X86_XSTATE, vectors)
         self._put_back(thread, saved)
         return result
 

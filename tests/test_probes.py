@@ -315,6 +315,35 @@ def test_a_resolver_run_in_the_tracee_that_faults_is_abandoned_unseen(build, mod
         svc.wait()
 
 
+def test_a_resolver_run_in_the_tracee_keeps_its_vector_registers(build):
+    """The tracer calls an IFUNC's resolver in a program it attached to,
+    stopped anywhere in its code: the program's registers hold what they
+    held after, the vector registers too, which a resolver may use as any
+    function may (glibc's gettimeofday resolver zeroes xmm0, and this one
+    does).  Only the general registers were put back, and a value the
+    program kept in xmm0 was lost."""
+    exe = build("ifuncvec.c", flags=("-O0", "-msse2"))
+    svc = start_service(exe, 5)
+    try:
+        assert svc.stdout.readline() == "ready\n"
+
+        def traced(t):
+            t.attach(svc.pid)
+            probe = t.add_probe(f"uprobe:{exe}:scale", lambda h: None)
+            os.kill(svc.pid, signal.SIGUSR1)
+            t.run()
+            return probe.hits
+
+        tt = TracerThread(traced, on_message=lambda message: None)
+        tt.start()
+        hits = tt.join_checked()
+        assert svc.stdout.read() == "kept total=105\n" and svc.wait() == 0
+        assert hits == 5
+    finally:
+        svc.kill()
+        svc.wait()
+
+
 def test_an_ifunc_of_a_library_dlopen_maps_again_and_again(build, bits):
     """A library dlopen maps gets its probes before the loader relocates
     it; its IFUNC is set where the resolver returns, and the next time the
