@@ -29,6 +29,7 @@ from typing import Iterator, NamedTuple, Optional
 
 from elftools.common.exceptions import ELFError as _PyElfError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.relocation import RelocationSection
 
 from .debuginfo import DEFAULT_DEBUG_DIRS, SeparateDebug, separate_debug_file
 from .errors import TracerError
@@ -43,6 +44,8 @@ _DF_TEXTREL = 0x4
 _RELOC_4_BYTES_64 = frozenset((2, 4, 9, 10, 11))
 #: R_X86_64_RELATIVE and R_386_RELATIVE alike: the load bias plus an addend
 _R_RELATIVE = 8
+#: R_X86_64_IRELATIVE and R_386_IRELATIVE, by bitness: what a resolver returns
+_R_IRELATIVE = {64: 37, 32: 42}
 _SHN_UNDEF, _SHN_LORESERVE = 0, 0xFF00
 _KINDS = {1: "object", 2: "func", 10: "ifunc"}      # STT_OBJECT, STT_FUNC, STT_GNU_IFUNC
 _STT_TLS = 6
@@ -500,26 +503,46 @@ class ElfImage:
         return [a for a, _ in spans], [b for _, b in spans]
 
     @cached_property
-    def relocation_witness(self) -> Optional[tuple[int, int]]:
-        """(vaddr, value) of a word the loader sets to ``value`` plus the
-        load bias (the first relative relocation): reading it in a process
-        tells whether the loader has relocated this file there yet.  None
+    def relocation_witness(self) -> Optional[tuple[int, int, bool]]:
+        """(vaddr, value, relative) of a word whose value in a process tells
+        whether the loader has relocated this file there yet.  Relative, the
+        loader sets it to ``value`` plus the load bias (the first relative
+        relocation).  Not, it is an IRELATIVE slot, which the loader turns
+        from ``value`` into what its resolver returns: the witness of a
+        program loaded where it was linked (not PIE, static or not), whose
+        load bias is 0, so that a relative relocation changes nothing.  None
         when the file has no such word."""
         try:
             elf = ELFFile(self._data)
-            for seg in elf.iter_segments():
-                if seg["p_type"] != "PT_DYNAMIC":
-                    continue
-                tables = seg.get_relocation_tables()
-                for rel in tables["RELR"].iter_relocations() if "RELR" in tables else ():
-                    return rel["r_offset"], self._word_at(rel["r_offset"])
-                for kind in ("RELA", "REL"):
-                    for rel in tables[kind].iter_relocations() if kind in tables else ():
-                        if rel["r_info_type"] == _R_RELATIVE:
-                            at = rel["r_offset"]
-                            return at, rel["r_addend"] if kind == "RELA" else self._word_at(at)
+            if self.is_dyn:
+                return self._relative_witness(elf)
+            return self._irelative_witness(elf)
         except (_PyElfError, struct.error, ValueError) as e:
             raise ElfError(f"{self.path}: unreadable relocations: {e}") from None
+
+    def _relative_witness(self, elf) -> Optional[tuple[int, int, bool]]:
+        for seg in elf.iter_segments():
+            if seg["p_type"] != "PT_DYNAMIC":
+                continue
+            tables = seg.get_relocation_tables()
+            for rel in tables["RELR"].iter_relocations() if "RELR" in tables else ():
+                return rel["r_offset"], self._word_at(rel["r_offset"]), True
+            for kind in ("RELA", "REL"):
+                for rel in tables[kind].iter_relocations() if kind in tables else ():
+                    if rel["r_info_type"] == _R_RELATIVE:
+                        at = rel["r_offset"]
+                        return at, rel["r_addend"] if kind == "RELA" else self._word_at(at), True
+        return None
+
+    def _irelative_witness(self, elf) -> Optional[tuple[int, int, bool]]:
+        """From the section headers, which a static program's IRELATIVE
+        relocations (applied by its libc's start-up) are only listed in."""
+        kind = _R_IRELATIVE[self.bits]
+        for sec in elf.iter_sections():
+            if isinstance(sec, RelocationSection):
+                for rel in sec.iter_relocations():
+                    if rel["r_info_type"] == kind:
+                        return rel["r_offset"], self._word_at(rel["r_offset"]), False
         return None
 
     def _word_at(self, vaddr: int) -> int:

@@ -105,12 +105,16 @@ class InTracee:
 
     def _relocated(self) -> bool:
         witness = self.image.relocation_witness
-        if witness is None or not self.bias:
+        if witness is None:
             return False
-        vaddr, value = witness
+        vaddr, value, relative = witness
+        if relative and not self.bias:
+            return False
         size = self.image.bits // 8
         try:
             word = int.from_bytes(self.proc.read(vaddr + self.bias, size), "little")
         except OSError:
             return False
-        return word == (value + self.bias) & ((1 << self.image.bits) - 1)
+        if relative:
+            return word == (value + self.bias) & ((1 << self.image.bits) - 1)
+        return word != value

@@ -315,6 +315,37 @@ def test_a_resolver_run_in_the_tracee_that_faults_is_abandoned_unseen(build, mod
         svc.wait()
 
 
+@pytest.mark.parametrize("link", [("-no-pie", "-fno-pie"), ("-static",)], ids=["nopie", "static"])
+def test_an_ifunc_of_a_program_not_pie_is_resolved_when_attached(build, link):
+    """A program that is not PIE (static or not) is loaded where it was
+    linked, with a load bias of 0: a relative relocation's word is the same
+    before the loader relocates it and after, and told nothing, so the
+    resolver was never called and the probe waited on it, which nothing
+    runs again (no hit).  An IRELATIVE slot, which turns into what its
+    resolver returned, tells instead: every call counts."""
+    exe = build("ifuncown.c", flags=("-O0", *link))
+    svc = start_service(exe, 5, "wait")
+    try:
+        assert svc.stdout.readline() == "ready\n"
+
+        def traced(t):
+            t.attach(svc.pid)
+            probe = t.add_probe(f"uprobe:{exe}:scale", lambda h: None)
+            svc.stdin.write("go\n")
+            svc.stdin.flush()
+            t.run()
+            return probe.hits
+
+        tt = TracerThread(traced, on_message=lambda message: None)
+        tt.start()
+        hits = tt.join_checked()
+        assert svc.stdout.read() == "total=105\n" and svc.wait() == 0
+        assert hits == 5
+    finally:
+        svc.kill()
+        svc.wait()
+
+
 def test_a_resolver_run_in_the_tracee_keeps_its_vector_registers(build):
     """The tracer calls an IFUNC's resolver in a program it attached to,
     stopped anywhere in its code: the program's registers hold what they
