@@ -57,6 +57,12 @@ def _resolve_here(image, ino: int, resolver: int) -> Optional[int]:
     return None
 
 
+#: what ``InTracee`` gives for an IFUNC whose resolver selects code outside
+#: its file (time() and gettimeofday() select the vDSO's): an answer, which
+#: a probe of the file cannot follow
+ELSEWHERE = object()
+
+
 class InTracee:
     """What IFUNCs of one file mapped at ``bias`` in ``proc`` select there,
     for ``resolve.places``.  ``here``: a resolver run in the tracer selects
@@ -78,7 +84,7 @@ class InTracee:
         self.known = known or {}
         self.settled = True
 
-    def __call__(self, resolver: int) -> Optional[int]:
+    def __call__(self, resolver: int):
         if resolver in self.known:
             return self._checked(self.known[resolver])
         if self.here:
@@ -96,12 +102,11 @@ class InTracee:
             return None
         return self._checked(target - self.bias)
 
-    def _checked(self, vaddr: int) -> Optional[int]:
-        """``vaddr`` if it is code of the file (time() and gettimeofday()
-        resolve to the vDSO)."""
+    def _checked(self, vaddr: int):
+        """``vaddr`` if it is code of the file, else ``ELSEWHERE``."""
         if any(lo <= vaddr < hi for lo, hi in self.image.executable_ranges()):
             return vaddr
-        return None
+        return ELSEWHERE
 
     def _relocated(self) -> bool:
         witness = self.image.relocation_witness

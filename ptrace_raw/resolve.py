@@ -7,13 +7,14 @@ naming the spec, and the process is left untouched.
 
 from __future__ import annotations
 
+import os
 import sys
 from fnmatch import fnmatchcase
 from typing import List, NamedTuple, Optional
 
 from .elf import ElfError, ElfImage, SymbolNotFound, alias_rank
 from .errors import ProbeError, TracerError
-from .ifunc import implementation
+from .ifunc import ELSEWHERE, implementation
 from .lines import line_sites
 
 
@@ -58,7 +59,8 @@ def places(spec, image: ElfImage, arch, warn=None, ifunc=None, size_of=None) -> 
     the implementation ``ifunc(resolver)`` gives (a file address), by
     default the one their resolver selects in this process (see ifunc.py);
     where it gives None, the resolver's place says so (``Place.resolver``)
-    and the offset is not checked yet.  ``size_of(vaddr)`` gives the size
+    and the offset is not checked yet; where it gives ``ifunc.ELSEWHERE``,
+    code outside the file, the probe is on the resolver itself.  ``size_of(vaddr)`` gives the size
     of an implementation no symbol sizes (from its call-frame information),
     or 0."""
     warn = warn or (lambda msg: print(f"ptrace-raw: probe '{spec.text}': {msg}", file=sys.stderr))
@@ -85,7 +87,7 @@ def _places(spec, image: ElfImage, arch, warn, ifunc, size_of) -> List[Place]:
     if spec.line is not None:
         return _line_places(spec, image, warn)
     out = []  # (alias_rank of the symbol, place)
-    resolved, unresolved, unsized = [], [], []
+    resolved, unresolved, elsewhere, unsized = [], [], [], []
     functions = _functions(spec, image)
     if len(functions) > 1 and not spec.is_glob:
         warn(f"{len(functions)} functions are named {spec.func} (static ones of different "
@@ -98,6 +100,8 @@ def _places(spec, image: ElfImage, arch, warn, ifunc, size_of) -> List[Place]:
                 unresolved.append(sym.name)
                 out.append((rank, Place(sym.value, sym.name, function=sym.name, resolver=True)))
                 continue
+            if impl is ELSEWHERE:
+                elsewhere.append(sym.name)
             else:
                 resolved.append(sym.name)
                 sharing = _sharing(image, impl, sym.name)
@@ -132,6 +136,10 @@ def _places(spec, image: ElfImage, arch, warn, ifunc, size_of) -> List[Place]:
     if unresolved:
         warn(f"{_names(unresolved)}: IFUNC whose implementation cannot be told before its "
              "resolver runs: probed where the resolver says, once it has")
+    if elsewhere:
+        warn(f"{_names(elsewhere)}: IFUNC whose resolver selects code outside "
+             f"{os.path.basename(image.path)} (the vDSO's, another library's), which its probes "
+             "cannot reach: the probe is on the resolver, which runs once at load time")
     if unsized:
         warn(f"{_names(unsized)}: no size recorded (an IFUNC's implementation in a stripped "
              "library, say), skipped")

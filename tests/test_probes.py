@@ -390,6 +390,40 @@ def test_an_ifunc_of_a_library_dlopen_maps_again_and_again(build, bits):
     assert proc.exit_code == 0 and (probe.hits, work.hits) == (6, 3)
 
 
+def test_an_ifunc_that_selects_the_vdso_keeps_its_probe_on_the_resolver():
+    """time and gettimeofday are IFUNCs of 64-bit glibc whose resolver
+    selects the vDSO's function, in no file: their probe stays on the
+    resolver, as before IFUNCs were resolved in the tracee, and says why,
+    and an inline count of one runs inline.  That answer was taken for
+    none yet: a hidden probe waited on the resolver for what it had said
+    already, the note promised a probe 'where the resolver says, once it
+    has', and the count fell back to an int3 probe, 'not resolved yet'."""
+    exe = build_c("ifuncs.c", 64, ("-O0", "-fno-builtin"))
+    libc = _libc_of(64)
+    said, seen = [], {}
+    r, w = pipe_pair()
+    with Tracer(on_message=said.append) as t:
+        proc = t.spawn([str(exe), "7"], stdout=w)
+        os.close(w)
+        probe = t.add_probe("uprobe:libc:time")
+        counter = t.count("uprobe:libc:gettimeofday")
+
+        def at_main(hit):
+            bias = next(m.bias for m in proc.probe_state.modules.modules
+                        if m.image.path == libc.path)
+            seen["sites"] = [a - bias for a in probe.sites[proc.pid]]
+
+        t.add_probe(f"uprobe:{exe}:main", at_main)
+        t.run()
+    assert r.read() == "total=84\n" and proc.exit_code == 0
+    assert seen["sites"] == [libc.get_function("time").value]
+    assert counter.inline
+    assert not any("cannot run inline" in m or "once it has" in m for m in said)
+    for name in ("time", "gettimeofday"):
+        assert any(f"{name}: IFUNC whose resolver selects code outside libc.so.6" in m
+                   for m in said)
+
+
 def test_ifunc_probes_at_an_offset_and_under_other_glibc_tunables():
     """An offset into the selected implementation is checked by decoding it
     (a stripped libc gives it no size); a tracee whose GLIBC_TUNABLES differ
