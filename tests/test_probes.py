@@ -16,7 +16,8 @@ from ptrace_raw.tracer import Tracer
 from ptrace_raw.xol import XolError
 from tests.conftest import TRACEES, build_c
 from tests.tracing import (
-    TracerThread, ask, maps_of, pipe_pair, start_service, text_bytes, wait_for_state,
+    TracerThread, ask, maps_of, pipe_pair, start_service, text_bytes, wait_for_ptrace_stop,
+    wait_for_state,
 )
 
 
@@ -344,6 +345,37 @@ def test_an_ifunc_of_a_program_not_pie_is_resolved_when_attached(build, link):
     finally:
         svc.kill()
         svc.wait()
+
+
+@pytest.mark.parametrize("follow", [True, False], ids=["follow", "nofollow"])
+def test_a_resolver_is_not_called_in_a_thread_stopped_inside_fork(build, follow):
+    """A handler sets a probe on an IFUNC while another thread, stopped to
+    make the change, is inside fork(), at its event stop: the system call
+    has not returned, its result is not in the registers yet, and a call
+    run there and its registers put back made fork() return -ENOSYS to the
+    program, its child running all the same.  The resolver runs in a
+    thread that is not in the middle of a system call."""
+    exe = build("ifuncfork.c", flags=("-O0", "-pthread"))
+    r, w = pipe_pair()
+    go_r, go_w = os.pipe()
+    made = {}
+    with Tracer(follow_forks=follow, on_message=lambda message: None) as t:
+        proc = t.spawn([str(exe), "5"], stdin=go_r, stdout=w)
+        os.close(w)
+        os.close(go_r)
+
+        def on_trigger(hit):
+            os.write(go_w, b"x")
+            wait_for_ptrace_stop(proc.pid, proc.pid)
+            made["scale"] = t.add_probe(f"uprobe:{exe}:scale", lambda h: None)
+
+        t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
+        try:
+            t.run()
+        finally:
+            os.close(go_w)
+    assert r.read() == "fork ok, status 0x700, total=105\n" and proc.exit_code == 0
+    assert made["scale"].hits == 5
 
 
 def test_a_resolver_run_in_the_tracee_keeps_its_vector_registers(build):

@@ -114,7 +114,7 @@ def trace_fork_during(exe, how, change, before=None):
                 return  # the child's calls
             (forker,) = [tid for tid in proc.threads if tid != hit.tid]
             os.write(go_w, b"x")
-            _wait_for_ptrace_stop(proc.pid, forker)
+            wait_for_ptrace_stop(proc.pid, forker)
             change(t)
 
         t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
@@ -125,7 +125,7 @@ def trace_fork_during(exe, how, change, before=None):
     return r.read(), proc
 
 
-def _wait_for_ptrace_stop(pid, tid, give_up=60.0):
+def wait_for_ptrace_stop(pid, tid, give_up=60.0):
     """Until thread ``tid`` sits in a ptrace stop (state t)."""
     wait_for_state(pid, "t", tid, give_up)
 
