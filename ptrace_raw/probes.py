@@ -597,7 +597,8 @@ class ProbeEngine(Engine):
                 # probes it started with.
                 if place.resolver:
                     site.returns = site.returns + [self._watch_resolver(probe, mod.image, place)]
-                    addrs.append(addr)
+                    if addr not in addrs:  # the resolver's own entry, set just before
+                        addrs.append(addr)
                     continue
                 probe.functions[mod.image, place.vaddr] = place.function
                 if probe.is_return:

@@ -148,12 +148,15 @@ def _places(spec, image: ElfImage, arch, warn, ifunc, size_of) -> List[Place]:
                              "cannot probe every instruction")
     # Aliases a pattern matched (printf, _IO_printf) and IFUNCs that select
     # one implementation (memcpy and memmove) share a site, which goes by
-    # the name a user knows.
+    # the name a user knows.  A resolver waited on is no alias of the
+    # function it is (a static pick_scale): both places stay, the resolver's
+    # last, and the function's entry is probed as its return is watched.
     best = {}
     for rank, place in out:
-        if place.vaddr not in best or rank < best[place.vaddr][0]:
-            best[place.vaddr] = (rank, place)
-    return [place for _, place in best.values()]
+        key = place.vaddr, place.resolver
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, place)
+    return sorted((place for _, place in best.values()), key=lambda place: place.resolver)
 
 
 def _names(names: List[str]) -> str:

@@ -1,6 +1,7 @@
 """Probes on real tracees: exact hit counts, decoded values, unchanged
 output, libraries, return probes and clean detach, 64- and 32-bit."""
 
+import collections
 import os
 import select
 import signal
@@ -281,6 +282,23 @@ def test_an_ifunc_of_the_program_itself_is_probed_where_the_loader_binds_it(buil
     assert every.hits == 5 * steps
     assert {(str(loc).split("+")[0], function) for loc, function in places} == {("scale_b", "scale")}
     assert any("scale: IFUNC whose implementation cannot be told" in m for m in said)
+
+
+def test_a_pattern_over_an_ifunc_and_its_resolver_counts_both(build):
+    """*scale* matches the program's IFUNC scale and pick_scale, the
+    function that is its resolver, at one address.  At exec the IFUNC waits
+    there for its resolver to return, and pick_scale's entry is probed
+    there too: the loader's one call of it is a hit.  The two places were
+    taken for aliases, of which one was kept, the IFUNC's: pick_scale's
+    call went uncounted."""
+    exe = build("ifuncown.c")
+    functions = collections.Counter()
+    with Tracer(on_message=lambda message: None) as t:
+        proc = t.spawn([str(exe), "5"], stdout=subprocess.DEVNULL)
+        probe = t.add_probe(f"uprobe:{exe}:*scale*", lambda h: functions.update([h.function]))
+        t.run()
+    assert proc.exit_code == 0
+    assert functions == {"pick_scale": 1, "scale": 5} and probe.hits == 6
 
 
 @pytest.mark.parametrize("mode", ["wait", "armed"])
