@@ -30,6 +30,7 @@ from .errors import PtraceError, TracerError
 from .held_signals import STOP_SIGNALS  # end a run on the main thread, each tracee detached
 from .process import Process
 from .waitstatus import StopKind, WaitStatus
+from .waker import Waker, install_wake_handler
 
 _SIGTRAP_STOP = (signal.SIGTRAP << 8) | 0x7F
 #: waitpid(-1) flags: every thread of every tracee (__WALL), but only the
@@ -37,47 +38,6 @@ _SIGTRAP_STOP = (signal.SIGTRAP << 8) | 0x7F
 #: program embedding the tracer keeps the exit statuses of the subprocesses
 #: its other threads run
 _ANY_OURS = WALL | WNOTHREAD
-
-
-#: the signal that wakes a loop blocked in waitpid when its timeout expires
-WAKE_SIGNAL = signal.SIGRTMAX - 3
-_wake_installed = False
-
-
-def _install_wake_handler() -> None:
-    """WAKE_SIGNAL interrupts waitpid on whichever thread runs the loop;
-    Python's own handlers cannot be installed from other threads."""
-    global _wake_installed
-    if not _wake_installed:
-        _libc.set_harmless_handler(WAKE_SIGNAL)
-        _wake_installed = True
-
-
-class _Waker(threading.Thread):
-    """Ends a ``run`` blocked in waitpid (its timeout, or ``stop`` called
-    from another thread): after the timeout it
-    signals the loop's thread, again every 50 ms until the loop notices (a
-    wake-up that lands while the loop is busy between two waits is lost).
-    It blocks SIGINT, SIGTERM and SIGHUP so that the kernel hands those to a thread
-    that can act on them, never to this one."""
-
-    def __init__(self, owner: int, timeout: float):
-        super().__init__(name="ptrace-raw waker", daemon=True)
-        self.owner = owner
-        self.timeout = timeout
-        self.done = threading.Event()
-
-    def run(self):
-        signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
-        if self.done.wait(self.timeout):
-            return
-        while True:
-            signal.pthread_kill(self.owner, WAKE_SIGNAL)
-            if self.done.wait(0.05):
-                return
-
-    def cancel(self):
-        self.done.set()
 
 
 def _sigtrap_pending(tid: int) -> bool:
@@ -231,8 +191,8 @@ class Loop:
         unpin = self._pin() if self.pin_cpu else None
         timer = None
         if timeout is not None:
-            _install_wake_handler()
-            timer = _Waker(self._owner, timeout)
+            install_wake_handler()
+            timer = Waker(self._owner, timeout)
             timer.start()
         with self._run_lock:
             self._running = True
@@ -311,8 +271,8 @@ class Loop:
         with self._run_lock:
             if not self._running or self._owner == threading.get_ident():
                 return
-            _install_wake_handler()
-            waker = _Waker(self._owner, 0)
+            install_wake_handler()
+            waker = Waker(self._owner, 0)
             self._stop_wakers.append(waker)
             waker.start()
 

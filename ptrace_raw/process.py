@@ -12,7 +12,7 @@ import subprocess
 import threading
 from typing import Optional
 
-from . import binding
+from . import _libc, binding
 from .consts import (
     NT_X86_XSTATE, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK, PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE,
     PTRACE_O_TRACEEXEC, PTRACE_O_TRACEFORK, PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACEVFORK, WALL,
@@ -22,6 +22,7 @@ from .maps import read_maps
 from .memory import Memory
 from .thread import Thread
 from .waitstatus import StopKind, WaitStatus
+from .waker import Waker, install_wake_handler
 
 BASE_OPTIONS = (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD
                 | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK)
@@ -117,8 +118,10 @@ class Process:
         """Call ``func``, a function of no arguments, in the stopped
         ``thread`` and return what it returns.  It returns to ``return_to``,
         which must hold an int3 the caller owns.  None when the call ends
-        anywhere else, in a fault or at another trap: it is abandoned, and
-        that signal, which the call raised, is not delivered.  Signals sent
+        anywhere else, in a fault or at another trap, or not within
+        CALL_TIMEOUT seconds (a resolver that blocks, or loops): it is
+        abandoned where it is, and a signal it raised is not delivered.
+        The tracer never waits on it for good.  Signals sent
         to the thread meanwhile are held, and registers restored, as for
         ``inject_syscall``, the x87 and vector ones too (the thread may be
         stopped anywhere, with values in registers any function may
@@ -132,8 +135,13 @@ class Process:
         thread.flush_regs()
         binding.cont(thread.tid, 0)
         thread.stopped = False
-        status = self._await(thread, lambda status: status.kind is StopKind.SIGNAL
-                             and status.sig in _CALL_ENDING and _raised(thread.tid), binding.cont)
+        try:
+            status = self._await(thread, lambda status: status.kind is StopKind.SIGNAL and
+                                 status.sig in _CALL_ENDING and _raised(thread.tid),
+                                 binding.cont, CALL_TIMEOUT)
+        except _Overdue:
+            binding.interrupt(thread.tid)
+            status = self._await(thread, _interrupted, binding.cont)
         regs = thread.get_regs()
         returned = status.sig == signal.SIGTRAP and arch.ip(regs) == return_to + 1
         result = arch.retval(regs) if returned else None
@@ -171,25 +179,65 @@ class Process:
         self._await(thread, lambda status: status.kind is StopKind.SIGNAL
                     and status.sig == signal.SIGTRAP, binding.singlestep)
 
-    def _await(self, thread: Thread, done, go_on) -> WaitStatus:
+    def _await(self, thread: Thread, done, go_on, timeout: Optional[float] = None) -> WaitStatus:
         """Wait for the stop of ``thread`` that ``done(status)`` accepts,
         going on with ``go_on(tid, 0)`` past others, and return it; signals
-        met on the way are held, to be delivered after."""
-        while True:
-            _, raw = os.waitpid(thread.tid, WALL)
-            status = WaitStatus(raw)
-            if not status.is_stop:
-                raise AttachError(f"process {self.pid} died while running code the tracer injected")
-            if done(status):
-                break
-            if status.kind is StopKind.SIGNAL:
-                thread.hold_signal(status.sig)
-            go_on(thread.tid, 0)
+        met on the way are held, to be delivered after.  ``_Overdue`` once
+        ``timeout`` seconds have passed, the thread still running."""
+        waker = None
+        if timeout is not None:
+            install_wake_handler()
+            waker = Waker(threading.get_ident(), timeout)
+            waker.start()
+        try:
+            while True:
+                status = WaitStatus(self._wait(thread.tid, waker))
+                if not status.is_stop:
+                    raise AttachError(f"process {self.pid} died while running code the "
+                                      "tracer injected")
+                if done(status):
+                    break
+                if status.kind is StopKind.SIGNAL:
+                    thread.hold_signal(status.sig)
+                go_on(thread.tid, 0)
+        finally:
+            if waker is not None:
+                waker.cancel()
         thread.stale()
         return status
 
+    def _wait(self, tid: int, waker: Optional[Waker]) -> int:
+        """waitpid(tid)'s status, through the binding that returns EINTR
+        (os.waitpid retries it): the waker's signal, or one the tracer's
+        owner handles (Ctrl-C), makes it look at the time."""
+        status = ctypes.c_int()
+        while True:
+            if _libc.waitpid(tid, ctypes.byref(status), WALL) == tid:
+                return status.value
+            err = _libc.get_errno()
+            if err != errno.EINTR:
+                raise OSError(err, f"waitpid({tid})")
+            if waker is not None and waker.fired:
+                raise _Overdue
+
     def __repr__(self):
         return f"<Process {self.pid} {self.argv0}>"
+
+
+#: seconds an injected call may run: glibc's resolvers take microseconds,
+#: and one that blocks (reading a pipe, taking a lock another thread holds)
+#: must not hang the tracer, which ignores Ctrl-C while it waits
+CALL_TIMEOUT = 2.0
+
+
+class _Overdue(Exception):
+    """An injected call ran past its time."""
+
+
+def _interrupted(status: WaitStatus) -> bool:
+    """The stop PTRACE_INTERRUPT asked for (or a group-stop)."""
+    return status.kind is StopKind.GROUP_STOP or (
+        status.kind is StopKind.EVENT and status.event == PTRACE_EVENT_STOP)
 
 
 #: signals that end an injected call where it is: the trap of its return,

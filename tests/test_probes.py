@@ -301,13 +301,15 @@ def test_a_pattern_over_an_ifunc_and_its_resolver_counts_both(build):
     assert functions == {"pick_scale": 1, "scale": 5} and probe.hits == 6
 
 
-@pytest.mark.parametrize("mode", ["wait", "armed"])
+@pytest.mark.parametrize("mode", ["wait", "armed", "stuck"])
 def test_a_resolver_run_in_the_tracee_that_faults_is_abandoned_unseen(build, mode):
     """Attached to a running program, the tracer calls its IFUNC's resolver
     in it.  One that faults there ("armed": it dereferences NULL when run
     after load) is abandoned with its SIGSEGV, which the program never
-    gets; the probe then waits on the resolver, which nothing runs again.
-    One that returns puts the probe on what it returned."""
+    gets; one that never returns ("stuck": it spins) is abandoned after
+    CALL_TIMEOUT, where the tracer waited on it for good.  The probe then
+    waits on the resolver, which nothing runs again.  One that returns puts
+    the probe on what it returned."""
     exe = build("ifuncown.c")
     said = []
     svc = start_service(exe, 5, mode)
@@ -328,7 +330,7 @@ def test_a_resolver_run_in_the_tracee_that_faults_is_abandoned_unseen(build, mod
         assert svc.stdout.read() == "total=105\n" and svc.wait() == 0
         assert hits == (5 if mode == "wait" else 0)
         assert any("scale: IFUNC whose implementation cannot be told" in m
-                   for m in said) == (mode == "armed")
+                   for m in said) == (mode != "wait")
     finally:
         svc.kill()
         svc.wait()

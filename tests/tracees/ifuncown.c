@@ -1,10 +1,10 @@
 /* An IFUNC of our own: scale() is bound at load to what pick_scale()
  * returns, the second of two look-alike implementations.  A program calls
- * it N times (usage: ifuncown N [wait|armed]); built with -shared -fPIC
+ * it N times (usage: ifuncown N [wait|armed|stuck]); built with -shared -fPIC
  * -DPLUGIN it is a library whose plugin_work() calls it twice, for
  * dlcycle.c.  "wait" says "ready" and reads a line from stdin before the
  * calls (a tracer attaches meanwhile); "armed" also makes the resolver
- * fault if anyone runs it again after load. */
+ * fault if anyone runs it again after load, "stuck" makes it spin. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +18,10 @@ static volatile int armed;
  * nothing that needs one. */
 static void *pick_scale(void)
 {
-    if (armed)
+    if (armed == 1)
         *(volatile int *)0 = 0;
+    while (armed == 2)
+        ;
     return scale_a == scale_b ? (void *)scale_a : (void *)scale_b;
 }
 
@@ -33,7 +35,7 @@ int main(int argc, char **argv)
     int n = argc > 1 ? atoi(argv[1]) : 3, total = 0;
     if (argc > 2) {
         char line[16];
-        armed = !strcmp(argv[2], "armed");
+        armed = !strcmp(argv[2], "armed") ? 1 : !strcmp(argv[2], "stuck") ? 2 : 0;
         printf("ready\n");
         fflush(stdout);
         if (!fgets(line, sizeof line, stdin))
