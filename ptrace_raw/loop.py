@@ -381,9 +381,17 @@ class Loop:
     def _resume(self, thread) -> None:
         """Resume a thread after a stop the engine had no part in.  One in
         the middle of a step (a group-stop came, then SIGCONT) takes the
-        step up again: continued, it would run on out of its slot."""
+        step up again: continued, it would run on out of its slot.  Unless
+        the step ran before the group-stop took the thread: its trap is
+        queued, and comes at once when the thread is continued.  Stepped
+        again, it has the trap flag set anew, which the kernel clears at
+        the next continue only if it set the flag itself; when the step
+        that ran was a popf, it did not (a popf may set the flag for the
+        program, ``is_setting_trap_flag``), so the flag stayed: the thread
+        trapped after the step, and the program died of that SIGTRAP."""
         try:
-            if thread.xol is not None and not thread.group_stopped:
+            if thread.xol is not None and not thread.group_stopped \
+                    and not _sigtrap_pending(thread.tid):
                 thread.resume(request=PTRACE_SINGLESTEP)
             else:
                 thread.resume()

@@ -1,5 +1,7 @@
 /* Signals meeting threads in the middle of a stepped instruction: stepme()
- * starts with a neg, which a tracer single-steps in a slot.
+ * starts with pushf and popf; a probe on the popf (stepme+1) has it
+ * single-stepped in a slot (boosted, a TF it pops would trap on the
+ * slot's jump back).
  *   rt N       calls stepme N times; a SIGRTMIN handler keeps each
  *              si_value, printed in arrival order at the end
  *   threads N T  T threads call stepme N times each (job control may stop
@@ -14,11 +16,11 @@
 
 long stepme(long x); /* returns x */
 #if defined(__x86_64__)
-__asm__(".globl stepme\n.type stepme,@function\nstepme:\nneg %rdi\nmov %rdi, %rax\n"
-        "neg %rax\nret\n.size stepme, .-stepme\n");
+__asm__(".globl stepme\n.type stepme,@function\nstepme:\npushf\npopf\nneg %rdi\n"
+        "mov %rdi, %rax\nneg %rax\nret\n.size stepme, .-stepme\n");
 #else
-__asm__(".globl stepme\n.type stepme,@function\nstepme:\nnegl 4(%esp)\n"
-        "mov 4(%esp), %eax\nneg %eax\nret\n.size stepme, .-stepme\n");
+__asm__(".globl stepme\n.type stepme,@function\nstepme:\npushf\npopf\n"
+        "negl 4(%esp)\nmov 4(%esp), %eax\nneg %eax\nret\n.size stepme, .-stepme\n");
 #endif
 
 static volatile int values[4096], nvalues;
