@@ -51,10 +51,13 @@ def _opcode_set(spec: str) -> frozenset:
 
 
 # kprobes ``can_boost``: one-byte opcodes that never boost (branches, calls,
-# traps, x87 whose FPU ip would record the slot, group 3/4/5 with their
-# faulting and branching members, prefixes-as-opcodes; group 3's test is
-# let through in ``_boostable``) ...
-_NO_BOOST_1 = _opcode_set("62 70-7f 9a cc-ce d6 d8-df e0-e3 e8 e9 eb f0-f4 f6 f7 fe ff")
+# traps, x87 whose FPU ip would record the slot, group 4/5 with group 5's
+# calls, prefixes-as-opcodes) ...  Not group 3 (f6, f7), which
+# kprobes lists whole: test, not, neg, mul, imul, div and idiv read and
+# write only their operand, rax, rdx and the flags, like an add; div's #DE,
+# like a memory operand's fault, comes at the copy's start with nothing
+# done, and is reported as the program's own fault at home.
+_NO_BOOST_1 = _opcode_set("62 70-7f 9a cc-ce d6 d8-df e0-e3 e8 e9 eb f0-f4 fe ff")
 # ... and its ``twobyte_is_boostable`` bitmap, as the set of 0f xx that
 # boost.  That bitmap dates from when most SSE opcodes were undefined and
 # marks them unboostable; they are plain data operations (like the 0f 38 and
@@ -82,10 +85,6 @@ def _boostable(enc: Encoding, op: int) -> bool:
         # jmp r/m (4), and push r/m (6): its memory operand is read, and
         # any fault raised, before rsp moves, at the copy's start.
         return enc.reg in (4, 6)
-    if op in (0xf6, 0xf7):
-        # Group 3's test (/0, and its alias /1) only reads and sets flags;
-        # not, neg, mul and div stay stepped, as kprobes has the group.
-        return enc.reg in (0, 1)
     if op in _SHIFT_GROUPS:
         return enc.reg != 6
     return op not in _NO_BOOST_1 and op != 0x9d

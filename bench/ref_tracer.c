@@ -240,10 +240,8 @@ static struct insn classify(const unsigned char *b)
         return (struct insn){K_RIPREL, 7, 3}; /* mov disp32(%rip),%r64 */
     if (T.is32 && b[0] == 0x8b && (b[1] & 0xc7) == 0x05)
         return (struct insn){K_PLAIN, 6, 0}; /* mov abs32,%r32 */
-    if (!T.is32 && b[0] == 0x48 && b[1] == 0xf7 && (b[2] & 0xf8) == 0xd8)
-        return (struct insn){K_PLAIN, 3, 0}; /* neg %r64 */
-    if (T.is32 && b[0] == 0xf7 && b[1] == 0x5c && b[2] == 0x24)
-        return (struct insn){K_PLAIN, 4, 0}; /* negl disp8(%esp) */
+    if (b[0] == 0x9d)
+        return (struct insn){K_PLAIN, 1, 0}; /* popf: stepped, never boosted */
     die("unsupported probed instruction %02x %02x %02x %02x", b[0], b[1], b[2], b[3]);
 }
 
@@ -610,6 +608,8 @@ int main(int argc, char **argv)
         die("a ret is only boosted here");
     if (T.scheme != EMULATE && T.scheme != BOOST && T.insn.kind == K_CALL)
         die("a call rel32 is emulated or boosted here, never stepped");
+    if (T.scheme != STEP && orig[0] == 0x9d)
+        die("a popf is only stepped here (boosted, a TF it pops would trap on the jmp back)");
     if (T.insn.kind == K_CALL) {
         int32_t rel;
         memcpy(&rel, orig + T.insn.disp_off, 4);

@@ -9,9 +9,12 @@
  *   endbr   endbr64 / endbr32                 a NOP: skipped (ip moved)
  *   riprel  mov disp(%rip),%rax (x86_64)      run out of line, boostable
  *           mov abs32,%edx      (i386)
- *   step    neg %rdi / negl 4(%esp)           stepped: opcode f7 is on the
- *                                             kprobes never-boost list and
- *                                             on no emulation list
+ *   step    popf, after a pushf               stepped: boosted, a TF it pops
+ *           (bench_step+1)                    would trap on the slot's jump
+ *                                             back, and no plan emulates it
+ *                                             (the neg after it was the
+ *                                             case's instruction until group
+ *                                             3 boosted)
  *   call    call rel32 first                  boosted (a slot that pushes
  *                                             the return address and jumps);
  *                                             its ret (bench_call+5) is
@@ -90,6 +93,8 @@ __asm__(
     END(bench_riprel)
 
     FUNC(bench_step)
+    "  pushf\n"
+    "  popf\n"
     "  neg %rdi\n"
     "  lea 3(%rdi), %rax\n"
     "  ret\n"
@@ -161,6 +166,8 @@ __asm__(
     END(bench_riprel)
 
     FUNC(bench_step)
+    "  pushf\n"
+    "  popf\n"
     "  negl 4(%esp)\n"
     "  mov 4(%esp), %eax\n"
     "  add $3, %eax\n"

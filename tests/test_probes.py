@@ -926,7 +926,7 @@ def test_a_sigtrap_delivered_as_a_step_starts_is_the_programs(build, bits, how):
     exe = build("trapstep.c")
     r, w = pipe_pair()
     sent, plans = [], set()
-    where = {"step": "stepme", "call": "callmem+4" if bits == 32 else "callmem",
+    where = {"step": "stepme+1", "call": "callmem+4" if bits == 32 else "callmem",
              "rep": "rep_at"}[how]
 
     def send_some(hit):
@@ -975,7 +975,7 @@ def test_two_signals_met_in_one_step_keep_their_siginfo(build, bits):
     with Tracer() as t:
         proc = t.spawn([str(exe), "300"], stdout=w)
         os.close(w)
-        probe = t.add_probe(f"uprobe:{exe}:stepme", send_two)
+        probe = t.add_probe(f"uprobe:{exe}:stepme+1", send_two)  # its popf
         t.run()
     assert probe.hits == 300
     assert r.read() == "traps=0 usr=200 from_parent=200 bad=0\n" and proc.exit_code == 0

@@ -98,7 +98,7 @@ def test_a_child_forked_while_a_handler_changes_probes_gets_the_change(build, ch
 
 @pytest.mark.parametrize("how", ["fork", "vfork"])
 def test_a_fork_child_takes_over_a_step_slot_written_after_the_fork(build, how):
-    """trigger() starts with a stepped instruction.  Its handler lets the
+    """trigger+1 is a stepped instruction (a popf).  Its handler lets the
     other thread fork and waits until it stops at the fork event; only then
     is main's step slot written, in the parent alone.  The fork child takes
     that slot over for its own calls to trigger(): it was told the slot
@@ -134,11 +134,15 @@ def test_thread_storm(build):
 
 
 def test_faults_in_slots_and_signals_during_steps(build):
+    """Faults of boosted copies (a load, a neg of memory, a ret) and of a
+    stepped one (a popf) are the program's own, at its instructions;
+    signals sent while a thread steps stepme's popf arrive once each."""
     exe = build("faults.c", flags=("-O2", "-pthread"))
-    out, proc, made = _run([exe, 3000], [(f"uprobe:{exe}:{fn}+*", None)
-                                          for fn in ("faulty", "faulty2", "stepme", "badret")])
-    assert out == "faults_at_home=9 received=3000 bad=0 info_bad=0\n" and proc.exit_code == 0
-    assert made[0].hits >= 3 and made[1].hits >= 3 and made[2].hits > 0 and made[3].hits == 6
+    out, proc, made = _run([exe, 3000], [(f"uprobe:{exe}:{fn}+*", None) for fn in
+                                          ("faulty", "faulty2", "stepme", "badret", "stepfault")])
+    assert out == "faults_at_home=12 received=3000 bad=0 info_bad=0\n" and proc.exit_code == 0
+    assert made[0].hits >= 3 and made[1].hits >= 3 and made[2].hits > 0
+    assert made[3].hits == made[4].hits == 6
 
 
 def test_sigkill_mid_hit_spares_the_other_tracees(build):
@@ -316,8 +320,8 @@ def test_a_vfork_child_never_borrows_its_parents_step_slot(build, follow):
     out, proc, (fa, fb) = _run([exe], [(f"uprobe:{exe}:fa+*", None), (f"uprobe:{exe}:fb+*", None)],
                                follow)
     assert out == "fa(5)=-5 child=252 fa(7)=-7\n" and proc.exit_code == 0
-    assert fa.hits == 2 * 3  # three instructions, two calls
-    assert fb.hits == (3 if follow else 0)  # an unfollowed vfork child runs silently
+    assert fa.hits == 2 * 5  # five instructions, two calls
+    assert fb.hits == (5 if follow else 0)  # an unfollowed vfork child runs silently
 
 
 def test_detach_in_the_middle_of_a_stepped_rep_copy(build):

@@ -56,21 +56,39 @@ def test_every_instruction_of_a_non_pie_executable_says_what_it_skipped(build, b
     assert any("f_sys+*': skipped 1 instruction(s)" in m and "f_sys+0x4" in m for m in said), said
 
 
-def test_a_fault_out_of_line_names_the_instruction_at_home_in_its_siginfo(build, bits):
+@pytest.mark.parametrize("how", ["boosted", "stepped"])
+def test_a_fault_out_of_line_names_the_instruction_at_home_in_its_siginfo(build, bits, how,
+                                                                          monkeypatch):
     """SIGFPE (and SIGILL) carry the faulting instruction's address in
     si_addr.  ip was moved home after a fault in a slot, but si_addr kept
     the slot's address, as the kernel reported it; the kernel's uprobes
-    put the probed address there.  Both paths: idiv is stepped, divsd
-    (a zero divisor unmasked in MXCSR) is boosted."""
+    put the probed address there.  Both paths, for an idiv by a register,
+    a div by memory (rip-relative on x86_64: its boosted copy has its
+    displacement moved, its step a scratch register) and a divsd with a
+    zero divisor unmasked in MXCSR: each is boosted, and stepped when no
+    slot is given to boosts.  A program's handler that skips the
+    instruction by its length must find it at home either way."""
     import arch
+    from ptrace_raw.xol import XolSpace
     x86 = arch.X86_64 if bits == 64 else arch.I386
-    assert x86.analyze(bytes.fromhex("f7f9"), 0x1000).strategy == "step"
-    assert x86.analyze(bytes.fromhex("f20f5ec1"), 0x1000).strategy == "boost"
+    for code in ("48f7f9", "48f73500100000", "f20f5ec1") if bits == 64 else (
+            "f7f9", "f7742408", "f20f5ec1"):
+        assert x86.analyze(bytes.fromhex(code), 0x1000).strategy == "boost", code
+    if how == "stepped":
+        monkeypatch.setattr(XolSpace, "boost_slot", lambda self, *args: None)
     exe = build("faultaddr.c", flags=("-O1",))
-    out, code, (probe,), _ = _traced([exe], [f"uprobe:{exe}:f_*+*"])
-    assert (out, code) == _untraced([exe])
-    assert out.count("si_addr home, ip home") == 4
-    assert probe.hits == 2 * (5 + 3 if bits == 64 else 5 + 6)
+    boosted = {}
+
+    def seen(hit):
+        site = hit.process.probe_state.bps.sites[hit.ip]
+        if site.plan.text.startswith(("idiv", "div")):
+            boosted[site.plan.text.split()[0]] = site.goto is not None
+
+    out, code, (probe,), said = _traced([exe], [f"uprobe:{exe}:f_*+*"], seen)
+    assert (out, code) == _untraced([exe]) and not said
+    assert out.count("si_addr home, ip home") == 6
+    assert probe.hits == 2 * (5 + 4 + 3 if bits == 64 else 5 + 4 + 6)
+    assert boosted == dict.fromkeys(("idiv", "div", "divsd"), how == "boosted")
 
 
 def test_a_signal_met_entering_a_boosted_copy_finds_the_program_in_its_own_code(build, bits):

@@ -97,9 +97,9 @@ def maps_of(pid):
 def trace_fork_during(exe, how, change, before=None):
     """Run tracees/forkduring.c (``how``: fork or vfork) traced with
     follow_forks: ``before(t)`` first, then ``change(t)`` from the handler
-    at its trigger(), once the other thread has forked, on the byte the
-    handler sends it, and stopped at the fork event.  Returns (its stdout,
-    the process)."""
+    at its trigger()'s stepped popf, once the other thread has forked, on
+    the byte the handler sends it, and stopped at the fork event.  Returns
+    (its stdout, the process)."""
     r, w = pipe_pair()
     go_r, go_w = os.pipe()
     with Tracer(follow_forks=True) as t:
@@ -117,7 +117,7 @@ def trace_fork_during(exe, how, change, before=None):
             wait_for_ptrace_stop(proc.pid, forker)
             change(t)
 
-        t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
+        t.add_probe(f"uprobe:{exe}:trigger+1", on_trigger)  # its popf, stepped
         try:
             t.run()
         finally:

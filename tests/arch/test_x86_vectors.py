@@ -234,6 +234,19 @@ def test_plain_copies_64(code):
     assert (r.rip, r.rsi) == (V + len(h(code)), 0x55)
 
 
+@pytest.mark.parametrize("arch", [X86_64, I386], ids=["x86_64", "i386"])
+def test_popf_is_a_plain_step_and_never_boosted(arch):
+    """Boosted, a TF that popf pops would trap on the slot's jump back, an
+    instruction early, and no plan emulates popf: it is the instruction the
+    tests of the step path probe (faults.c, stepsignals.c, trapstep.c,
+    forkduring.c, vforkstep.c) and the bench's stepped case, since group
+    3's neg, which they stepped before, boosts.  Should popf ever boost or
+    be emulated, they need another instruction."""
+    plan = arch.analyze(h("9d"), V if arch is X86_64 else V32)
+    assert (plan.strategy, plan.boostable, plan.plain_step) == ("step", False, True)
+    assert plan.boost_code(V, SLOT) is None
+
+
 def test_27_popf_keeps_tf():
     r = make_regs(rsp=SP)
 
@@ -305,6 +318,16 @@ RIPREL = [
     ("eip-relative", "678b0500100000", "678b8600100000", "rsi"),
     ("fs-riprel", "64488b0500100000", "64488b8600100000", "rsi"),
     ("palignr-imm", "660f3a0f050010000008", "660f3a0f860010000008", "rsi"),
+    # group 3 writes rdx:rax (mul, imul, div, idiv) or its operand alone
+    # (not, neg): never a scratch; its /6 and /7 are opcode bits, not rsi
+    # and rdi, but are kept out of the choice like any modrm.reg
+    ("mul-rdx-rax", "48f72500100000", "48f7a600100000", "rsi"),
+    ("imul-ax", "f62d00100000", "f6ae00100000", "rsi"),
+    ("div-reg6", "48f73500100000", "48f7b700100000", "rdi"),
+    ("idiv-reg7", "f73d00100000", "f7be00100000", "rsi"),
+    ("lock-neg", "f0f71d00100000", "f0f79e00100000", "rsi"),
+    ("not-16", "66f71500100000", "66f79600100000", "rsi"),
+    ("rex-b-div", "49f73500100000", "48f7b700100000", "rdi"),
 ]
 
 
@@ -359,19 +382,68 @@ def test_boost_reencodes_riprel_for_the_slot():
     assert plan.boost_code(V, FAR_SLOT) is None
 
 
-@pytest.mark.parametrize("arch, code, boost", [
-    (X86_64, "f7c701000000", True), (X86_64, "f6c201", True), (X86_64, "48f7c2ff000000", True),
-    (X86_64, "f6c8ff", True), (I386, "f744240401000000", True),
-    (X86_64, "f7d8", False), (X86_64, "48f7f1", False), (X86_64, "f6d0", False),
-    (I386, "f75c2404", False)],
-    ids=["test-edi", "test-dl", "test-rdx", "test-f6-1", "i386-test-mem", "neg", "div", "not",
-         "i386-neg-mem"])
-def test_group_3_boosts_its_test_and_steps_the_rest(arch, code, boost):
-    """test (/0, /1) only reads and sets flags, so a copy and a jump back
-    do it in one stop (1,635 test instructions of 64-bit libc took two);
-    not, neg, mul and div keep their step, as kprobes keeps group 3."""
-    plan = arch.analyze(h(code), V if arch is X86_64 else V32)
-    assert plan.strategy == ("boost" if boost else "step")
+# group 3 (f6, f7) in every form: (id, arch, bytes)
+GROUP_3 = [
+    ("test-edi", X86_64, "f7c701000000"), ("test-dl", X86_64, "f6c201"),
+    ("test-rdx", X86_64, "48f7c2ff000000"), ("test-f6-1", X86_64, "f6c8ff"),
+    ("not-al", X86_64, "f6d0"), ("not-r11", X86_64, "49f7d3"), ("neg-eax", X86_64, "f7d8"),
+    ("neg-rdi", X86_64, "48f7df"), ("neg-ax", X86_64, "66f7d8"), ("neg-r8d", X86_64, "41f7d8"),
+    ("mul-ecx", X86_64, "f7e1"), ("mul-r8", X86_64, "49f7e0"), ("imul-rcx", X86_64, "48f7e9"),
+    ("imul-cl", X86_64, "f6e9"), ("div-rcx", X86_64, "48f7f1"), ("div-cl", X86_64, "f6f1"),
+    ("div-cx", X86_64, "66f7f1"), ("idiv-r11", X86_64, "49f7fb"),
+    ("neg-mem-rsp", X86_64, "48f75c2408"), ("mul-mem-sib", X86_64, "41f6241b"),
+    ("idiv-mem-disp32", X86_64, "f7bc24d0000000"), ("lock-neg-byte", X86_64, "f0f65c2408"),
+    ("lock-not-qword", X86_64, "f048f7542408"), ("mul-riprel", X86_64, "48f72500100000"),
+    ("div-riprel", X86_64, "48f73500100000"), ("idiv-riprel", X86_64, "f73d00100000"),
+    ("lock-neg-riprel", X86_64, "f0f71d00100000"), ("not-riprel-16", X86_64, "66f71500100000"),
+    ("i386-test-mem", I386, "f744240401000000"), ("i386-neg-mem", I386, "f75c2404"),
+    ("i386-lock-neg-mem", I386, "f0f75c2404"), ("i386-not-byte", I386, "f6542404"),
+    ("i386-mul-mem", I386, "f7642404"), ("i386-imul-ecx", I386, "f7e9"),
+    ("i386-div-ecx", I386, "f7f1"), ("i386-idiv-ecx", I386, "f7f9"), ("i386-div-cx", I386, "66f7f1"),
+    ("i386-div-abs", I386, "f73500100000"), ("i386-idiv-ebx", I386, "f7bb00100000"),
+]
+
+
+@pytest.mark.parametrize("arch, code", [r[1:] for r in GROUP_3], ids=[r[0] for r in GROUP_3])
+def test_group_3_boosts_in_every_form(arch, code):
+    """test only reads and sets flags; not and neg write their operand (a
+    lock's too), mul, imul, div and idiv rdx:rax, as any copy would.  A
+    div's #DE, or a memory operand's fault, comes at the copy's start
+    with nothing done (no ``boost_fault_at``), and the tracer reports it
+    at home as the program's own.  So each is a copy and a jump back, one
+    stop where the step took two (1,157 not, neg, mul, imul, div and idiv
+    of 64-bit libc, 1,379 of 32-bit libc)."""
+    addr, slot = (V, SLOT) if arch is X86_64 else (V32, SLOT32)
+    plan = arch.analyze(h(code), addr)
+    n = len(h(code))
+    assert (plan.strategy, plan.boostable, plan.boost_fault_at, plan.length) == ("boost", True, 0, n)
+    boosted = plan.boost_code(addr, slot)
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if arch is X86_64 else capstone.CS_MODE_32)
+    md.detail = True
+    copy, back = list(md.disasm(boosted[:n + 5], slot))
+    orig = next(md.disasm(h(code), addr))
+    # the same instruction on the same operand: a rip-relative one's
+    # displacement is moved so that it names the same address from the slot
+    assert (copy.size, copy.mnemonic, _operands(copy)) == (n, orig.mnemonic, _operands(orig))
+    assert (back.mnemonic, int(back.op_str, 16)) == ("jmp", addr + n)
+    if "rip" in orig.op_str:
+        assert boosted[:n] != h(code)
+        assert plan.boost_code(addr, FAR_SLOT) is None  # out of reach: stepped
+    else:
+        assert boosted[:n] == h(code)
+
+
+def _operands(ins):
+    """An instruction's operands with a rip-relative address made absolute."""
+    out = []
+    for op in ins.operands:
+        if op.type == cs.X86_OP_MEM and op.mem.base == cs.X86_REG_RIP:
+            out.append(("abs", ins.address + ins.size + op.mem.disp))
+        elif op.type == cs.X86_OP_MEM:
+            out.append((op.mem.base, op.mem.index, op.mem.scale, op.mem.disp, op.size))
+        else:
+            out.append((op.type, op.reg if op.type == cs.X86_OP_REG else op.imm))
+    return out
 
 
 @pytest.mark.parametrize("arch, code", [(I386, "ff742404"), (I386, "ffb3fcffffff"),

@@ -2,13 +2,17 @@
  *  - faulty() loads through its argument; called with NULL it faults, and
  *    the SIGSEGV handler checks the fault is reported at faulty's own
  *    faulting instruction, then siglongjmps out (on an alternate stack);
- *    badret() does the same with a ret whose stack cannot be read (its sp
- *    is its argument, NULL): a boosted ret faults in its slot;
- *  - stepme() starts with an instruction a tracer must single-step; a
- *    second thread queues SIGUSR1 with a sequence number to the main
- *    thread while it calls stepme() in a loop, and both sides count: every
- *    signal must arrive once, with the siginfo it was sent with (a signal
- *    a tracer holds back during a step must not lose it).
+ *    faulty2() does the same with a neg of memory (a boosted group 3
+ *    write), badret() with a ret whose stack cannot be read (its sp is
+ *    its argument, NULL): a boosted ret faults in its slot, and
+ *    stepfault() with a popf whose stack cannot be read: a stepped copy
+ *    faults in its slot;
+ *  - stepme()'s second instruction is a popf, which a tracer must
+ *    single-step (boosted, a TF it pops would trap on the slot's jump
+ *    back); a second thread queues SIGUSR1 with a sequence number to the
+ *    main thread while it calls stepme() in a loop, and both sides
+ *    count: every signal must arrive once, with the siginfo it was sent
+ *    with (a signal a tracer holds back during a step must not lose it).
  * Usage: faults SIGNALS */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -25,26 +29,31 @@ __asm__(".globl faulty\n.type faulty,@function\nfaulty:\nmov (%rdi), %rax\nret\n
         ".size faulty, .-faulty\n"
         ".globl faulty2\n.type faulty2,@function\nfaulty2:\nnegq (%rdi)\nret\n"
         ".size faulty2, .-faulty2\n"
-        ".globl stepme\n.type stepme,@function\nstepme:\nneg %rdi\nmov %rdi, %rax\nneg %rax\nret\n"
-        ".size stepme, .-stepme\n"
+        ".globl stepme\n.type stepme,@function\nstepme:\npushf\npopf\nneg %rdi\nmov %rdi, %rax\n"
+        "neg %rax\nret\n.size stepme, .-stepme\n"
         ".globl badret\n.type badret,@function\nbadret:\nmov %rdi, %rsp\nret\n"
-        ".size badret, .-badret\n");
+        ".size badret, .-badret\n"
+        ".globl stepfault\n.type stepfault,@function\nstepfault:\nmov %rdi, %rsp\npopf\nret\n"
+        ".size stepfault, .-stepfault\n");
 #define IP(uc) ((uc)->uc_mcontext.gregs[REG_RIP])
 #else
 __asm__(".globl faulty\n.type faulty,@function\nfaulty:\nmov 4(%esp), %eax\nmov (%eax), %eax\nret\n"
         ".size faulty, .-faulty\n"
         ".globl faulty2\n.type faulty2,@function\nfaulty2:\nmov 4(%esp), %eax\nnegl (%eax)\nret\n"
         ".size faulty2, .-faulty2\n"
-        ".globl stepme\n.type stepme,@function\nstepme:\nnegl 4(%esp)\nmov 4(%esp), %eax\nneg %eax\nret\n"
-        ".size stepme, .-stepme\n"
+        ".globl stepme\n.type stepme,@function\nstepme:\npushf\npopf\nnegl 4(%esp)\n"
+        "mov 4(%esp), %eax\nneg %eax\nret\n.size stepme, .-stepme\n"
         ".globl badret\n.type badret,@function\nbadret:\nmov 4(%esp), %esp\nret\n"
-        ".size badret, .-badret\n");
+        ".size badret, .-badret\n"
+        ".globl stepfault\n.type stepfault,@function\nstepfault:\nmov 4(%esp), %esp\npopf\nret\n"
+        ".size stepfault, .-stepfault\n");
 #define IP(uc) ((uc)->uc_mcontext.gregs[REG_EIP])
 #endif
 long faulty(long *p);
 long faulty2(long *p);
 long stepme(long x);
 long badret(long *sp);
+long stepfault(long *sp);
 
 static sigjmp_buf env;
 static volatile long fault_ip;
@@ -104,6 +113,9 @@ int main(int argc, char **argv)
         if (!sigsetjmp(env, 1))
             badret(NULL);
         faults += fault_ip == (long)badret + (sizeof(long) == 8 ? 3 : 4);
+        if (!sigsetjmp(env, 1))
+            stepfault(NULL);
+        faults += fault_ip == (long)stepfault + (sizeof(long) == 8 ? 3 : 4);
     }
     main_thread = pthread_self();
     pthread_t t;

@@ -4,10 +4,11 @@
  * forks when a byte arrives on stdin, which the handler sends, so the fork
  * happens while main is stopped there.  The child calls f() and trigger()
  * 20 times each and exits 0 if they all returned right; then the forker
- * calls f() 10 times.  Prints the child's exit status.  trigger() starts
- * with an instruction that is stepped, not boosted: main's step slot is
- * written after the fork, and the child, which takes that slot over, must
- * not find it empty.
+ * calls f() 10 times.  Prints the child's exit status.  The probe is on
+ * trigger+1, a popf, which is stepped, never boosted (a TF it pops would
+ * trap on the slot's jump back): main's step slot is written after the
+ * fork, and the child, which takes that slot over, must not find it
+ * empty.
  * Usage: forkduring [fork|vfork] < a byte */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -20,11 +21,11 @@
 __attribute__((noinline)) int f(int x) { __asm__ volatile(""); return x + 1; }
 int trigger(int x); /* returns x */
 #ifdef __x86_64__
-__asm__(".globl trigger\n.type trigger,@function\ntrigger:\nneg %rdi\nmov %rdi, %rax\n"
-        "neg %rax\nret\n.size trigger, .-trigger\n");
+__asm__(".globl trigger\n.type trigger,@function\ntrigger:\npushf\npopf\nneg %rdi\n"
+        "mov %rdi, %rax\nneg %rax\nret\n.size trigger, .-trigger\n");
 #else
-__asm__(".globl trigger\n.type trigger,@function\ntrigger:\nnegl 4(%esp)\n"
-        "mov 4(%esp), %eax\nneg %eax\nret\n.size trigger, .-trigger\n");
+__asm__(".globl trigger\n.type trigger,@function\ntrigger:\npushf\npopf\n"
+        "negl 4(%esp)\nmov 4(%esp), %eax\nneg %eax\nret\n.size trigger, .-trigger\n");
 #endif
 
 static int use_vfork;

@@ -1,8 +1,9 @@
-/* Calls stepme(), whose first instruction a tracer must single-step, N
- * times, and counts the SIGTRAPs its handler sees: a test sends one from
- * a probe at that instruction, so it is delivered as the step starts.  It
- * also counts SIGUSR1 and SIGUSR2, and how many came with the siginfo of a
- * kill() by its parent (the tracer), as a test sends them.  With "call" or
+/* Calls stepme(), whose second instruction (a popf, at stepme+1) a tracer
+ * must single-step (boosted, a TF it pops would trap on the slot's jump
+ * back), N times, and counts the SIGTRAPs its handler sees: a test sends
+ * one from a probe at that instruction, so it is delivered as the step
+ * starts.  It also counts SIGUSR1 and SIGUSR2, and how many came with the
+ * siginfo of a kill() by its parent (the tracer), as a test sends them.  With "call" or
  * "rep", the function called is one whose probed instruction a tracer
  * steps with registers to fix: a call through memory (callmem, its return
  * address rewritten after the step) or a rep string (rep_at in repmove,
@@ -16,7 +17,7 @@
 
 long stepme(long x);
 #if defined(__x86_64__)
-__asm__(".globl stepme\n.type stepme,@function\nstepme:\nneg %rdi\nmov %rdi, %rax\nneg %rax\nret\n"
+__asm__(".globl stepme\n.type stepme,@function\nstepme:\npushf\npopf\nneg %rdi\nmov %rdi, %rax\nneg %rax\nret\n"
         ".size stepme, .-stepme\n");
 __asm__(".globl callmem\n.type callmem,@function\ncallmem:\ncall *(%rsi)\nret\n"
         ".size callmem, .-callmem\n"
@@ -26,7 +27,7 @@ __asm__(".globl callmem\n.type callmem,@function\ncallmem:\ncall *(%rsi)\nret\n"
         ".globl rep_at\n.type rep_at,@function\nrep_at:\n.byte 0x2e\nrep stosb\nmov %rdx, %rax\nret\n"
         ".size rep_at, .-rep_at\n.size repmove, .-repmove\n");
 #else
-__asm__(".globl stepme\n.type stepme,@function\nstepme:\nnegl 4(%esp)\nmov 4(%esp), %eax\nneg %eax\nret\n"
+__asm__(".globl stepme\n.type stepme,@function\nstepme:\npushf\npopf\nnegl 4(%esp)\nmov 4(%esp), %eax\nneg %eax\nret\n"
         ".size stepme, .-stepme\n");
 __asm__(".globl callmem\n.type callmem,@function\ncallmem:\nmov 8(%esp), %eax\ncall *(%eax)\nret\n"
         ".size callmem, .-callmem\n"

@@ -1,16 +1,17 @@
 /* A vfork child hits a stepped probe while its parent, whose memory it
  * borrows, is stopped between two hits of another stepped probe: the two
- * must not share a slot.  Usage: vforkstep */
+ * must not share a slot.  fa and fb each step a popf (never boosted: a TF
+ * it pops would trap on the slot's jump back).  Usage: vforkstep */
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #if defined(__x86_64__)
-__asm__(".globl fa\n.type fa,@function\nfa:\nneg %rdi\nmov %rdi, %rax\nret\n.size fa, .-fa\n"
-        ".globl fb\n.type fb,@function\nfb:\nnot %rdi\nmov %rdi, %rax\nret\n.size fb, .-fb\n");
+__asm__(".globl fa\n.type fa,@function\nfa:\npushf\npopf\nneg %rdi\nmov %rdi, %rax\nret\n.size fa, .-fa\n"
+        ".globl fb\n.type fb,@function\nfb:\npushf\npopf\nnot %rdi\nmov %rdi, %rax\nret\n.size fb, .-fb\n");
 #else
-__asm__(".globl fa\n.type fa,@function\nfa:\nnegl 4(%esp)\nmov 4(%esp), %eax\nret\n.size fa, .-fa\n"
-        ".globl fb\n.type fb,@function\nfb:\nnotl 4(%esp)\nmov 4(%esp), %eax\nret\n.size fb, .-fb\n");
+__asm__(".globl fa\n.type fa,@function\nfa:\npushf\npopf\nnegl 4(%esp)\nmov 4(%esp), %eax\nret\n.size fa, .-fa\n"
+        ".globl fb\n.type fb,@function\nfb:\npushf\npopf\nnotl 4(%esp)\nmov 4(%esp), %eax\nret\n.size fb, .-fb\n");
 #endif
 long fa(long);
 long fb(long);
