@@ -62,9 +62,11 @@ _NO_BOOST_1 = _opcode_set("62 70-7f 9a cc-ce d6 d8-df e0-e3 e8 e9 eb f0-f4 fe ff
 # boost.  That bitmap dates from when most SSE opcodes were undefined and
 # marks them unboostable; they are plain data operations (like the 0f 38 and
 # 0f 3a maps and VEX/EVEX), so the SSE rows are added: a function entry's
-# ``movsd 0x..(%rip),%xmm0`` then boosts instead of taking two stops.
+# ``movsd 0x..(%rip),%xmm0`` then boosts instead of taking two stops.  So
+# are punpck[lh]qdq (6c, 6d), the prefetch hints (0d, 18) and the bit tests
+# with an immediate (ba), operations on their operand like their neighbours.
 _BOOST_0F = _opcode_set(
-    "02 03 06 08 09 20-23 31 40-4f 60-6b 6e 6f 74-77 7e 7f 90-9f"
+    "02 03 06 08 09 0d 18 20-23 31 40-4f 60-6d 6e 6f 74-77 7e 7f 90-9f ba"
     " a0 a1 a3-a5 a8 a9 ab-ad af b0-b7 bb-bf c0 c1 c8-cf"
     " d1-d3 d5 d8 d9 db-dd df e1 e2 e5 e8 e9 eb-ed ef f1-f3 f5 f8-fa fc-fe"
     " 10-17 28-2f 50-5f 70-73 7c 7d c2-c6 d0-fe")
@@ -82,9 +84,12 @@ def _boostable(enc: Encoding, op: int) -> bool:
     if enc.map == MAP_0F:
         return op in _BOOST_0F
     if op == 0xff:
-        # jmp r/m (4), and push r/m (6): its memory operand is read, and
-        # any fault raised, before rsp moves, at the copy's start.
-        return enc.reg in (4, 6)
+        # inc and dec (0, 1), jmp r/m (4), and push r/m (6): its memory
+        # operand is read, and any fault raised, before rsp moves, at the
+        # copy's start.
+        return enc.reg in (0, 1, 4, 6)
+    if op == 0xfe:
+        return enc.reg in (0, 1)  # inc and dec of a byte; the rest is undefined
     if op in _SHIFT_GROUPS:
         return enc.reg != 6
     return op not in _NO_BOOST_1 and op != 0x9d
