@@ -72,6 +72,11 @@ class Memory:
         except OSError as exc:
             raise OSError(exc.errno or errno.EFAULT,
                           f"cannot read {size} bytes at {addr:#x} in pid {self.pid}") from None
+        except OverflowError:
+            # past a file offset's range: the kernel's half of a 64-bit
+            # address space (a garbage pointer), which is never mapped
+            raise OSError(errno.EFAULT,
+                          f"cannot read {size} bytes at {addr:#x} in pid {self.pid}") from None
         if len(data) < size:
             raise OSError(errno.EFAULT, f"cannot read {size} bytes at {addr:#x} in pid {self.pid}")
         return data

@@ -548,3 +548,26 @@ def test_variables_at_O2_agree_with_gdb(build, marker):
         assert {name for name, value in mine.items() if value != "?"} >= {"base", "k", "seen"}
         assert {name: plain(v) for name, v in mine.items() if v != "?"} == \
             {name: plain(gdb[name]) for name, v in mine.items() if v != "?"}
+
+
+def _vars_at_entries(exe, func):
+    """{go: hit.vars} at each entry of ``func`` in derefs.c, and what the
+    tracer said."""
+    seen, said = {}, []
+    with Tracer(on_message=said.append) as t:
+        proc = t.spawn([str(exe)], stdout=subprocess.DEVNULL)
+        t.add_probe(f"uprobe:{exe}:{func}", lambda h: seen.__setitem__(h.vars["go"], h.vars))
+        t.run()
+    assert proc.exit_code == 0
+    return seen, said
+
+
+def test_a_variable_read_through_an_unmapped_pointer_has_no_value(build):
+    """A local DWARF computes through a pointer (here before the function
+    follows it, and it never does) reads as None where the pointer is not
+    mapped, as gdb's "Cannot access memory": on x86_64 the top page is an
+    address past a file offset's range, and reading it raised
+    OverflowError out of hit.vars."""
+    seen, said = _vars_at_entries(build("derefs.c", flags=("-O2",)), "sum_longs")
+    assert [(go, v["sum"]) for go, v in sorted(seen.items())] == [(0, None), (1, 42)]
+    assert not [m for m in said if "raised" in m]
