@@ -182,6 +182,9 @@ def _locate(expr: bytes, scope: Scope, frame: Frame):
             stack.append(cfa)
         elif name == "DW_OP_addr":
             stack.append((args[0] + frame.bias) & mask)
+        elif name == "DW_OP_deref_size":
+            # what -O2 code reads through a pointer: an int, a short
+            stack.append(int.from_bytes(frame.read(stack.pop(), args[0]), "little"))
         elif name == "DW_OP_stack_value":
             return "value", stack[-1]
         elif name == "DW_OP_implicit_value":

@@ -571,3 +571,12 @@ def test_a_variable_read_through_an_unmapped_pointer_has_no_value(build):
     seen, said = _vars_at_entries(build("derefs.c", flags=("-O2",)), "sum_longs")
     assert [(go, v["sum"]) for go, v in sorted(seen.items())] == [(0, None), (1, 42)]
     assert not [m for m in said if "raised" in m]
+
+
+def test_a_variable_read_through_deref_size_has_its_value(build):
+    """gcc -O2 reads an int or a short through a pointer with
+    DW_OP_deref_size (*x + *y, the short sign-extended by shifts); that
+    read as None where gdb shows the value."""
+    seen, said = _vars_at_entries(build("derefs.c", flags=("-O2",)), "sum_ints")
+    assert [(go, v["sum"]) for go, v in sorted(seen.items())] == [(0, None), (1, -42)]
+    assert not [m for m in said if "raised" in m]
