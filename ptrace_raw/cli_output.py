@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import builtins
 import json
+import math
 import os
 import re
 from typing import Callable, Dict, List, Optional
@@ -285,12 +286,15 @@ class HitExpr:
 
 def _printed(expr: HitExpr, hit):
     """A --print value as JSON holds it: a number, a string, a bool or
-    None as they are, anything else as its repr."""
+    None as they are, anything else as its repr (NaN and the infinities
+    too: JSON has no word for them, and a reader refuses Python's)."""
     try:
         value = expr(hit)
     except Exception:
         return None
-    return value if value is None or isinstance(value, (int, float, str, bool)) else repr(value)
+    if value is None or isinstance(value, (int, str, bool)):
+        return value
+    return value if isinstance(value, float) and math.isfinite(value) else repr(value)
 
 
 def hist_value(value) -> Optional[int]:

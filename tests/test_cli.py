@@ -239,6 +239,24 @@ def test_print_and_filter_read_locals_at_a_line_probe(build):
         {"var('total')": 10}, {"var('total')": 20}]
 
 
+def _strict_json(line):
+    """A JSON object as any reader takes it: NaN and Infinity are Python's."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_print_of_nan_or_infinity_keeps_the_json_valid(calls):
+    """A --print value that is NaN or an infinity went into the NDJSON bare,
+    as Python's json writes it, and jq or JSON.parse refused the line: it
+    is a string, as any value JSON cannot hold."""
+    res = cli("trace", "--json", f"uprobe:{calls}:square", "--print", "(arg0 + 1) * 1e308 * 10",
+              "--print", "float('nan')", "--print", "(arg0 + 1) / 4", "--", calls, 1)
+    assert res.returncode == 0, res.stderr
+    assert [h["print"] for h in hits_of(map(_strict_json, res.stderr.splitlines()))] == [
+        {"(arg0 + 1) * 1e308 * 10": "inf", "float('nan')": "nan", "(arg0 + 1) / 4": 0.25}]
+
+
 def test_print_of_retval_at_an_entry_probe_is_refused(calls):
     res = cli("trace", f"uprobe:{calls}:add", "--print", "retval", "--", calls, 1)
     assert (res.returncode, res.stdout) == (2, "")
