@@ -170,7 +170,8 @@ def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool, prints
     """The JSON object of one hit; ``stack`` keeps the frames themselves
     under ``_frames`` for the text renderer.  ``prints``: --print's
     expressions, whose values go under "print" by their text (None where
-    one failed, as an argument that cannot be read)."""
+    one failed, as an argument that cannot be read), and as the text
+    renderer shows them under ``_print``."""
     spec = hit.probe.spec
     rec = {"type": "hit", "probe": spec.text, "pid": hit.pid, "tid": hit.tid,
            "time_ns": hit.time_ns - start_ns, "ip": hit.ip}
@@ -192,7 +193,9 @@ def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool, prints
         if hit.entry_time_ns is not None:
             rec["duration_ns"] = hit.time_ns - hit.entry_time_ns
     if prints:
-        rec["print"] = {expr.text: _printed(expr, hit) for expr in prints}
+        shown = {expr.text: _printed(expr, hit) for expr in prints}
+        rec["print"] = {text: value for text, (value, _) in shown.items()}
+        rec["_print"] = {text: line for text, (_, line) in shown.items()}
     if stack:
         # one frame more than shown tells a stack that goes on from one
         # that ends there
@@ -223,8 +226,8 @@ def render_text(rec: dict) -> str:
         parts.append(f"retval={rec['retval']:#x}")
     if "duration_ns" in rec:
         parts.append(f"({rec['duration_ns'] / 1000:.3f} us)")
-    for text, value in rec.get("print", {}).items():
-        parts.append(f"{text}={'?' if value is None else repr(value)}")
+    for text, value in rec.get("_print", {}).items():
+        parts.append(f"{text}={value}")
     line = " ".join(parts)
     for frame in rec.get("_frames", ()):
         line += f"\n    {frame}"
@@ -285,16 +288,20 @@ class HitExpr:
 
 
 def _printed(expr: HitExpr, hit):
-    """A --print value as JSON holds it: a number, a string, a bool or
-    None as they are, anything else as its repr (NaN and the infinities
-    too: JSON has no word for them, and a reader refuses Python's)."""
+    """A --print value (as JSON holds it, as a hit line shows it): in JSON
+    a number, a string, a bool or None as they are, anything else as its
+    repr (NaN and the infinities too: JSON has no word for them, and a
+    reader refuses Python's); on the line its repr, '?' for None."""
     try:
         value = expr(hit)
     except Exception:
-        return None
-    if value is None or isinstance(value, (int, str, bool)):
-        return value
-    return value if isinstance(value, float) and math.isfinite(value) else repr(value)
+        value = None
+    if value is None:
+        return None, "?"
+    shown = repr(value)
+    if isinstance(value, (int, str, bool)) or isinstance(value, float) and math.isfinite(value):
+        return value, shown
+    return shown, shown
 
 
 def hist_value(value) -> Optional[int]:

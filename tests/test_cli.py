@@ -239,6 +239,23 @@ def test_print_and_filter_read_locals_at_a_line_probe(build):
         {"var('total')": 10}, {"var('total')": 20}]
 
 
+def test_print_shows_any_value_once_as_python_writes_it(calls):
+    """A hit line shows a --print value as its repr; one JSON cannot hold
+    (bytes, a list) is kept as its repr in JSON, and the hit line showed the
+    repr of that string: quoted again, its quotes escaped."""
+    res = cli("trace", f"uprobe:{calls}:greet", "--print", "hit.read(arg0, 5)",
+              "--print", "[arg1, cstr(arg0)]", "--print", "cstr(arg0)", "--args", "0",
+              "--", calls, 1)
+    assert res.returncode == 0, res.stderr
+    (line,) = [line for line in res.stderr.splitlines() if ":greet" in line]
+    assert line.split(" ", 3)[3] == \
+        "hit.read(arg0, 5)=b'world' [arg1, cstr(arg0)]=[3, 'world'] cstr(arg0)='world'"
+    res = cli("trace", "--json", f"uprobe:{calls}:greet", "--print", "hit.read(arg0, 5)",
+              "--print", "[arg1, cstr(arg0)]", "--", calls, 1)
+    assert [h["print"] for h in hits_of(ndjson(res.stderr))] == [
+        {"hit.read(arg0, 5)": "b'world'", "[arg1, cstr(arg0)]": "[3, 'world']"}]
+
+
 def _strict_json(line):
     """A JSON object as any reader takes it: NaN and Infinity are Python's."""
     def refuse(name):
