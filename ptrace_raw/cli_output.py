@@ -171,7 +171,7 @@ def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool, prints
     under ``_frames`` for the text renderer.  ``prints``: --print's
     expressions, whose values go under "print" by their text (None where
     one failed, as an argument that cannot be read), and as the text
-    renderer shows them under ``_print``."""
+    renderer shows them, EXPR=value, under ``_print``."""
     spec = hit.probe.spec
     rec = {"type": "hit", "probe": spec.text, "pid": hit.pid, "tid": hit.tid,
            "time_ns": hit.time_ns - start_ns, "ip": hit.ip}
@@ -195,7 +195,8 @@ def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool, prints
     if prints:
         shown = {expr.text: _printed(expr, hit) for expr in prints}
         rec["print"] = {text: value for text, (value, _) in shown.items()}
-        rec["_print"] = {text: line for text, (_, line) in shown.items()}
+        # an expression written on lines shows as one: a hit is one line
+        rec["_print"] = [f"{' '.join(text.split())}={value}" for text, (_, value) in shown.items()]
     if stack:
         # one frame more than shown tells a stack that goes on from one
         # that ends there
@@ -226,8 +227,7 @@ def render_text(rec: dict) -> str:
         parts.append(f"retval={rec['retval']:#x}")
     if "duration_ns" in rec:
         parts.append(f"({rec['duration_ns'] / 1000:.3f} us)")
-    for text, value in rec.get("_print", {}).items():
-        parts.append(f"{text}={value}")
+    parts.extend(rec.get("_print", ()))
     line = " ".join(parts)
     for frame in rec.get("_frames", ()):
         line += f"\n    {frame}"

@@ -256,6 +256,19 @@ def test_print_shows_any_value_once_as_python_writes_it(calls):
         {"hit.read(arg0, 5)": "b'world'", "[arg1, cstr(arg0)]": "[3, 'world']"}]
 
 
+def test_print_of_an_expression_written_on_lines_keeps_one_line_per_hit(calls):
+    """An expression may span lines (a long one in a script): the hit line
+    shows it with its line breaks and indentation as one space, where the
+    breaks split the hit's line; JSON keeps it as given."""
+    text = "(arg1\n    * 2)"
+    res = cli("trace", f"uprobe:{calls}:greet", "--print", text, "--args", "0", "--", calls, 1)
+    assert res.returncode == 0, res.stderr
+    assert [line.split(" ", 3)[3] for line in res.stderr.splitlines()
+            if ":greet" in line or "* 2" in line] == ["(arg1 * 2)=6"]
+    res = cli("trace", "--json", f"uprobe:{calls}:greet", "--print", text, "--", calls, 1)
+    assert [h["print"] for h in hits_of(ndjson(res.stderr))] == [{text: 6}]
+
+
 def _strict_json(line):
     """A JSON object as any reader takes it: NaN and Infinity are Python's."""
     def refuse(name):
