@@ -53,11 +53,14 @@ class Variable(NamedTuple):
 
 
 class Scope(NamedTuple):
-    """The variables in scope at one address, outermost first, and the
-    function's frame base there (the expression DW_OP_fbreg counts from)."""
+    """The variables in scope at one address, outermost first, the
+    function's frame base there (the expression DW_OP_fbreg counts from),
+    and ``address(index)``, the link-time address at that index of the
+    unit's address table (DWARF 5's DW_OP_addrx, clang's statics)."""
 
     variables: list[Variable]
     frame_base: Optional[bytes]
+    address: Callable[[int], int]
 
 
 def scope_at(path, vaddr: int,
@@ -80,7 +83,8 @@ def scope_at(path, vaddr: int,
             if child.tag in _VARIABLE_TAGS and "DW_AT_declaration" not in child.attributes:
                 variables.append(_variable(child, vaddr, parser, debug))
         die = debug.child_holding(die, vaddr, _SCOPE_TAGS)
-    scope = derived[vaddr] = Scope(variables, _expr_at(function, "DW_AT_frame_base", vaddr, parser))
+    scope = derived[vaddr] = Scope(variables, _expr_at(function, "DW_AT_frame_base", vaddr, parser),
+                                   lambda index: debug.dwarf.get_addr(function.cu, index))
     return scope
 
 
@@ -182,6 +186,8 @@ def _locate(expr: bytes, scope: Scope, frame: Frame):
             stack.append(cfa)
         elif name == "DW_OP_addr":
             stack.append((args[0] + frame.bias) & mask)
+        elif name in ("DW_OP_addrx", "DW_OP_GNU_addr_index"):
+            stack.append((scope.address(args[0]) + frame.bias) & mask)
         elif name == "DW_OP_deref_size":
             # what -O2 code reads through a pointer: an int, a short
             stack.append(int.from_bytes(frame.read(stack.pop(), args[0]), "little"))

@@ -19,24 +19,25 @@ TRACEES = Path(__file__).parent / "tracees"
 _BUILD = Path(os.environ.get("PTRACE_RAW_TEST_BUILD", "/tmp/ptrace-raw-tests"))
 
 
-def build_c(source, bits=64, flags=(), name=None, libs=()):
-    """Compile ``source`` (a path, or a name under tests/tracees) and return
-    the binary's path.  Cached by content, source path and flags, so parallel
-    tests and repeated runs share one build; the path is part of the key
-    because the debug info records it, and line tests match on it."""
+def build_c(source, bits=64, flags=(), name=None, libs=(), cc="gcc"):
+    """Compile ``source`` (a path, or a name under tests/tracees) with
+    ``cc`` and return the binary's path.  Cached by content, source path,
+    compiler and flags, so parallel tests and repeated runs share one build;
+    the path is part of the key because the debug info records it, and line
+    tests match on it."""
     src = Path(source)
     if not src.is_absolute() and not src.exists():
         src = TRACEES / source
     flags = list(flags)
     src = src.resolve()
     key = hashlib.sha1(src.read_bytes()
-                       + repr((str(src), bits, flags, list(libs))).encode()).hexdigest()[:12]
+                       + repr((str(src), bits, flags, list(libs), cc)).encode()).hexdigest()[:12]
     out = _BUILD / f"{name or src.stem}-{bits}-{key}"
     if out.exists():
         return out
     _BUILD.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
-    cmd = ["gcc", f"-m{bits}", "-g", *flags, "-o", str(tmp), str(src), *libs]
+    cmd = [cc, f"-m{bits}", "-g", *flags, "-o", str(tmp), str(src), *libs]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"building {src.name} failed: {' '.join(cmd)}\n{res.stderr}")

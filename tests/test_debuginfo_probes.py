@@ -580,3 +580,12 @@ def test_a_variable_read_through_deref_size_has_its_value(build):
     seen, said = _vars_at_entries(build("derefs.c", flags=("-O2",)), "sum_ints")
     assert [(go, v["sum"]) for go, v in sorted(seen.items())] == [(0, None), (1, -42)]
     assert not [m for m in said if "raised" in m]
+
+
+@pytest.mark.skipif(not shutil.which("clang"), reason="needs clang to build the program")
+def test_a_static_at_an_address_index_is_read(bits):
+    """clang's DWARF 5 places a static at DW_OP_addrx, an index into its
+    unit's address table (.debug_addr) rather than the address itself: the
+    static read as None.  Read at that address plus the load bias (PIE)."""
+    seen = _vars_at_lines(build_c("locals.c", bits, ("-O0",), cc="clang"), 3, ["inner"])
+    assert [v["seen"] for _, v, _ in seen] == [1, 2, 3]
