@@ -194,7 +194,7 @@ def _locate(expr: bytes, scope: Scope, frame: Frame):
         elif name == "DW_OP_stack_value":
             return "value", stack[-1]
         elif name == "DW_OP_implicit_value":
-            return "bytes", bytes(args[1])
+            return "bytes", bytes(args[0])  # the bytes (their count is not an argument)
         else:
             step(name, args, stack, frame.regs, lambda addr: int.from_bytes(
                 frame.read(addr, frame.word_size), "little"), bits)

@@ -478,14 +478,14 @@ def test_split_dwarf_is_said_to_be_unread(markers):
     assert re.search(r"\.dwo\) is not read: each address of the line is a site", note)
 
 
-def _vars_at_lines(exe, n, markers):
+def _vars_at_lines(exe, n, markers, source="locals.c"):
     """[(marker, hit.vars, hit.format_vars(strings=True))] per hit of a
-    probe on each marked line of locals.c, in hit order."""
+    probe on each marked line of ``source``, in hit order."""
     seen = []
     with Tracer(on_message=lambda message: None) as t:
         proc = t.spawn([str(exe), str(n)], stdout=subprocess.DEVNULL)
         for marker in markers:
-            t.add_probe(f"uprobe:{exe}:locals.c:{_line_of(marker, 'locals.c')}",
+            t.add_probe(f"uprobe:{exe}:{source}:{_line_of(marker, source)}",
                         lambda h, m=marker: seen.append((m, h.vars, h.format_vars(True))))
         t.run()
     assert proc.exit_code == 0
@@ -589,3 +589,13 @@ def test_a_static_at_an_address_index_is_read(bits):
     static read as None.  Read at that address plus the load bias (PIE)."""
     seen = _vars_at_lines(build_c("locals.c", bits, ("-O0",), cc="clang"), 3, ["inner"])
     assert [v["seen"] for _, v, _ in seen] == [1, 2, 3]
+
+
+def test_a_float_constant_in_an_inlined_call_is_read(build):
+    """-O2 places a float or double an inlined call gets as a constant with
+    DW_OP_implicit_value, its bytes in the expression: reading it raised
+    IndexError out of hit.vars (the bytes are the operation's only
+    argument), wherever the inlined code was."""
+    seen = _vars_at_lines(build("folded.c", flags=("-O2",)), 2, ["scale"], "folded.c")
+    assert [(text["factor"], text["bias"], text["k"]) for _, _, text in seen] == [
+        ("2.5", "-0.75", "0"), ("2.5", "-0.75", "1")]
