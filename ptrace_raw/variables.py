@@ -91,10 +91,21 @@ def scope_at(path, vaddr: int,
 def _variable(die, vaddr: int, parser: LocationParser, debug) -> Variable:
     param = param_of(die, die.cu["address_size"])
     is_param = die.tag == "DW_TAG_formal_parameter"
-    const = die.attributes.get("DW_AT_const_value")
-    if const is not None and isinstance(const.value, int):
-        return Variable(param, is_param, const=const.value)
+    const = _constant(die, param)
+    if const is not None:
+        return Variable(param, is_param, const=const)
     return Variable(param, is_param, expr=_expr_at(die, "DW_AT_location", vaddr, parser))
+
+
+def _constant(die, param: Param) -> Optional[int]:
+    """The value DW_AT_const_value gives: a number, or a block's bytes (a
+    float's or a double's, for which the compiler writes no number); None
+    without it, or for a block larger than a scalar."""
+    const = die.attributes.get("DW_AT_const_value")
+    value = const.value if const is not None else None
+    if isinstance(value, list):
+        return int.from_bytes(bytes(value), "little") if param.is_scalar and len(value) <= 8 else None
+    return value if isinstance(value, int) else None
 
 
 def _expr_at(die, name: str, vaddr: int, parser: LocationParser) -> Optional[bytes]:

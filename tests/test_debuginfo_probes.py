@@ -599,3 +599,13 @@ def test_a_float_constant_in_an_inlined_call_is_read(build):
     seen = _vars_at_lines(build("folded.c", flags=("-O2",)), 2, ["scale"], "folded.c")
     assert [(text["factor"], text["bias"], text["k"]) for _, _, text in seen] == [
         ("2.5", "-0.75", "0"), ("2.5", "-0.75", "1")]
+
+
+def test_a_float_constant_of_a_function_copy_is_read(build):
+    """The copy -O2 makes of a function for the one double all its calls
+    pass gives that parameter, and a local computed from it, as constants
+    whose bytes DWARF holds in a block (DW_AT_const_value): they read as
+    None, where gdb prints them."""
+    seen = _vars_at_lines(build("folded.c", flags=("-O2",)), 2, ["shift"], "folded.c")
+    assert [(text["by"], text["half"], text["k"]) for _, _, text in seen] == [
+        ("2.5", "1.25", "0"), ("2.5", "1.25", "1")]
