@@ -27,7 +27,7 @@ from typing import Callable, Mapping, NamedTuple, Optional
 from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry, LocationParser
 
 from .cfi_expr import UnsupportedExpression, parse, step
-from .debuginfo import DEFAULT_DEBUG_DIRS, origin
+from .debuginfo import DEFAULT_DEBUG_DIRS, die_name
 from .params import Param, function_die, param_of
 
 #: DW_OP_reg0..31 and DW_OP_regx: the variable is in that register
@@ -80,12 +80,20 @@ def scope_at(path, vaddr: int,
     die = function
     while die is not None:
         for child in die.iter_children():
-            if child.tag in _VARIABLE_TAGS and "DW_AT_declaration" not in child.attributes:
+            if _is_variable(child):
                 variables.append(_variable(child, vaddr, parser, debug))
         die = debug.child_holding(die, vaddr, _SCOPE_TAGS)
     scope = derived[vaddr] = Scope(variables, _expr_at(function, "DW_AT_frame_base", vaddr, parser),
                                    lambda index: debug.dwarf.get_addr(function.cu, index))
     return scope
+
+
+def _is_variable(die) -> bool:
+    """A parameter or local a program names: not a declaration of one
+    defined elsewhere, nor one the compiler made (a variable-length
+    array's bound has no name)."""
+    return (die.tag in _VARIABLE_TAGS and "DW_AT_declaration" not in die.attributes
+            and die_name(die) is not None)
 
 
 def _variable(die, vaddr: int, parser: LocationParser, debug) -> Variable:

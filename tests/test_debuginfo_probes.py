@@ -609,3 +609,11 @@ def test_a_float_constant_of_a_function_copy_is_read(build):
     seen = _vars_at_lines(build("folded.c", flags=("-O2",)), 2, ["shift"], "folded.c")
     assert [(text["by"], text["half"], text["k"]) for _, _, text in seen] == [
         ("2.5", "1.25", "0"), ("2.5", "1.25", "1")]
+
+
+def test_a_nameless_variable_is_not_listed(build):
+    """gcc -O2 gives a variable-length array's bound a variable of its own,
+    artificial and nameless: it was listed as "?", a name no program has,
+    which gdb does not show either (nor would a second one fit)."""
+    seen = _vars_at_lines(build("vla.c", flags=("-O2",)), 3, ["fill"], "vla.c")
+    assert [sorted(v) for _, v, _ in seen] == [["n", "tag"]]
