@@ -27,7 +27,7 @@ from typing import Callable, Mapping, NamedTuple, Optional
 from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry, LocationParser
 
 from .cfi_expr import UnsupportedExpression, parse, step
-from .debuginfo import DEFAULT_DEBUG_DIRS, die_name
+from .debuginfo import DEFAULT_DEBUG_DIRS, debug_file, die_name
 from .params import Param, function_die, param_of
 
 #: DW_OP_reg0..31 and DW_OP_regx: the variable is in that register
@@ -67,14 +67,20 @@ def scope_at(path, vaddr: int,
              debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Optional[Scope]:
     """The scope at link-time address ``vaddr`` of the ELF file ``path``;
     None when no DWARF describes a function there.  Raises ``SplitDwarf``
-    as ``function_params`` does."""
+    as ``function_params`` does.  Kept per address with the file's DWARF:
+    finding the function walks the top-level DIEs of its unit, and a probe
+    asks at every hit."""
+    scopes = debug_file(path, debug_dirs).derived.setdefault("scopes", {})
+    if vaddr not in scopes:
+        scopes[vaddr] = _scope(path, vaddr, debug_dirs)
+    return scopes[vaddr]
+
+
+def _scope(path, vaddr: int, debug_dirs: tuple[str, ...]) -> Optional[Scope]:
     found = function_die(path, vaddr, debug_dirs)
     if found is None:
         return None
     debug, function = found
-    derived = debug.derived.setdefault("scopes", {})
-    if vaddr in derived:
-        return derived[vaddr]
     parser = LocationParser(debug.dwarf.location_lists())
     variables = []
     die = function
@@ -83,9 +89,8 @@ def scope_at(path, vaddr: int,
             if _is_variable(child):
                 variables.append(_variable(child, vaddr, parser, debug))
         die = debug.child_holding(die, vaddr, _SCOPE_TAGS)
-    scope = derived[vaddr] = Scope(variables, _expr_at(function, "DW_AT_frame_base", vaddr, parser),
-                                   lambda index: debug.dwarf.get_addr(function.cu, index))
-    return scope
+    return Scope(variables, _expr_at(function, "DW_AT_frame_base", vaddr, parser),
+                 lambda index: debug.dwarf.get_addr(function.cu, index))
 
 
 def _is_variable(die) -> bool:
