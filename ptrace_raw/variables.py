@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Mapping, NamedTuple, Optional
 
+from elftools.common.exceptions import DWARFError, ELFError
 from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry, LocationParser
 
 from .cfi_expr import UnsupportedExpression, parse, step
@@ -130,7 +131,12 @@ def _expr_at(die, name: str, vaddr: int, parser: LocationParser) -> Optional[byt
     version = die.cu["version"]
     if attr is None or not parser.attribute_has_location(attr, version):
         return None
-    found = parser.parse_from_attribute(attr, version, die)
+    try:
+        found = parser.parse_from_attribute(attr, version, die)
+    except (ELFError, DWARFError):
+        # a list pyelftools cannot read (the view pairs of gcc's
+        # -gvariable-location-views=incompat5): no location is known
+        return None
     if not isinstance(found, list):
         return bytes(found.loc_expr)
     top = die.cu.get_top_DIE()
