@@ -86,12 +86,25 @@ def _scope(path, vaddr: int, debug_dirs: tuple[str, ...]) -> Optional[Scope]:
     variables = []
     die = function
     while die is not None:
-        for child in die.iter_children():
-            if _is_variable(child):
-                variables.append(_variable(child, vaddr, parser, debug))
+        variables += [_variable(child, vaddr, parser, debug) for child in _declared(die)]
         die = debug.child_holding(die, vaddr, _SCOPE_TAGS)
     return Scope(variables, _expr_at(function, "DW_AT_frame_base", vaddr, parser),
                  lambda index: debug.dwarf.get_addr(function.cu, index))
+
+
+def _declared(scope) -> list:
+    """The variable DIEs of a scope: its own, and those of its abstract
+    origin it has no copy of (an inlined call or an out-of-line copy from
+    which the compiler left out a variable it optimized away: the name is
+    still the callee's, and hides a caller's, as gdb has it)."""
+    own = [child for child in scope.iter_children() if _is_variable(child)]
+    if "DW_AT_abstract_origin" not in scope.attributes:
+        return own
+    copied = {child.get_DIE_from_attribute("DW_AT_abstract_origin").offset
+              for child in own if "DW_AT_abstract_origin" in child.attributes}
+    abstract = scope.get_DIE_from_attribute("DW_AT_abstract_origin")
+    return own + [child for child in abstract.iter_children()
+                  if _is_variable(child) and child.offset not in copied]
 
 
 def _is_variable(die) -> bool:

@@ -627,3 +627,16 @@ def test_a_location_list_pyelftools_cannot_parse_has_no_value(build):
     seen = _vars_at_lines(build("locals.c", flags=("-O2", "-gvariable-location-views=incompat5")),
                           3, ["outer"])
     assert [(v["seen"], v["total"]) for _, v, _ in seen] == [(1, None), (2, None), (3, None)]
+
+
+@pytest.mark.parametrize("cc", ["gcc", pytest.param("clang", marks=pytest.mark.skipif(
+    not shutil.which("clang"), reason="needs clang to build the program"))])
+def test_a_parameter_left_out_of_an_inlined_copy_hides_the_callers(bits, cc):
+    """In an inlined call, a name is the callee's even where the copy has
+    no DIE for it (clang leaves out an unused parameter; its abstract
+    origin still lists it, and gdb shows it as optimized out): the
+    caller's variable of that name was read instead, its 7 for the
+    callee's 0."""
+    exe = build_c("shadow.c", bits, ("-O1",), cc=cc)
+    seen = _vars_at_lines(exe, 7, ["report"], "shadow.c")
+    assert [v["level"] for _, v, _ in seen] == [0 if cc == "gcc" else None] * 2
