@@ -234,6 +234,8 @@ def _locate(expr: bytes, scope: Scope, frame: Frame):
         elif name == "DW_OP_deref_size":
             # what -O2 code reads through a pointer: an int, a short
             stack.append(int.from_bytes(frame.read(stack.pop(), args[0]), "little"))
+        elif name in ("DW_OP_stack_value", "DW_OP_implicit_value") and i < len(ops) - 1:
+            raise UnsupportedExpression("a value in pieces")  # this one its first
         elif name == "DW_OP_stack_value":
             return "value", stack[-1]
         elif name == "DW_OP_implicit_value":

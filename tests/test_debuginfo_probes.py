@@ -640,3 +640,11 @@ def test_a_parameter_left_out_of_an_inlined_copy_hides_the_callers(bits, cc):
     exe = build_c("shadow.c", bits, ("-O1",), cc=cc)
     seen = _vars_at_lines(exe, 7, ["report"], "shadow.c")
     assert [v["level"] for _, v, _ in seen] == [0 if cc == "gcc" else None] * 2
+
+
+def test_a_value_whose_first_piece_is_a_constant_has_none(build):
+    """A location in pieces has no value here, even when its first piece
+    is a constant (DW_OP_implicit_value, DW_OP_stack_value): that piece
+    was taken for the whole, and a complex float 0 + 3i read as 0."""
+    seen = _vars_at_lines(build("pieces.c", flags=("-O1",)), 3, ["pieces"], "pieces.c")
+    assert [(text["x"], v["z"]) for _, v, text in seen] == [("3.0", None)]
