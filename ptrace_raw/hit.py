@@ -215,7 +215,8 @@ class Hit:
         """{name: value} of the parameters and locals in scope where the
         probe hit, from DWARF (gdb's ``info args`` and ``info locals``):
         read where DWARF says each is at this address, signed types
-        sign-extended; a name an inner block declares again is the inner
+        sign-extended, floating ones as floats; a name an inner block
+        declares again is the inner
         one.  None where a variable has no value here (optimized out, in
         pieces, in a vector register, larger than 8 bytes); None as a whole
         at a return probe or without debug information."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import sys
 import traceback
 from time import monotonic_ns as _monotonic_ns
@@ -195,15 +196,23 @@ def _glibc_tunables(pid: int):
 
 
 def _signed_values(found) -> dict:
-    """{name: value} of (Param, raw) pairs, signed types sign-extended."""
+    """{name: value} of (Param, raw) pairs as their types read: signed
+    ones sign-extended, a float or double as a Python float (its bits as
+    an integer would compare wrong: ``var('ratio') > 0.5``)."""
     out = {}
     for param, raw in found:
-        if raw is not None and param.signed and param.size:
+        if raw is not None and param.is_float and param.size in (4, 8):
+            raw = _FLOATS[param.size].unpack(
+                (raw & ((1 << (8 * param.size)) - 1)).to_bytes(param.size, "little"))[0]
+        elif raw is not None and param.signed and param.size:
             bits = param.size * 8
             raw &= (1 << bits) - 1
             raw -= (1 << bits) if raw >> (bits - 1) else 0
         out[param.name] = raw
     return out
+
+
+_FLOATS = {4: struct.Struct("<f"), 8: struct.Struct("<d")}
 
 
 def _formatted(found, hit, strings: bool) -> dict:

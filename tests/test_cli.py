@@ -228,12 +228,14 @@ def test_print_adds_values_to_hit_lines_and_json(calls_bits):
 
 def test_print_and_filter_read_locals_at_a_line_probe(build):
     """var(NAME) in an expression is the DWARF variable of that name where
-    the probe hit: a line probe prints a local as it is at that pass."""
+    the probe hit: a line probe prints a local as it is at that pass, and
+    a double compares as a number (k / 4.0 here; as its bits, every pass
+    passed)."""
     exe = build("locals.c")
     line = next(n for n, text in enumerate((TRACEES / "locals.c").read_text().splitlines(), 1)
                 if "LINE: outer" in text)
     res = cli("trace", "--json", f"{exe}:locals.c:{line}", "--print", "var('total')",
-              "--filter", "var('k') > 1", "--", exe, 3)
+              "--filter", "var('ratio') >= 0.5", "--", exe, 3)
     assert res.returncode == 0, res.stderr
     assert [h["print"] for h in hits_of(ndjson(res.stderr))] == [
         {"var('total')": 10}, {"var('total')": 20}]

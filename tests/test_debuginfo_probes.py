@@ -497,12 +497,14 @@ def test_variables_in_scope_at_a_line_probe(build):
     locals of every block holding the line, read where DWARF puts them:
     a block's own ``total`` hides the function's, a static is read at its
     address plus the load bias, a char pointer shows its string and a
-    double its value, each time with the loop's values of that pass."""
+    double its value (a float in ``vars``, not its bits, which compared
+    wrong), each time with the loop's values of that pass."""
     seen = _vars_at_lines(build("locals.c"), 3, ["inner", "outer"])
     assert [(m, v["base"], v["k"], v["seen"], v["total"]) for m, v, _ in seen] == [
         ("inner", 0, 1, 1, -1), ("outer", 0, 1, 1, 0),
         ("inner", 1, 2, 2, -2), ("outer", 1, 2, 2, 10),
         ("inner", 2, 3, 3, -3), ("outer", 2, 3, 3, 20)]
+    assert [v["ratio"] for _, v, _ in seen] == [0.25, 0.25, 0.5, 0.5, 0.75, 0.75]
     texts = [(text["label"].split(" ", 1)[1], text["ratio"], text["total"]) for _, _, text in seen]
     assert texts == [('"odd"', "0.25", "-1"), ('"odd"', "0.25", "0"),
                      ('"even"', "0.5", "-2"), ('"even"', "0.5", "10"),
