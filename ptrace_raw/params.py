@@ -174,7 +174,7 @@ class _Functions:
         if dwo is not None:
             raise SplitDwarf(f"{self.debug.path} has split DWARF (-gsplit-dwarf): the "
                              f"functions of {dwo} are described there, which is not read, "
-                             "so their arguments have no names")
+                             "so their arguments and variables have no names")
         return self.debug.child_holding(cu.get_top_DIE(), address, ("DW_TAG_subprogram",))
 
     def die_named(self, name: str):
