@@ -16,7 +16,6 @@ as gdb does, once the loader has relocated the file there.
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 from typing import Dict, Optional, Tuple
 
@@ -64,19 +63,6 @@ def _resolve_here(image, ino: int, resolver: int) -> Optional[int]:
 ELSEWHERE = object()
 
 
-def _inside_syscall(thread) -> bool:
-    """Whether ``thread`` is stopped inside a system call that has not
-    returned (at a fork's or clone's event stop): its registers hold the
-    -ENOSYS the kernel enters a system call with, not its result, which a
-    call run from there sets as the system call ends, and which putting
-    the registers back would then undo (the program's fork() fails, while
-    its child runs).  A system call interrupted at a stop has returned
-    already, with a code that restarts it."""
-    regs = thread.get_regs()
-    return regs.orig_rax != (1 << 64) - 1 \
-        and thread.arch.syscall_result(regs) == -errno.ENOSYS
-
-
 class InTracee:
     """What IFUNCs of one file mapped at ``bias`` in ``proc`` select there,
     for ``resolve.places``.  ``here``: a resolver run in the tracer selects
@@ -106,7 +92,7 @@ class InTracee:
             if found is not None:
                 return found
         thread = next((t for t in self.proc.threads.values()
-                       if t.stopped and t.xol is None and not _inside_syscall(t)), None)
+                       if t.stopped and t.xol is None and not t.in_unreturned_syscall()), None)
         if thread is None or not self._relocated():
             self.settled = False
             return None

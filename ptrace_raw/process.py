@@ -62,10 +62,14 @@ class Process:
 
     def stopped_thread(self) -> Thread:
         """A thread in a ptrace-stop and not mid-step, to inject syscalls
-        through."""
-        for thread in self.threads.values():
-            if thread.stopped and thread.xol is None:
+        through; one inside a fork or clone that has not returned only when
+        no other is stopped (``Thread.in_unreturned_syscall``)."""
+        stopped = [t for t in self.threads.values() if t.stopped and t.xol is None]
+        for thread in stopped:
+            if not thread.in_unreturned_syscall():
                 return thread
+        if stopped:
+            return stopped[0]
         raise AttachError(f"no stopped thread in process {self.pid}")
 
     def add_thread(self, tid: int) -> Thread:

@@ -12,6 +12,7 @@ stop will need from what its previous stop needed.
 from __future__ import annotations
 
 import ctypes
+import errno
 import signal
 
 import arch as _arch
@@ -267,6 +268,18 @@ class Thread:
             except OSError:
                 self._shadow_stack = False
         return self._shadow_stack
+
+    def in_unreturned_syscall(self) -> bool:
+        """Whether the thread is stopped inside a system call that has not
+        returned (at a fork's or clone's event stop): its registers hold
+        the -ENOSYS the kernel enters a system call with, not its result,
+        which code the tracer runs from there sets as the system call
+        ends, and which putting the registers back then undoes (the
+        program's fork() fails, while its child runs).  A system call
+        interrupted at a stop has returned already, with a code that
+        restarts it."""
+        regs = self.get_regs()
+        return regs.orig_rax != (1 << 64) - 1 and self.arch.syscall_result(regs) == -errno.ENOSYS
 
     def mark_regs_dirty(self) -> None:
         self.regs_dirty = True

@@ -367,6 +367,32 @@ def test_an_ifunc_of_a_program_not_pie_is_resolved_when_attached(build, link):
         svc.wait()
 
 
+def _change_while_main_forks(exe, follow, change):
+    """Run ifuncfork.c: a handler on its worker's trigger() makes main
+    fork, waits until main sits at the fork's event stop, and calls
+    ``change(tracer)``; the program's output and what ``change`` gave."""
+    r, w = pipe_pair()
+    go_r, go_w = os.pipe()
+    made = []
+    with Tracer(follow_forks=follow, on_message=lambda message: None) as t:
+        proc = t.spawn([str(exe), "5"], stdin=go_r, stdout=w)
+        os.close(w)
+        os.close(go_r)
+
+        def on_trigger(hit):
+            os.write(go_w, b"x")
+            wait_for_ptrace_stop(proc.pid, proc.pid)
+            made.append(change(t))
+
+        t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
+        try:
+            t.run()
+        finally:
+            os.close(go_w)
+    assert proc.exit_code == 0
+    return r.read(), made[0]
+
+
 @pytest.mark.parametrize("follow", [True, False], ids=["follow", "nofollow"])
 def test_a_resolver_is_not_called_in_a_thread_stopped_inside_fork(build, follow):
     """A handler sets a probe on an IFUNC while another thread, stopped to
@@ -376,26 +402,21 @@ def test_a_resolver_is_not_called_in_a_thread_stopped_inside_fork(build, follow)
     program, its child running all the same.  The resolver runs in a
     thread that is not in the middle of a system call."""
     exe = build("ifuncfork.c", flags=("-O0", "-pthread"))
-    r, w = pipe_pair()
-    go_r, go_w = os.pipe()
-    made = {}
-    with Tracer(follow_forks=follow, on_message=lambda message: None) as t:
-        proc = t.spawn([str(exe), "5"], stdin=go_r, stdout=w)
-        os.close(w)
-        os.close(go_r)
+    out, scale = _change_while_main_forks(
+        exe, follow, lambda t: t.add_probe(f"uprobe:{exe}:scale", lambda h: None))
+    assert (out, scale.hits) == ("fork ok, status 0x700, total=105\n", 5)
 
-        def on_trigger(hit):
-            os.write(go_w, b"x")
-            wait_for_ptrace_stop(proc.pid, proc.pid)
-            made["scale"] = t.add_probe(f"uprobe:{exe}:scale", lambda h: None)
 
-        t.add_probe(f"uprobe:{exe}:trigger", on_trigger)
-        try:
-            t.run()
-        finally:
-            os.close(go_w)
-    assert r.read() == "fork ok, status 0x700, total=105\n" and proc.exit_code == 0
-    assert made["scale"].hits == 5
+@pytest.mark.parametrize("follow", [True, False], ids=["follow", "nofollow"])
+def test_an_injected_syscall_avoids_a_thread_stopped_inside_fork(build, follow):
+    """The same moment for the tracer's own system calls: the first inline
+    count in a process maps its data area and a trampoline with system
+    calls injected into a stopped thread.  In the one inside fork() they
+    made fork() return -ENOSYS, its child running all the same; another
+    thread serves."""
+    exe = build("ifuncfork.c", flags=("-O0", "-pthread"))
+    out, count = _change_while_main_forks(exe, follow, lambda t: t.count(f"uprobe:{exe}:scale"))
+    assert (out, count.value) == ("fork ok, status 0x700, total=105\n", 5)
 
 
 def test_a_resolver_run_in_the_tracee_keeps_its_vector_registers(build):
