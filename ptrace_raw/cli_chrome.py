@@ -24,7 +24,7 @@ class ChromeTrace:
             self._named.add(pid)
             self.events.append({"ph": "M", "name": "process_name", "pid": pid, "tid": pid,
                                 "args": {"name": hit.process.argv0}})
-        args = {k: rec[k] for k in ("args", "usdt_args", "retval", "location") if k in rec}
+        args = {k: rec[k] for k in ("args", "usdt_args", "retval", "location", "print") if k in rec}
         event = {"name": name, "cat": hit.probe.spec.kind, "pid": pid, "tid": tid, "args": args}
         end_us = rec["time_ns"] / 1000
         if "duration_ns" in rec:

@@ -410,7 +410,7 @@ def test_hit_lines_come_back_with_hits(calls):
 def test_chrome_trace_has_a_duration_per_call(calls, tmp_path):
     trace = tmp_path / "trace.json"
     res = cli("trace", f"uprobe:{calls}:add", f"uretprobe:{calls}:square", "--count",
-              "--trace-out", trace, "--", calls, 30)
+              "--print", "arg0 * 2", "--trace-out", trace, "--", calls, 30)
     assert res.returncode == 0, res.stderr
     events = json.loads(trace.read_text())["traceEvents"]
     meta = [e for e in events if e["ph"] == "M"]
@@ -420,6 +420,8 @@ def test_chrome_trace_has_a_duration_per_call(calls, tmp_path):
     assert len(spans) == 30 and {e["name"] for e in spans} == {"square"}
     assert len(instants) == 30 and {e["name"] for e in instants} == {"add"}
     assert [e["args"]["retval"] for e in spans] == [(i % 7) ** 2 for i in range(30)]
+    # --print values go with each event, as on the hit lines
+    assert [e["args"]["print"] for e in instants] == [{"arg0 * 2": 2 * i} for i in range(30)]
     assert all(e["dur"] > 0 for e in spans)
     assert {(e["pid"], e["tid"]) for e in spans + instants} == {(meta[0]["pid"], meta[0]["pid"])}
     # each add(i) call comes before square(i) in main's loop
