@@ -76,9 +76,13 @@ class InTracee:
     was not to be had now but may be later, which must not be kept for
     other processes."""
 
-    def __init__(self, proc, image, bias: int, return_to: int, here: bool, known=None):
+    def __init__(self, proc, image, bias: int, return_to: int, here: bool, known=None,
+                 ours=None):
         self.proc, self.image, self.bias = proc, image, bias
         self.return_to = return_to
+        #: the bytes an int3 of ours replaced at an address (None: none
+        #: there), for a resolver that calls a probed function
+        self.ours = ours
         self.here = here
         #: resolver -> implementation, learnt from processes like this one
         self.known = known or {}
@@ -96,7 +100,9 @@ class InTracee:
         if thread is None or not self._relocated():
             self.settled = False
             return None
-        target = self.proc.inject_call(thread, resolver + self.bias, self.return_to)
+        everyone = all(t.stopped for t in self.proc.threads.values())
+        target = self.proc.inject_call(thread, resolver + self.bias, self.return_to,
+                                       self.ours if everyone else None)
         if target is None:
             self.settled = False
             return None

@@ -471,7 +471,8 @@ class ProbeEngine(Engine):
         if found is None:
             ifunc = InTracee(proc, image, bias, ps.xol.trampoline,
                              here=ps.tunables == os.environb.get(b"GLIBC_TUNABLES"),
-                             known=self._ifunc_answers.get(key, {}))
+                             known=self._ifunc_answers.get(key, {}),
+                             ours=lambda addr: getattr(ps.bps.get(addr), "saved", None))
             found = places(spec, image, _ARCH_BY_BITS[image.bits], warn, ifunc=ifunc,
                            size_of=lambda vaddr: function_size(image.path, vaddr))
             if cache is not None and ifunc.settled and ps.tunables is not False:

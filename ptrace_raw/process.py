@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 from . import _libc, binding
 from .consts import (
@@ -118,14 +118,19 @@ class Process:
         self._put_back(thread, saved)
         return result
 
-    def inject_call(self, thread: Thread, func: int, return_to: int) -> Optional[int]:
+    def inject_call(self, thread: Thread, func: int, return_to: int,
+                    ours: Optional[Callable[[int], Optional[bytes]]] = None) -> Optional[int]:
         """Call ``func``, a function of no arguments, in the stopped
         ``thread`` and return what it returns.  It returns to ``return_to``,
         which must hold an int3 the caller owns.  None when the call ends
         anywhere else, in a fault or at another trap, or not within
         CALL_TIMEOUT seconds (a resolver that blocks, or loops): it is
         abandoned where it is, and a signal it raised is not delivered.
-        The tracer never waits on it for good.  Signals sent
+        The tracer never waits on it for good.  ``ours(addr)``, when
+        given, is the bytes an int3 of the tracer's replaced at ``addr``
+        (None for none): a call that meets one steps over it, those bytes
+        back in place for that step, which only a caller whose other
+        threads are all stopped may ask for.  Signals sent
         to the thread meanwhile are held, and registers restored, as for
         ``inject_syscall``, the x87 and vector ones too (the thread may be
         stopped anywhere, with values in registers any function may
@@ -139,19 +144,50 @@ class Process:
         thread.flush_regs()
         binding.cont(thread.tid, 0)
         thread.stopped = False
-        try:
-            status = self._await(thread, lambda status: status.kind is StopKind.SIGNAL and
-                                 status.sig in _CALL_ENDING and _raised(thread.tid),
-                                 binding.cont, CALL_TIMEOUT)
-        except _Overdue:
-            binding.interrupt(thread.tid)
-            status = self._await(thread, _interrupted, binding.cont)
+        while True:
+            status = self._run_call(thread)
+            at = arch.ip(thread.get_regs()) - 1
+            replaced = ours(at) if ours is not None and status.sig == signal.SIGTRAP \
+                and at != return_to else None
+            if replaced is None or not self._step_over(thread, at, replaced):
+                break
         regs = thread.get_regs()
         returned = status.sig == signal.SIGTRAP and arch.ip(regs) == return_to + 1
         result = arch.retval(regs) if returned else None
         binding.setregset(thread.tid, NT_X86_XSTATE, vectors)
         self._put_back(thread, saved)
         return result
+
+    def _run_call(self, thread: Thread) -> WaitStatus:
+        """Until the injected call stops on a signal it raised (its return's
+        trap, another trap, a fault), or is interrupted when overdue."""
+        try:
+            return self._await(thread, lambda status: status.kind is StopKind.SIGNAL and
+                               status.sig in _CALL_ENDING and _raised(thread.tid),
+                               binding.cont, CALL_TIMEOUT)
+        except _Overdue:
+            binding.interrupt(thread.tid)
+            return self._await(thread, _interrupted, binding.cont)
+
+    def _step_over(self, thread: Thread, at: int, replaced: bytes) -> bool:
+        """Run the instruction our int3 at ``at`` covers, its bytes put back
+        for one step, and go on with the call; False if the step faulted
+        (the call is then abandoned there)."""
+        thread.arch.set_ip(thread.regs, at)
+        thread.mark_regs_dirty()
+        thread.flush_regs()
+        self.write(at, replaced)
+        try:
+            binding.singlestep(thread.tid, 0)
+            status = self._await(thread, lambda status: status.kind is StopKind.SIGNAL and
+                                 status.sig in _CALL_ENDING, binding.singlestep)
+        finally:
+            self.write(at, thread.arch.breakpoint_insn)
+        if status.sig != signal.SIGTRAP:
+            return False
+        binding.cont(thread.tid, 0)
+        thread.stopped = False
+        return True
 
     def _put_back(self, thread: Thread, saved) -> None:
         """The registers an injection saved, and the thread as it was."""

@@ -312,25 +312,33 @@ def test_a_resolver_run_in_the_tracee_that_faults_is_abandoned_unseen(build, mod
     the probe on what it returned."""
     exe = build("ifuncown.c")
     said = []
+    (hits,) = _attached_to_ifuncown(exe, mode, ["scale"], said.append)
+    assert hits == (5 if mode == "wait" else 0)
+    assert any("scale: IFUNC whose implementation cannot be told" in m
+               for m in said) == (mode != "wait")
+
+
+def _attached_to_ifuncown(exe, mode, functions, on_message=lambda message: None):
+    """Attach to ifuncown.c running in ``mode``, blocked in its read, set
+    a probe on each of ``functions`` in turn, let it go on, and return the
+    probes' hits; its output and exit status are those of no tracer."""
     svc = start_service(exe, 5, mode)
     try:
         assert svc.stdout.readline() == "ready\n"
 
         def traced(t):
             t.attach(svc.pid)
-            probe = t.add_probe(f"uprobe:{exe}:scale", lambda h: None)
+            probes = [t.add_probe(f"uprobe:{exe}:{f}", lambda h: None) for f in functions]
             svc.stdin.write("go\n")
             svc.stdin.flush()
             t.run()
-            return probe.hits
+            return tuple(p.hits for p in probes)
 
-        tt = TracerThread(traced, on_message=said.append)
+        tt = TracerThread(traced, on_message=on_message)
         tt.start()
         hits = tt.join_checked()
         assert svc.stdout.read() == "total=105\n" and svc.wait() == 0
-        assert hits == (5 if mode == "wait" else 0)
-        assert any("scale: IFUNC whose implementation cannot be told" in m
-                   for m in said) == (mode != "wait")
+        return hits
     finally:
         svc.kill()
         svc.wait()
@@ -345,26 +353,7 @@ def test_an_ifunc_of_a_program_not_pie_is_resolved_when_attached(build, link):
     runs again (no hit).  An IRELATIVE slot, which turns into what its
     resolver returned, tells instead: every call counts."""
     exe = build("ifuncown.c", flags=("-O0", *link))
-    svc = start_service(exe, 5, "wait")
-    try:
-        assert svc.stdout.readline() == "ready\n"
-
-        def traced(t):
-            t.attach(svc.pid)
-            probe = t.add_probe(f"uprobe:{exe}:scale", lambda h: None)
-            svc.stdin.write("go\n")
-            svc.stdin.flush()
-            t.run()
-            return probe.hits
-
-        tt = TracerThread(traced, on_message=lambda message: None)
-        tt.start()
-        hits = tt.join_checked()
-        assert svc.stdout.read() == "total=105\n" and svc.wait() == 0
-        assert hits == 5
-    finally:
-        svc.kill()
-        svc.wait()
+    assert _attached_to_ifuncown(exe, "wait", ["scale"]) == (5,)
 
 
 def _change_while_main_forks(exe, follow, change):
@@ -446,6 +435,17 @@ def test_a_resolver_run_in_the_tracee_keeps_its_vector_registers(build):
     finally:
         svc.kill()
         svc.wait()
+
+
+def test_a_resolver_run_in_the_tracee_steps_over_our_own_probes(build):
+    """The resolver the tracer calls in a program it attached to calls a
+    function already probed (pick_second): the call met our int3 there and
+    was abandoned, and the IFUNC's probe waited on the resolver, which
+    nothing runs again (0 hits of 5).  The call steps over the int3, the
+    original instruction put back for that step, every thread stopped;
+    the probe on pick_second does not count the tracer's call."""
+    exe = build("ifuncown.c")
+    assert _attached_to_ifuncown(exe, "wait", ["pick_second", "scale"]) == (0, 5)
 
 
 def test_an_ifunc_of_a_library_dlopen_maps_again_and_again(build, bits):
