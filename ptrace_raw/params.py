@@ -61,10 +61,15 @@ class Param(NamedTuple):
     is_char_pointer: bool
     is_float: bool = False
     is_scalar: bool = True
+    #: a complex number: two floats, passed as floats are, but no value
+    #: this module reads as one
+    is_complex: bool = False
 
     @property
     def abi_kind(self) -> str:
         """How the calling convention places it: "int", "float" or "other"."""
+        if self.is_complex:
+            return "float"
         if not self.is_scalar:
             return "other"
         return "float" if self.is_float else "int"
@@ -130,6 +135,8 @@ def param_of(die, address_size: int) -> Param:
     encoding = _encoding(typ)
     if typ.tag == "DW_TAG_enumeration_type":
         encoding = _encoding(_strip(_attr_type(typ)))
+    if encoding == "DW_ATE_complex_float":
+        return Param(name, spelled, size, False, False, False, True, False, True)
     return Param(name, spelled, size, encoding in _SIGNED, False, False, encoding == "DW_ATE_float",
                  typ.tag in ("DW_TAG_base_type", "DW_TAG_enumeration_type"))
 

@@ -1240,7 +1240,7 @@ class ProbeEngine(Engine):
         out = []
         for param, slots in zip(params, arch.param_slots([(p.abi_kind, p.size) for p in params])):
             raw = None
-            if slots is not None:
+            if slots is not None and param.is_scalar:
                 raw = 0
                 for i, n in enumerate(slots):
                     raw |= (hit.arg(n) & ((1 << word_bits) - 1)) << (word_bits * i)

@@ -650,3 +650,21 @@ def test_a_value_whose_first_piece_is_a_constant_has_none(build):
     was taken for the whole, and a complex float 0 + 3i read as 0."""
     seen = _vars_at_lines(build("pieces.c", flags=("-O1",)), 3, ["pieces"], "pieces.c")
     assert [(text["x"], v["z"]) for _, v, text in seen] == [("3.0", None)]
+
+
+def test_a_complex_argument_is_none_and_the_next_reads_right(build):
+    """A float _Complex takes no integer register on x86_64 (it travels in
+    xmm0): read as an integer, it took the next argument's register, so
+    ``z`` showed ``a``'s value and ``a`` the one after.  It is None, as a
+    float in a register is, and ``a`` reads right, at both bitnesses; in
+    ``vars`` it is None too, as nothing reads a complex as one value."""
+    exe = build("complexargs.c")
+    seen = []
+    with Tracer(on_message=lambda message: None) as t:
+        proc = t.spawn([str(exe), "2"], stdout=subprocess.DEVNULL)
+        t.add_probe(f"uprobe:{exe}:scaled",
+                    lambda h: seen.append((h.args, h.format_args(), h.vars["z"])))
+        t.run()
+    assert proc.exit_code == 0
+    assert seen == [({"z": None, "a": 7}, {"z": "?", "a": "7"}, None),
+                    ({"z": None, "a": 8}, {"z": "?", "a": "8"}, None)]
