@@ -86,7 +86,7 @@ def _scope(path, vaddr: int, debug_dirs: tuple[str, ...]) -> Optional[Scope]:
     variables = []
     die = function
     while die is not None:
-        variables += [_variable(child, vaddr, parser, debug) for child in _declared(die)]
+        variables += [_variable(child, vaddr, parser) for child in _declared(die)]
         die = debug.child_holding(die, vaddr, _SCOPE_TAGS)
     return Scope(variables, _expr_at(function, "DW_AT_frame_base", vaddr, parser),
                  lambda index: debug.dwarf.get_addr(function.cu, index))
@@ -115,7 +115,7 @@ def _is_variable(die) -> bool:
             and die_name(die) is not None)
 
 
-def _variable(die, vaddr: int, parser: LocationParser, debug) -> Variable:
+def _variable(die, vaddr: int, parser: LocationParser) -> Variable:
     param = param_of(die, die.cu["address_size"])
     is_param = die.tag == "DW_TAG_formal_parameter"
     const = _constant(die, param)
