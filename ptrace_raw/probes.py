@@ -421,15 +421,15 @@ class ProbeEngine(Engine):
             image = ElfImage.open(path, self.debug_dirs)
         except ElfError as exc:
             raise ProbeError(f"probe '{spec.text}': {exc}") from None
-        self._plans(probe, image, 0, None, tell=False)
+        self._plans(probe, image, 0, None)
 
-    def _plans(self, probe: Probe, image, bias: int, proc, tell: bool = True):
+    def _plans(self, probe: Probe, image, bias: int, proc):
         """(runtime address, plan) for every site of ``probe`` in ``image``
         mapped at ``bias`` in ``proc`` (None when only checking the spec
-        against its file); refused instructions are errors, except under
-        ``FUNC+*`` where they are skipped with one warning.  ``tell``: say
-        so, and where a line's sites are (not when only checking a spec;
-        a bias of 0 does not tell, as a non-PIE executable has one)."""
+        against its file, which says nothing: the install says it);
+        refused instructions are errors, except under ``FUNC+*`` where
+        they are skipped with one warning, and where a line's sites are
+        is said."""
         arch = _ARCH_BY_BITS[image.bits]
         spec = probe.spec
         out, refused = [], []
@@ -450,10 +450,10 @@ class ProbeEngine(Engine):
                     raise ProbeError(f"probe '{spec.text}' at {place.label}: {exc.reason} "
                                      f"('{exc.text}')") from None
                 refused.append(f"{place.label} ({exc.text}: {exc.reason})")
-        if refused and tell:
+        if refused and proc is not None:
             probe.note(f"skipped {len(refused)} instruction(s) that cannot be probed: "
                        f"{'; '.join(refused[:3])}")
-        if spec.line is not None and tell:
+        if spec.line is not None and proc is not None:
             where = ", ".join(f"{p.label} at {a:#x}" for a, _, p in out)
             probe.note(f"{len(out)} site{'s' if len(out) != 1 else ''}: {where}")
         return out

@@ -210,8 +210,7 @@ class Process:
         binding.interrupt(thread.tid)
         thread.group_stopped = False
         thread.resume()
-        stop = self._await(thread, lambda status: status.kind is StopKind.GROUP_STOP or (
-            status.kind is StopKind.EVENT and status.event == PTRACE_EVENT_STOP), binding.cont)
+        stop = self._await(thread, _interrupted, binding.cont)
         thread.group_stopped = stop.kind is StopKind.GROUP_STOP
 
     def _step_one(self, thread: Thread) -> None:
