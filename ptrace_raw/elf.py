@@ -486,17 +486,13 @@ class ElfImage:
         code = self.executable_ranges()
         spans = []
         try:
-            elf = ELFFile(self._data)
-            for seg in elf.iter_segments():
-                if seg["p_type"] != "PT_DYNAMIC":
-                    continue
-                for table in seg.get_relocation_tables().values():
-                    for rel in table.iter_relocations():
-                        at = rel["r_offset"]
-                        if any(lo <= at < hi for lo, hi in code):
-                            size = 4 if self.bits == 32 or rel["r_info_type"] in _RELOC_4_BYTES_64 \
-                                else 8
-                            spans.append((at, at + size))
+            for table in self._dynamic_relocations(ELFFile(self._data)).values():
+                for rel in table.iter_relocations():
+                    at = rel["r_offset"]
+                    if any(lo <= at < hi for lo, hi in code):
+                        size = 4 if self.bits == 32 or rel["r_info_type"] in _RELOC_4_BYTES_64 \
+                            else 8
+                        spans.append((at, at + size))
         except (_PyElfError, struct.error, ValueError) as e:
             raise ElfError(f"{self.path}: unreadable relocations: {e}") from None
         spans.sort()
@@ -521,18 +517,24 @@ class ElfImage:
             raise ElfError(f"{self.path}: unreadable relocations: {e}") from None
 
     def _relative_witness(self, elf) -> Optional[tuple[int, int, bool]]:
-        for seg in elf.iter_segments():
-            if seg["p_type"] != "PT_DYNAMIC":
-                continue
-            tables = seg.get_relocation_tables()
-            for rel in tables["RELR"].iter_relocations() if "RELR" in tables else ():
-                return rel["r_offset"], self._word_at(rel["r_offset"]), True
-            for kind in ("RELA", "REL"):
-                for rel in tables[kind].iter_relocations() if kind in tables else ():
-                    if rel["r_info_type"] == _R_RELATIVE:
-                        at = rel["r_offset"]
-                        return at, rel["r_addend"] if kind == "RELA" else self._word_at(at), True
+        tables = self._dynamic_relocations(elf)
+        for rel in tables["RELR"].iter_relocations() if "RELR" in tables else ():
+            return rel["r_offset"], self._word_at(rel["r_offset"]), True
+        for kind in ("RELA", "REL"):
+            for rel in tables[kind].iter_relocations() if kind in tables else ():
+                if rel["r_info_type"] == _R_RELATIVE:
+                    at = rel["r_offset"]
+                    return at, rel["r_addend"] if kind == "RELA" else self._word_at(at), True
         return None
+
+    @staticmethod
+    def _dynamic_relocations(elf) -> dict:
+        """The relocation tables PT_DYNAMIC names (REL, RELA, JMPREL, RELR),
+        which the loader applies."""
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_DYNAMIC":
+                return seg.get_relocation_tables()
+        return {}
 
     def _irelative_witness(self, elf) -> Optional[tuple[int, int, bool]]:
         """From the section headers, which a static program's IRELATIVE
