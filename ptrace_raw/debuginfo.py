@@ -33,7 +33,6 @@ from typing import NamedTuple, Optional, Sequence, Union
 
 from elftools.common.exceptions import ELFError
 from elftools.dwarf.dwarfinfo import DWARFInfo
-from elftools.dwarf.ranges import BaseAddressEntry
 from elftools.elf.elffile import ELFFile
 
 from .errors import TracerError
@@ -66,6 +65,24 @@ def origin(die, attr: str = "DW_AT_name"):
             return die
         die = die.get_DIE_from_attribute(link)
     return die
+
+
+def list_spans(entries, cu):
+    """(low, high, entry) of each entry of a range or location list, its
+    offsets from the CU's base address unless it says it is absolute or a
+    base-address entry before it moved the base (range and location lists
+    each have a class of their own for those); other kinds of entry
+    (location views) are left out."""
+    top = cu.get_top_DIE()
+    base = top.attributes["DW_AT_low_pc"].value if "DW_AT_low_pc" in top.attributes else 0
+    for entry in entries:
+        if hasattr(entry, "base_address"):
+            base = entry.base_address
+        elif hasattr(entry, "begin_offset"):
+            if entry.is_absolute:
+                yield entry.begin_offset, entry.end_offset, entry
+            else:
+                yield base + entry.begin_offset, base + entry.end_offset, entry
 
 
 def die_name(die) -> Optional[str]:
@@ -132,19 +149,9 @@ class DebugFile:
             self._range_lists = self.dwarf.range_lists()
         if self._range_lists is None:
             return []
-        top = die.cu.get_top_DIE()
-        base = top.attributes["DW_AT_low_pc"].value if "DW_AT_low_pc" in top.attributes else 0
-        out = []
-        for entry in self._range_lists.get_range_list_at_offset(
-            attrs["DW_AT_ranges"].value, cu=die.cu
-        ):
-            if isinstance(entry, BaseAddressEntry):
-                base = entry.base_address
-            elif entry.is_absolute:
-                out.append((entry.begin_offset, entry.end_offset))
-            else:
-                out.append((base + entry.begin_offset, base + entry.end_offset))
-        return out
+        entries = self._range_lists.get_range_list_at_offset(attrs["DW_AT_ranges"].value,
+                                                             cu=die.cu)
+        return [(lo, hi) for lo, hi, _ in list_spans(entries, die.cu)]
 
     def holds(self, die, address: int) -> bool:
         return any(lo <= address < hi for lo, hi in self.die_ranges(die))

@@ -25,10 +25,10 @@ import re
 from typing import Callable, Mapping, NamedTuple, Optional
 
 from elftools.common.exceptions import DWARFError, ELFError
-from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry, LocationParser
+from elftools.dwarf.locationlists import LocationParser
 
 from .cfi_expr import UnsupportedExpression, parse, step
-from .debuginfo import DEFAULT_DEBUG_DIRS, debug_file, die_name
+from .debuginfo import DEFAULT_DEBUG_DIRS, debug_file, die_name, list_spans
 from .params import Param, function_die, param_of
 
 #: DW_OP_reg0..31 and DW_OP_regx: the variable is in that register
@@ -152,17 +152,8 @@ def _expr_at(die, name: str, vaddr: int, parser: LocationParser) -> Optional[byt
         return None
     if not isinstance(found, list):
         return bytes(found.loc_expr)
-    top = die.cu.get_top_DIE()
-    base = top.attributes["DW_AT_low_pc"].value if "DW_AT_low_pc" in top.attributes else 0
-    for entry in found:
-        if isinstance(entry, BaseAddressEntry):
-            base = entry.base_address
-        elif isinstance(entry, LocationEntry):
-            lo, hi = ((entry.begin_offset, entry.end_offset) if entry.is_absolute
-                      else (base + entry.begin_offset, base + entry.end_offset))
-            if lo <= vaddr < hi:
-                return bytes(entry.loc_expr)
-    return None
+    return next((bytes(entry.loc_expr) for lo, hi, entry in list_spans(found, die.cu)
+                 if lo <= vaddr < hi), None)
 
 
 class Frame(NamedTuple):
