@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from bench import harness
-from bench import pytracer  # noqa: F401  registers the "py" tracer before collection
+from bench import floor, pytracer  # noqa: F401  register "floor" and "py" before collection
 
 _ROWS = pytest.StashKey[list]()
 _FACTS = pytest.StashKey[list]()

@@ -283,15 +283,23 @@ class Measurement:
 
 Runner = Callable[[Run], Measurement]
 _TRACERS: Dict[str, Runner] = {}
+_SERVES: Dict[str, Callable[[Case], bool]] = {}
 
 
-def register_tracer(name: str, runner: Runner) -> None:
-    """Make ``name`` a valid ``tracer=`` for run_case, the benchmarks and smoke()."""
+def register_tracer(name: str, runner: Runner,
+                    serves: Callable[[Case], bool] = lambda case: True) -> None:
+    """Make ``name`` a valid ``tracer=`` for run_case, the benchmarks and
+    smoke(), for the cases ``serves`` accepts."""
     _TRACERS[name] = runner
+    _SERVES[name] = serves
 
 
 def tracers() -> List[str]:
     return list(_TRACERS)
+
+
+def serves(tracer: str, case: str) -> bool:
+    return _SERVES[tracer](CASES[case])
 
 
 def ref_command(run: Run) -> List[str]:
@@ -403,4 +411,5 @@ def smoke(tracer: str = "ref", n: int = SMOKE_N) -> List[Result]:
     (run_case raises on any wrong count or checksum) in a few seconds.
     """
     return [run_case(case, bits, placement, tracer, n)
-            for bits in BITS for placement in placements() for case in CASES]
+            for bits in BITS for placement in placements() for case in CASES
+            if serves(tracer, case)]

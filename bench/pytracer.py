@@ -32,6 +32,7 @@ address instead; ``LAST_INFO['usdt_fallback']`` says which was used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -73,6 +74,39 @@ class _Counter:
         self.traps_before = -1
 
 
+@contextlib.contextmanager
+def placed_tracee(run: harness.Run, who: str):
+    """A tracer and the run's tracee, spawned with its stdout on a pipe and
+    both placed as the run says; yields (tracer, process, output).  Once
+    the body is done, the tracee must have exited 0, and ``output`` gets the
+    checksum it printed.  The caller's affinity is restored either way."""
+    old_affinity = os.sched_getaffinity(0)
+    out_r, out_w = os.pipe()
+    output: Dict[str, int] = {}
+    try:
+        if run.tracer_cpu is not None:
+            os.sched_setaffinity(0, {run.tracer_cpu})
+        with Tracer(fatal_errors=True) as t:
+            proc = t.spawn(run.argv, stdout=out_w)
+            os.close(out_w)
+            out_w = -1
+            if run.tracee_cpu is not None:
+                _pin_tree(proc.pid, run.tracee_cpu)
+            yield t, proc, output
+            if proc.exit_code != 0:
+                raise RuntimeError(f"{who}: tracee exited with {proc.exit_code} "
+                                   f"(signal {proc.exit_signal})")
+    finally:
+        if out_w >= 0:
+            os.close(out_w)
+        os.sched_setaffinity(0, old_affinity)
+        text = _read_all(out_r)
+    m = re.search(r"checksum=(\d+)", text)
+    if not m:
+        raise RuntimeError(f"{who}: tracee printed no checksum: {text!r}")
+    output["checksum"] = int(m.group(1))
+
+
 def run_py(run: harness.Run) -> harness.Measurement:
     case = run.case
     binary = run.argv[0]
@@ -99,52 +133,31 @@ def run_py(run: harness.Run) -> harness.Measurement:
         c.hits += 1
         c.args_sum += hit.arg(0) + hit.arg(1) + len(hit.read_cstring(hit.arg(2), 64))
 
-    old_affinity = os.sched_getaffinity(0)
-    out_r, out_w = os.pipe()
     info: Dict[str, object] = {}
-    try:
-        if run.tracer_cpu is not None:
-            os.sched_setaffinity(0, {run.tracer_cpu})
-        with Tracer(fatal_errors=True) as t:
-            proc = t.spawn(run.argv, stdout=out_w)
-            os.close(out_w)
-            out_w = -1
-            if run.tracee_cpu is not None:
-                _pin_tree(proc.pid, run.tracee_cpu)
-            handler = on_args if run.read_args else on_hit
-            if case.scheme == "return":
-                t.add_probe(f"uprobe:{binary}:{run.symbol}", None)
-                t.add_probe(f"uretprobe:{binary}:{run.symbol}", handler)
-            elif run.symbol is None:
-                try:
-                    t.add_probe(f"usdt:{binary}:ptrace_raw_bench:tick", handler)
-                    info["usdt_fallback"] = False
-                except ProbeError as exc:
-                    info["usdt_fallback"] = True
-                    info["usdt_error"] = str(exc)
-                    t.add_probe(f"uprobe:{binary}:{run.address:#x}", handler)
-            else:
-                t.add_probe(f"uprobe:{binary}:{run.symbol}", handler)
-            t.run()
-            if t.engine.errors:
-                raise RuntimeError(f"py: handler errors: {t.engine.errors[:3]}")
-            if proc.exit_code != 0:
-                raise RuntimeError(f"py: tracee exited with {proc.exit_code} "
-                                   f"(signal {proc.exit_signal})")
-            info["loop_stops"] = t.stops
-            stops = t.trap_stops - c.traps_before if c.traps_before >= 0 else 0
-    finally:
-        if out_w >= 0:
-            os.close(out_w)
-        os.sched_setaffinity(0, old_affinity)
-        text = _read_all(out_r)
-    m = re.search(r"checksum=(\d+)", text)
-    if not m:
-        raise RuntimeError(f"py: tracee printed no checksum: {text!r}")
+    with placed_tracee(run, "py") as (t, proc, output):
+        handler = on_args if run.read_args else on_hit
+        if case.scheme == "return":
+            t.add_probe(f"uprobe:{binary}:{run.symbol}", None)
+            t.add_probe(f"uretprobe:{binary}:{run.symbol}", handler)
+        elif run.symbol is None:
+            try:
+                t.add_probe(f"usdt:{binary}:ptrace_raw_bench:tick", handler)
+                info["usdt_fallback"] = False
+            except ProbeError as exc:
+                info["usdt_fallback"] = True
+                info["usdt_error"] = str(exc)
+                t.add_probe(f"uprobe:{binary}:{run.address:#x}", handler)
+        else:
+            t.add_probe(f"uprobe:{binary}:{run.symbol}", handler)
+        t.run()
+        if t.engine.errors:
+            raise RuntimeError(f"py: handler errors: {t.engine.errors[:3]}")
+        info["loop_stops"] = t.stops
+        stops = t.trap_stops - c.traps_before if c.traps_before >= 0 else 0
     LAST_INFO.clear()
     LAST_INFO.update(info)
     return harness.Measurement(hits=c.hits, stops=stops, elapsed_ns=c.last_ns - c.first_ns,
-                               checksum=int(m.group(1)), args_sum=c.args_sum & _U64)
+                               checksum=output["checksum"], args_sum=c.args_sum & _U64)
 
 
 

@@ -2,7 +2,8 @@
 
 The benchmarks (``pytest bench/ --benchmark-only``) are not part of the
 normal test run; this keeps them from rotting: each case must still build,
-trace, and check exactly, for the C reference and for the Python tracer.
+trace, and check exactly, for the C reference, for the Python tracer, and
+for the floor (the Python hit path's system calls alone) where it serves.
 ``harness.run_case`` raises unless the tracer reports exactly one hit per
 call, the case's stops per hit, the untraced run's checksum and (for
 ``args``) the exact sum of the arguments read.
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench import harness, profile_hit, syscalls
-from bench import pytracer  # noqa: F401  registers the "py" tracer
+from bench import floor, pytracer  # noqa: F401  register the "floor" and "py" tracers
 from bench import test_cli as cli
 from bench import test_startup as startup
 
@@ -34,8 +35,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.mark.parametrize("placement", harness.placements())
 @pytest.mark.parametrize("bits", harness.BITS, ids=lambda b: f"m{b}")
-@pytest.mark.parametrize("case", list(harness.CASES))
-@pytest.mark.parametrize("tracer", ["ref", "py"])
+@pytest.mark.parametrize("tracer, case", [(tracer, case) for tracer in ("ref", "py", "floor")
+                                          for case in harness.CASES if harness.serves(tracer, case)])
 def test_bench_case(tracer, case, bits, placement):
     result = harness.run_case(case, bits, placement, tracer, N)
     assert result.hits == N
@@ -43,8 +44,16 @@ def test_bench_case(tracer, case, bits, placement):
     assert result.elapsed_ns > 0
 
 
-def test_py_is_registered():
-    assert {"ref", "py"} <= set(harness.tracers())
+def test_py_and_floor_are_registered():
+    assert {"ref", "py", "floor"} <= set(harness.tracers())
+
+
+def test_floor_serves_the_one_stop_cases_whose_handler_reads_nothing():
+    assert [case for case in harness.CASES if harness.serves("floor", case)] == [
+        "boost-push", "emulate-endbr", "boost-call", "boost-ret", "boost-icall",
+        "boost-riprel", "threads4", "usdt"]
+    with pytest.raises(ValueError, match="floor: no loop of its own for case step"):
+        harness.run_case("step", 64, "same", "floor", N)
 
 
 def test_startup_and_memory_benchmarks_run():
