@@ -206,10 +206,10 @@ class Arch:
     def param_slots(self, params) -> list:
         """Where a function's parameters are at its entry: for each
         ``(kind, size)`` (kind "int" for integers, enums and pointers,
-        "float", or "other" for aggregates and the like), the integer
-        argument numbers (``arg``) holding its bytes, lowest first, or None
-        where it is elsewhere (a floating-point register) or cannot be told
-        (an aggregate passed by value may move the ones after it)."""
+        "float", "complex", or "other" for aggregates and the like), the
+        integer argument numbers (``arg``) holding its bytes, lowest first,
+        or None where it is elsewhere (a floating-point register) or cannot
+        be told (an aggregate passed by value may move the ones after it)."""
         raise NotImplementedError
     def retval(self, regs) -> int:
         """Integer return value at the return site, as unsigned."""

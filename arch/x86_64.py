@@ -9,6 +9,8 @@ from .x86 import X86
 
 _MASK = (1 << 64) - 1
 _ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
+#: xmm0-xmm7 carry floating-point arguments
+_XMM_ARGS = 8
 _SYSCALL_ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
 _REG_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
               "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
@@ -70,20 +72,41 @@ class X86_64Arch(X86):
         return out
 
     def param_slots(self, params):
-        """The SysV ABI gives integers the integer registers, then stack
-        slots, in turn, and floats the xmm registers; an aggregate is
-        classified by its content, which is past telling here, and may take
-        registers or stack slots the parameters after it would have had."""
-        out, slot = [], 0
+        """The SysV ABI gives integers the six integer registers and floats
+        the eight xmm registers, each in turn; one that finds its registers
+        taken goes on the stack, in order, so a float there (read from it
+        as the integers there are) moves the stack arguments after it.  A complex float is one xmm eightbyte, a complex
+        double two.  A 16-byte float is a long double (always on the stack,
+        16-byte aligned) or a __float128 (in xmm), which a size cannot tell:
+        after one, or a complex long double, the stack is unknown, though
+        the registers are not.  An
+        aggregate is classified by its content, which is past telling here,
+        and may take registers or stack slots the parameters after it would
+        have had."""
+        out, ints, xmms, stack = [], 0, 0, 0
         for kind, size in params:
-            if slot < 0 or kind == "float" and size <= 8:
-                out.append(None)
-            elif kind == "int" and size <= 8:
-                out.append([slot])
-                slot += 1
+            if kind == "int" and size <= 8:
+                if ints < len(_ARG_REGS):
+                    out.append([ints])
+                    ints += 1
+                else:
+                    out.append(None if stack is None else [len(_ARG_REGS) + stack])
+                    stack = None if stack is None else stack + 1
+                continue
+            out.append(None)
+            words = -(-size // 8)
+            if kind == "complex" and size <= 16 or kind == "float" and size <= 8:
+                if xmms + words <= _XMM_ARGS:
+                    xmms += words
+                elif stack is not None:
+                    if kind == "float":
+                        out[-1] = [len(_ARG_REGS) + stack]
+                    stack += words
+            elif kind in ("float", "complex"):
+                stack = None
             else:
-                out.append(None)
-                slot = -1
+                out += [None] * (len(params) - len(out))
+                break
         return out
 
     def retval(self, regs):

@@ -67,9 +67,10 @@ class Param(NamedTuple):
 
     @property
     def abi_kind(self) -> str:
-        """How the calling convention places it: "int", "float" or "other"."""
+        """How the calling convention places it: "int", "float", "complex"
+        or "other"."""
         if self.is_complex:
-            return "float"
+            return "complex"
         if not self.is_scalar:
             return "other"
         return "float" if self.is_float else "int"

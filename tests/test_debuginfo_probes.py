@@ -668,3 +668,25 @@ def test_a_complex_argument_is_none_and_the_next_reads_right(build):
     assert proc.exit_code == 0
     assert seen == [({"z": None, "a": 7}, {"z": "?", "a": "7"}, None),
                     ({"z": None, "a": 8}, {"z": "?", "a": "8"}, None)]
+
+
+def test_integers_after_complex_doubles_and_spilled_floats_read_right(build, bits):
+    """A double _Complex takes two xmm registers and no integer one on
+    x86_64: the integers after it were None, though their registers held
+    them.  A ninth double finds the xmm registers taken and goes on the
+    stack, before the stack's integers: it reads from there now, and ``g``
+    and ``h``, read from the slots before theirs, read right.  The doubles
+    in xmm registers are None, as on i386 none is."""
+    exe = build("complexargs.c")
+    seen = {}
+    with Tracer(on_message=lambda message: None) as t:
+        proc = t.spawn([str(exe), "2"], stdout=subprocess.DEVNULL)
+        for name in ("rotated", "spilled"):
+            t.add_probe(f"uprobe:{exe}:{name}",
+                        lambda h, name=name: seen.setdefault(name, []).append(h.args))
+        t.run()
+    assert proc.exit_code == 0
+    assert seen["rotated"] == [{"z": None, "a": 20 + i, "w": None, "b": 30 + i} for i in (0, 1)]
+    doubles = {f"x{k}": k + 0.5 if bits == 32 or k >= 8 else None for k in range(10)}
+    assert seen["spilled"] == [dict(a=1, b=2, c=3, d=4, e=5, f=6, **doubles, g=40 + i, h=50 + i)
+                               for i in (0, 1)]
