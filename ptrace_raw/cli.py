@@ -31,7 +31,7 @@ from .cli_hist import Log2Hist, format_bcc, format_bpftrace
 from .cli_list import list_files, process_files
 from .cli_output import (
     CliError, HitExpr, JsonDiagnostics, Output, UsageError, hist_value, hit_record,
-    is_function_entry, needs_location, output_error, render_json, render_text, where,
+    is_function_entry, needs_location, output_error, printed, render_json, render_text, where,
 )
 from .debuginfo import debug_dirs_of
 from .errors import SpecError, TracerError
@@ -64,6 +64,7 @@ examples:
   ptrace-raw trace 'uprobe:libc:str*' --count -p 1234
   ptrace-raw trace uretprobe:libc:malloc --filter 'retval == 0' --stack -p 1234
   ptrace-raw trace usdt:./app:myapp:request --hist arg1 -- ./app
+  ptrace-raw trace 'uprobe:libc:open*' --count-by 'cstr(arg0)' -p 1234
   ptrace-raw trace uprobe:./app:app.c:42 --json -o hits.ndjson -- ./app
   ptrace-raw trace --latency ./app:compute --trace-out trace.json -- ./app
   ptrace-raw trace --script probes.py -p 1234
@@ -74,17 +75,18 @@ output:
   duration at return probes, usdt_args at USDT probes, and the backtrace with
   --stack.  Our output goes to -o FILE, else to stderr (as strace does); the
   traced command keeps its own stdin, stdout and stderr.  With --count,
-  --latency or --hist only the summaries are printed, at exit or on Ctrl-C
-  (--hits prints the hit lines as well).  --json writes NDJSON only (give
-  -o FILE when the command writes to stderr too).
+  --count-by, --latency or --hist only the summaries are printed, at exit or
+  on Ctrl-C (--hits prints the hit lines as well).  --json writes NDJSON only
+  (give -o FILE when the command writes to stderr too).
 
-expressions (--filter, --hist, --print): Python over one hit, with arg0,
-arg1, ... (a USDT probe's are the marker's arguments), retval (only when
-every PROBE is a return probe), pid, tid, probe (the spec text), ip,
-cstr(ADDR[, MAX]) (the C string at ADDR, as str), var(NAME) (a parameter or
-local in scope, from DWARF: var('total') at a line probe) and hit (the
-API's Hit object, e.g. hit.read(arg1, 16), hit.format_vars()).  A --print that fails at a hit (a string
-at an unreadable address) prints '?'.
+expressions (--filter, --print, --count-by, --hist): Python over one hit,
+with arg0, arg1, ... (a USDT probe's are the marker's arguments), retval
+(only when every PROBE is a return probe), pid, tid, probe (the spec text),
+ip, cstr(ADDR[, MAX]) (the C string at ADDR, as str), var(NAME) (a
+parameter or local in scope, from DWARF: var('total') at a line probe) and
+hit (the API's Hit object, e.g. hit.read(arg1, 16), hit.format_vars()).  A
+--print or --count-by that fails at a hit (a string at an unreadable
+address) shows '?'.
 
 exit status: the command's (128+N if signal N killed it; 130 if Ctrl-C
 ended tracing and killed it; 0 if a script's handler called tracer.stop()),
@@ -179,12 +181,15 @@ def _parser():
     shown.add_argument("--stack", action="store_true", help="print a backtrace per hit")
     shown.add_argument("--count", action="store_true",
                        help="count hits per probe, and per function of a pattern (as funccount)")
+    shown.add_argument("--count-by", action="append", default=[], metavar="EXPR",
+                       help="count hits per value of EXPR, as bpftrace's @[EXPR] = count(), "
+                            "e.g. 'cstr(arg0)' (repeatable)")
     shown.add_argument("--latency", action="append", default=[], metavar="FUNC-SPEC",
                        help="histogram of FUNC's call durations in nsecs (repeatable)")
     shown.add_argument("--hist", action="append", default=[], metavar="EXPR",
                        help="power-of-two histogram of EXPR per hit (repeatable)")
     shown.add_argument("--hits", action="store_true",
-                       help="print hit lines even with --count, --latency or --hist")
+                       help="print hit lines even with --count, --count-by, --latency or --hist")
     shown.add_argument("--no-inline", action="store_true",
                        help="count and time with int3 probes even where an inline probe "
                             "(no stop per hit) would do")
@@ -263,6 +268,15 @@ def _latency_probe(text: str, nargs: Optional[int]) -> _CliProbe:
     return probe
 
 
+def _by_hits_then_key(row):
+    """--count-by's order: fewest hits first, as --count has it, then
+    numbers by value and everything else by its text."""
+    (value, shown), hits = row
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return hits, 0, value, ""
+    return hits, 1, 0, shown
+
+
 class _Session:
     """One ``trace`` run: the tracer, the probes it set for the command
     line, and everything printed at the end."""
@@ -273,14 +287,18 @@ class _Session:
         self.filter = HitExpr(opts.filter, "--filter") if opts.filter else None
         self.hists = [(HitExpr(text, "--hist"), Log2Hist(text)) for text in opts.hist]
         self.prints = [HitExpr(text, "--print") for text in opts.prints]
+        #: --count-by: per expression, the hits per value, keyed as --print
+        #: shows the value (its JSON form, its text)
+        self.count_bys = [(HitExpr(text, "--count-by"), {}) for text in opts.count_by]
         self.probes = [_CliProbe(text, opts.args, count=opts.count) for text in opts.probes]
         self.probes += [_latency_probe(text, opts.args) for text in opts.latency]
         self._check_retval()
-        self.summary = bool(opts.count or opts.latency or opts.hist)
+        self.summary = bool(opts.count or opts.count_by or opts.latency or opts.hist)
         self.show_hits = opts.hits or not self.summary
         self.chrome = ChromeTrace() if opts.trace_out else None
         self.render = render_json if opts.json else render_text
-        wanted = [e.max_arg + 1 for e in [e for e, _ in self.hists] + self.prints]
+        wanted = [e.max_arg + 1 for e in [e for e, _ in self.hists + self.count_bys]
+                  + self.prints]
         if self.filter is not None:
             wanted.append(self.filter.max_arg + 1)
         self.keep_args = max(wanted, default=0)
@@ -303,6 +321,7 @@ class _Session:
         if not entries:
             return
         for expr, option in ([(self.filter, "--filter")] + [(e, "--hist") for e, _ in self.hists]
+                             + [(e, "--count-by") for e, _ in self.count_bys]
                              + [(e, "--print") for e in self.prints]):
             if expr is not None and "retval" in expr.uses:
                 raise UsageError(f"{option} '{expr.text}': retval is known at return probes "
@@ -410,7 +429,7 @@ class _Session:
         the tracee, with no stop at all."""
         opts = self.opts
         if opts.no_inline or self.show_hits or self.filter is not None or self.hists \
-                or self.chrome is not None or opts.stack:
+                or self.count_bys or self.chrome is not None or opts.stack:
             return False
         if probe.latency is not None:
             return True
@@ -464,8 +483,8 @@ class _Session:
             raise CliError(f"script {script} failed{at}: {what}") from None
 
     def _handler(self, probe: _CliProbe):
-        flt, hists, prints, chrome, out = (self.filter, self.hists, self.prints, self.chrome,
-                                           self.out)
+        flt, hists, count_bys, prints, chrome, out = (
+            self.filter, self.hists, self.count_bys, self.prints, self.chrome, self.out)
         render = self.render if self.show_hits else None
         stack = self.opts.stack
         name = where(probe.spec)
@@ -486,6 +505,9 @@ class _Session:
                     value = hist_value(expr(hit))
                     if value is not None:
                         hist.add(value)
+                for expr, table in count_bys:
+                    key = printed(expr, hit)
+                    table[key] = table.get(key, 0) + 1
             if render is not None or chrome is not None:
                 rec = hit_record(hit, self.start_ns, probe.nargs, stack and render is not None,
                                  probe.locate, prints)
@@ -530,6 +552,16 @@ class _Session:
                 for spec, place, hits in counted:
                     text = spec.text if place is None else narrowed(spec, place)
                     self.out.write(f"{hits:>{width}d}  {text}")
+        for expr, table in self.count_bys:
+            rows = sorted(table.items(), key=_by_hits_then_key)
+            if self.opts.json:
+                self.emit({"type": "count_by", "expr": expr.text,
+                           "counts": [{"key": key, "hits": hits} for (key, _), hits in rows]})
+            else:
+                width = max([4] + [len(str(hits)) for _, hits in rows])
+                self.out.write(f"{'hits':>{width}s}  {expr.text}")
+                for (_, shown), hits in rows:
+                    self.out.write(f"{hits:>{width}d}  {shown}")
         for hist, fmt in ([(p.latency, format_bcc) for p in self.probes if p.latency]
                           + [(h, format_bpftrace) for _, h in self.hists]):
             if self.opts.json:

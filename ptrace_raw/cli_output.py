@@ -193,7 +193,7 @@ def hit_record(hit, start_ns: int, nargs: int, stack: bool, locate: bool, prints
         if hit.entry_time_ns is not None:
             rec["duration_ns"] = hit.time_ns - hit.entry_time_ns
     if prints:
-        shown = {expr.text: _printed(expr, hit) for expr in prints}
+        shown = {expr.text: printed(expr, hit) for expr in prints}
         rec["print"] = {text: value for text, (value, _) in shown.items()}
         # an expression written on lines shows as one: a hit is one line
         rec["_print"] = [f"{' '.join(text.split())}={value}" for text, (_, value) in shown.items()]
@@ -287,11 +287,11 @@ class HitExpr:
         return eval(self._code, {name: get(hit) for name, get in self._getters})
 
 
-def _printed(expr: HitExpr, hit):
-    """A --print value (as JSON holds it, as a hit line shows it): in JSON
-    a number, a string, a bool or None as they are, anything else as its
-    repr (NaN and the infinities too: JSON has no word for them, and a
-    reader refuses Python's); on the line its repr, '?' for None."""
+def printed(expr: HitExpr, hit):
+    """A --print or --count-by value (as JSON holds it, as a hit line shows
+    it): in JSON a number, a string, a bool or None as they are, anything
+    else as its repr (NaN and the infinities too: JSON has no word for them,
+    and a reader refuses Python's); on the line its repr, '?' for None."""
     try:
         value = expr(hit)
     except Exception:

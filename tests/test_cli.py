@@ -400,6 +400,36 @@ def test_hist_of_an_argument_has_exact_log2_buckets(calls_bits, bits):
     assert re.fullmatch(r"\[32, 64\)\s+32 \|@{52}\|", lines[-1])
 
 
+def test_count_by_counts_hits_per_value_fewest_first(calls_bits, bits):
+    """As bpftrace's @[arg0] = count(): square(i % 7) for i < 30 has 0
+    and 1 five times and 2..6 four times; numbers sort by value (10 after
+    9), ties by key; the command's own output is unchanged."""
+    res = cli("trace", f"uprobe:{calls_bits}:square", "--count-by", "arg0", "--count-by",
+              "arg0 % 12 + 5", "--", calls_bits, 30)
+    assert res.returncode == 0 and res.stdout == "total=893\n", res.stderr
+    assert res.stderr.splitlines() == [
+        "hits  arg0", *[f"   4  {v}" for v in (2, 3, 4, 5, 6)], "   5  0", "   5  1",
+        "hits  arg0 % 12 + 5", *[f"   4  {v}" for v in (7, 8, 9, 10, 11)], "   5  5", "   5  6"]
+
+
+def test_count_by_keys_strings_threads_and_failures_as_print_shows_them(calls_bits):
+    """Per thread: four workers calling add 100 times each; per C string,
+    with a value that cannot be read (a failing expression) under '?' in
+    text and null in JSON, as --print has it.  A key is read by Python at
+    every hit, so no count goes inline: --count agrees."""
+    res = cli("trace", f"uprobe:{calls_bits}:add", "--count-by", "tid", "--count",
+              "--json", "--", calls_bits, 400, 4)
+    objs = ndjson(res.stderr)
+    (by_tid,) = [o for o in objs if o["type"] == "count_by"]
+    assert by_tid["expr"] == "tid" and [c["hits"] for c in by_tid["counts"]] == [100] * 4
+    assert len({c["key"] for c in by_tid["counts"]}) == 4
+    assert [o["hits"] for o in objs if o["type"] == "count"] == [400]
+    assert "inline" not in res.stderr
+    res = cli("trace", f"uprobe:{calls_bits}:greet", f"uprobe:{calls_bits}:square",
+              "--count-by", "cstr(arg0) if probe.endswith('greet') else cstr(0)", "--", calls_bits, 3)
+    assert res.stderr.splitlines()[1:] == ["   1  'world'", "   3  ?"]
+
+
 def test_hit_lines_come_back_with_hits(calls):
     res = cli("trace", f"uprobe:{calls}:add", "--count", "--hits", "--", calls, 5)
     lines = res.stderr.splitlines()
@@ -888,6 +918,11 @@ def _reaped_pid():
      "ptrace-raw: cannot run '/no/such/cmd': no such file"),
     (["trace", "uprobe:{calls}:add", "--filter", "arg0 ==", "--", "{calls}"], 2,
      "ptrace-raw: --filter 'arg0 ==': invalid expression: invalid syntax"),
+    (["trace", "uprobe:{calls}:add", "--count-by", "retval", "--", "{calls}"], 2,
+     "ptrace-raw: --count-by 'retval': retval is known at return probes only, not at "
+     "uprobe:{calls}:add"),
+    (["trace", "uprobe:{calls}:add", "--count-by", "(arg0", "--", "{calls}"], 2,
+     "ptrace-raw: --count-by '(arg0': invalid expression: '(' was never closed"),
     (["trace", "uprobe:{calls}:add", "--hist", "nosuch + 1", "--", "{calls}"], 2,
      ("ptrace-raw: --hist 'nosuch + 1': unknown name 'nosuch' (use arg0.., retval, pid, tid, "
       "probe, ip, cstr, var, hit)")),
