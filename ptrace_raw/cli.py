@@ -65,6 +65,7 @@ examples:
   ptrace-raw trace uretprobe:libc:malloc --filter 'retval == 0' --stack -p 1234
   ptrace-raw trace usdt:./app:myapp:request --hist arg1 -- ./app
   ptrace-raw trace 'uprobe:libc:open*' --count-by 'cstr(arg0)' -p 1234
+  ptrace-raw trace libc:malloc --count-by ustack -p 1234
   ptrace-raw trace uprobe:./app:app.c:42 --json -o hits.ndjson -- ./app
   ptrace-raw trace --latency ./app:compute --trace-out trace.json -- ./app
   ptrace-raw trace --script probes.py -p 1234
@@ -81,8 +82,10 @@ output:
 
 expressions (--filter, --print, --count-by, --hist): Python over one hit,
 with arg0, arg1, ... (a USDT probe's are the marker's arguments), retval
-(only when every PROBE is a return probe), pid, tid, probe (the spec text),
-ip, cstr(ADDR[, MAX]) (the C string at ADDR, as str), var(NAME) (a
+(only when every PROBE is a return probe), pid, tid, comm (the process's
+name), probe (the spec text), func (the function hit, by the name the spec
+matched), ip, ustack (the backtrace as one string, 'f+0x0 <- main+0x2a
+<- ...'), cstr(ADDR[, MAX]) (the C string at ADDR, as str), var(NAME) (a
 parameter or local in scope, from DWARF: var('total') at a line probe) and
 hit (the API's Hit object, e.g. hit.read(arg1, 16), hit.format_vars()).  A
 --print or --count-by that fails at a hit (a string at an unreadable

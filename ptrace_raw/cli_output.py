@@ -240,11 +240,31 @@ def render_text(rec: dict) -> str:
 
 _ARG = re.compile(r"arg(\d+)$")
 
+def _comm(pid: int) -> Optional[str]:
+    """The process's name as ps shows it; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().rstrip("\n")
+    except OSError:
+        return None
+
+
+def _ustack(hit) -> str:
+    """The backtrace in one string, innermost first, each frame as
+    symbol+offset (its pc where no symbol covers it): a key that tells call
+    paths apart, as bpftrace's ustack does, and fits on one line."""
+    return " <- ".join(f"{f.symbol}+{f.offset:#x}" if f.symbol else f"{f.pc:#x}"
+                       for f in hit.backtrace(STACK_FRAMES))
+
+
 _NAMES: Dict[str, Callable] = {
     "pid": lambda hit: hit.pid,
     "tid": lambda hit: hit.tid,
     "probe": lambda hit: hit.probe.spec.text,
     "ip": lambda hit: hit.ip,
+    "func": lambda hit: hit.function,
+    "comm": lambda hit: _comm(hit.pid),
+    "ustack": _ustack,
     "retval": lambda hit: hit.retval,
     "hit": lambda hit: hit,
     "cstr": lambda hit: hit.read_cstring,
@@ -255,9 +275,10 @@ _NAMES: Dict[str, Callable] = {
 class HitExpr:
     """A Python expression over one hit, compiled once.  Names: ``arg0``,
     ``arg1``, ... (see ``arg_value``), ``retval`` (read at return probes
-    only: the session refuses it otherwise), ``pid``, ``tid``, ``probe``
-    (the spec text), ``ip`` and ``hit`` itself; only the names the
-    expression uses are read from the tracee."""
+    only: the session refuses it otherwise), ``pid``, ``tid``, ``comm``,
+    ``probe`` (the spec text), ``func``, ``ip``, ``ustack``, ``cstr``,
+    ``var`` and ``hit`` itself; only the names the expression uses are
+    read from the tracee."""
 
     def __init__(self, text: str, option: str):
         self.text = text
@@ -276,7 +297,7 @@ class HitExpr:
                 getters.append((name, _NAMES[name]))
             elif not hasattr(builtins, name):
                 raise UsageError(f"{option} '{text}': unknown name '{name}' (use arg0.., retval, "
-                                 "pid, tid, probe, ip, cstr, var, hit)")
+                                 "pid, tid, comm, probe, func, ip, ustack, cstr, var, hit)")
         #: the names it reads
         self.uses = used
         self.max_arg = max((int(_ARG.match(n)[1]) for n in used if _ARG.match(n)), default=-1)

@@ -430,6 +430,25 @@ def test_count_by_keys_strings_threads_and_failures_as_print_shows_them(calls_bi
     assert res.stderr.splitlines()[1:] == ["   1  'world'", "   3  ?"]
 
 
+def test_count_by_call_path_function_and_process_name(build, bits):
+    """ustack tells leaf's callers apart, each call site of a() its own
+    path (as bpftrace's ustack does); func names the function of a pattern
+    that hit; comm is the process's name."""
+    exe = build("callers.c")
+    res = cli("trace", f"uprobe:{exe}:leaf", "--count-by", "ustack", "--count-by", "comm",
+              "--", exe)
+    assert res.returncode == 0 and res.stdout == "sum=27\n", res.stderr
+    lines = res.stderr.splitlines()
+    # the kernel keeps 15 characters of a name
+    assert lines[0] == "hits  ustack" and lines[4:] == ["hits  comm", f"  11  {exe.name[:15]!r}"]
+    paths = [re.fullmatch(r"\s+(\d) +'leaf\+0x0 <- (\w)\+0x\w+ <- main\+0x\w+ <- (.*)'", line)
+             for line in lines[1:4]]
+    assert [(m[1], m[2]) for m in paths] == [("3", "a"), ("3", "a"), ("5", "b")]
+    assert len({line.split("<- main")[1] for line in lines[1:3]}) == 2
+    res = cli("trace", f"uprobe:{exe}:[ab]", "--count-by", "func", "--", exe)
+    assert res.stderr.splitlines() == ["hits  func", "   1  'b'", "   2  'a'"]
+
+
 def test_hit_lines_come_back_with_hits(calls):
     res = cli("trace", f"uprobe:{calls}:add", "--count", "--hits", "--", calls, 5)
     lines = res.stderr.splitlines()
@@ -925,7 +944,7 @@ def _reaped_pid():
      "ptrace-raw: --count-by '(arg0': invalid expression: '(' was never closed"),
     (["trace", "uprobe:{calls}:add", "--hist", "nosuch + 1", "--", "{calls}"], 2,
      ("ptrace-raw: --hist 'nosuch + 1': unknown name 'nosuch' (use arg0.., retval, pid, tid, "
-      "probe, ip, cstr, var, hit)")),
+      "comm, probe, func, ip, ustack, cstr, var, hit)")),
     (["trace", "uprobe:{calls}:add"], 2,
      "ptrace-raw: nothing to trace: give -p PID, -c CMD or -- CMD ARGS"),
     (["trace", "-p", "x", "uprobe:{calls}:add"], 2,
