@@ -92,7 +92,8 @@ hit (the API's Hit object, e.g. hit.read(arg1, 16), hit.format_vars()).  A
 address) shows '?'.
 
 exit status: the command's (128+N if signal N killed it; 130 if Ctrl-C
-ended tracing and killed it; 0 if a script's handler called tracer.stop()),
+ended tracing and killed it; 0 if --duration ran out or a script's handler
+called tracer.stop()),
 0 with -p only, 1 on errors, 2 on usage errors (a probe spec that does not
 parse is one).
 """
@@ -170,6 +171,9 @@ def _parser():
                         help="run CMD (split like a shell would, without one) traced")
     target.add_argument("-f", "--follow-forks", action="store_true",
                         help="trace forked children too")
+    target.add_argument("-d", "--duration", type=float, metavar="SECONDS",
+                        help="end tracing after SECONDS, as Ctrl-C would, but with exit "
+                             "status 0 (as BCC's funccount -d)")
     target.add_argument("--script", metavar="FILE.py",
                         help="run a Python file with a global 'tracer' (the Tracer) before "
                              "tracing starts; it may add probes (tracer.add_probe, "
@@ -307,9 +311,9 @@ class _Session:
         self.keep_args = max(wanted, default=0)
         self.start_ns = time.monotonic_ns()
         self.stopping = False
-        #: a script's handler called tracer.stop(): what we spawned is
-        #: killed, and that is no failure of the command
-        self.stopped_by_script = False
+        #: a script's handler called tracer.stop(), or --duration ran out:
+        #: what we spawned is killed, and that is no failure of the command
+        self.ended_on_purpose = False
         self.tracer = None
         self.interrupted = 0
         self.held = opts.held
@@ -372,9 +376,14 @@ class _Session:
         they are held (``held_signals``), so Ctrl-C never lands as
         KeyboardInterrupt.  Returns the signal held, or 0."""
         held = self.held
+        end = None if self.opts.duration is None else time.monotonic() + self.opts.duration
         while tracer.processes and not held.signals and not self.out.done:
-            if tracer.run(timeout=FLUSH_EVERY):
-                self.stopped_by_script = not self.stopping
+            left = FLUSH_EVERY if end is None else min(FLUSH_EVERY, end - time.monotonic())
+            if left <= 0:
+                self.ended_on_purpose = True
+                break
+            if tracer.run(timeout=left):
+                self.ended_on_purpose = not self.stopping
                 break
             self.out.flush()
         if tracer.processes:
@@ -534,7 +543,7 @@ class _Session:
             return 0
         if self.interrupted and command.exit_signal == signal.SIGKILL:
             return 128 + self.interrupted
-        if self.stopped_by_script and command.exit_signal == signal.SIGKILL:
+        if self.ended_on_purpose and command.exit_signal == signal.SIGKILL:
             return 0
         if command.exit_signal:
             return 128 + command.exit_signal
@@ -639,6 +648,8 @@ def _check_trace_options(opts) -> None:
     opts.pid = list(dict.fromkeys(opts.pid))
     if opts.args is not None and opts.args < 0:
         raise UsageError("--args: N cannot be negative")
+    if opts.duration is not None and not 0 < opts.duration < float("inf"):
+        raise UsageError(f"--duration: {opts.duration:g} is not a number of seconds above 0")
     opts.debug_dirs = _debug_dirs(opts)
     if opts.trace_out:  # written at the end: found unwritable before anything runs
         try:

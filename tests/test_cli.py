@@ -617,6 +617,33 @@ def test_a_stop_signal_during_set_up_leaves_every_process_as_it_was(build, tmp_p
         svc.wait(timeout=10)
 
 
+def test_duration_ends_tracing_with_the_summaries_and_status_zero(build):
+    """-d, as BCC's funccount -d: the command, spinning for good, is killed
+    at the end as Ctrl-C would kill it, and the counts are printed, but
+    the exit status is 0; an attached process is left running untouched."""
+    busy = build("busy.c")
+    res = cli("trace", "-d", "0.3", "--count", "--no-inline", f"uprobe:{busy}:spin", "--", busy,
+              stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    head, line = res.stderr.splitlines()[-2:]
+    assert head == "hits  probe" and re.fullmatch(rf" *[1-9]\d*  uprobe:{busy}:spin", line)
+    exe = build("service.c")
+    svc = start_service(exe)
+    try:
+        svc.stdout.readline()
+        with open(f"/proc/{svc.pid}/maps") as f:
+            text = [line.split()[0] for line in f if str(exe) in line and "r-xp" in line]
+        span = [int(x, 16) for x in text[0].split("-")]
+        before = text_bytes(svc.pid, *span)
+        res = cli("trace", "-p", svc.pid, "--duration", "0.2", "--count", f"uprobe:{exe}:handle")
+        assert res.returncode == 0 and res.stderr.splitlines()[-1] == f"   0  uprobe:{exe}:handle"
+        assert text_bytes(svc.pid, *span) == before
+        assert tracer_pid(svc.pid) == 0 and ask(svc, "3") == "10"
+    finally:
+        svc.stdin.close()
+        svc.wait(timeout=10)
+
+
 def test_a_command_started_ignoring_signals_passes_that_on(calls):
     """Under nohup (SIGHUP ignored), or with SIGINT ignored by the shell
     that ran it in the background, the traced command ignores them too,
@@ -937,6 +964,10 @@ def _reaped_pid():
      "ptrace-raw: cannot run '/no/such/cmd': no such file"),
     (["trace", "uprobe:{calls}:add", "--filter", "arg0 ==", "--", "{calls}"], 2,
      "ptrace-raw: --filter 'arg0 ==': invalid expression: invalid syntax"),
+    (["trace", "uprobe:{calls}:add", "-d", "0", "--", "{calls}"], 2,
+     "ptrace-raw: --duration: 0 is not a number of seconds above 0"),
+    (["trace", "uprobe:{calls}:add", "-d", "nan", "--", "{calls}"], 2,
+     "ptrace-raw: --duration: nan is not a number of seconds above 0"),
     (["trace", "uprobe:{calls}:add", "--count-by", "retval", "--", "{calls}"], 2,
      "ptrace-raw: --count-by 'retval': retval is known at return probes only, not at "
      "uprobe:{calls}:add"),
