@@ -195,6 +195,9 @@ def _parser():
                        help="histogram of FUNC's call durations in nsecs (repeatable)")
     shown.add_argument("--hist", action="append", default=[], metavar="EXPR",
                        help="power-of-two histogram of EXPR per hit (repeatable)")
+    shown.add_argument("-i", "--interval", type=float, metavar="SECONDS",
+                       help="print the summaries every SECONDS, each interval's own (as BCC's "
+                            "funccount -i)")
     shown.add_argument("--hits", action="store_true",
                        help="print hit lines even with --count, --count-by, --latency or --hist")
     shown.add_argument("--no-inline", action="store_true",
@@ -246,6 +249,10 @@ class _CliProbe:
                          else None)
         #: the inline counter or histogram doing this probe's work, if any
         self.inline = None
+        #: what it had gathered by the last summary (it counts on from the
+        #: start): (hits, hits by function) of a counter, a histogram's
+        #: buckets
+        self.inline_seen = None
         #: for --latency, the function entry an inline histogram goes on
         self.entry_text = None
 
@@ -318,6 +325,8 @@ class _Session:
         self.interrupted = 0
         self.held = opts.held
         self._ours = []
+        #: a script's probes' hits by the last summary, by id
+        self._script_seen = {}
 
     def _check_retval(self) -> None:
         """retval in an expression needs every probe it runs at (the command
@@ -350,12 +359,7 @@ class _Session:
                 tracer.detach(kill_spawned=True)
                 raise
             self.interrupted = tracer.stopped_by or caught
-            # an inline probe's int3 stand-in (set up front, or once its
-            # library came and could not be patched) is ours too, not a
-            # script's to count again
-            ours = self._ours + [p.inline.probe for p in self.probes
-                                 if p.inline is not None and p.inline.probe is not None]
-            script_probes = [p for p in tracer.probes if all(p is not q for q in ours)]
+            script_probes = self._script_probes(tracer)
         if self.chrome is not None:
             self._write_chrome()
         status = self._status(command)
@@ -376,12 +380,19 @@ class _Session:
         they are held (``held_signals``), so Ctrl-C never lands as
         KeyboardInterrupt.  Returns the signal held, or 0."""
         held = self.held
-        end = None if self.opts.duration is None else time.monotonic() + self.opts.duration
+        now = time.monotonic()
+        end = None if self.opts.duration is None else now + self.opts.duration
+        every = self.opts.interval
+        report = None if every is None else now + every
         while tracer.processes and not held.signals and not self.out.done:
-            left = FLUSH_EVERY if end is None else min(FLUSH_EVERY, end - time.monotonic())
-            if left <= 0:
+            now = time.monotonic()
+            if report is not None and now >= report:
+                self._summaries(self._script_probes(tracer))
+                report += every * (1 + (now - report) // every)
+            if end is not None and now >= end:
                 self.ended_on_purpose = True
                 break
+            left = min([FLUSH_EVERY] + [t - now for t in (end, report) if t is not None])
             if tracer.run(timeout=left):
                 self.ended_on_purpose = not self.stopping
                 break
@@ -389,6 +400,14 @@ class _Session:
         if tracer.processes:
             tracer.detach(kill_spawned=True)
         return held.first
+
+    def _script_probes(self, tracer):
+        """The probes a script set, which --count counts too.  An inline
+        probe's int3 stand-in (set up front, or once its library came and
+        could not be patched) is ours, not a script's to count again."""
+        ours = self._ours + [p.inline.probe for p in self.probes
+                             if p.inline is not None and p.inline.probe is not None]
+        return [p for p in tracer.probes if all(p is not q for q in ours)]
 
     def _check_held(self) -> None:
         """A stop signal held while the tracees were being set up ends the
@@ -463,19 +482,29 @@ class _Session:
             tracer.engine.say(f"probe '{probe.inline.spec.text}': {what} inline, in the tracee")
 
     def _collect_inline(self) -> None:
-        """Read what inline probes gathered (their memory outlives the
-        tracee) into the summaries."""
+        """Add what inline probes gathered since the last summary to the
+        summaries: their memory counts on from the start (and outlives the
+        tracee)."""
         for probe in self.probes:
-            if probe.inline is None:
+            inline = probe.inline
+            if inline is None:
                 continue
             if probe.latency is None:
-                probe.hits = probe.inline.value
-                if probe.by_place is not None:
-                    probe.by_place = probe.inline.by_function
-                continue
-            for low_ns, count in probe.inline.buckets.items():
-                probe.latency.add_bucket(low_ns, count)
-                probe.hits += count
+                now = inline.value, (dict(inline.by_function) if probe.by_place is not None
+                                     else {})
+                seen = probe.inline_seen or (0, {})
+                probe.hits += now[0] - seen[0]
+                for place, hits in now[1].items():
+                    probe.by_place[place] = (probe.by_place.get(place, 0) + hits
+                                             - seen[1].get(place, 0))
+            else:
+                now = dict(inline.buckets)
+                seen = probe.inline_seen or {}
+                for low_ns, count in now.items():
+                    if count > seen.get(low_ns, 0):
+                        probe.latency.add_bucket(low_ns, count - seen.get(low_ns, 0))
+                        probe.hits += count - seen.get(low_ns, 0)
+            probe.inline_seen = now
 
     def _run_script(self, tracer) -> None:
         """Whatever fails in the script says where in it, the tracer's own
@@ -550,9 +579,17 @@ class _Session:
         return command.exit_code if command.exit_code >= 0 else 1
 
     def _summaries(self, script_probes) -> None:
+        """Print the counts and histograms; with --interval, those since the
+        last interval's, under the time, and start them again."""
         self._collect_inline()
+        seen = self._script_seen
         counted = [row for p in self.probes if p.latency is None for row in _count_rows(p)]
-        counted += [(p.spec, None, p.hits) for p in script_probes]
+        counted += [(p.spec, None, p.hits - seen.get(id(p), 0)) for p in script_probes]
+        if self.opts.interval is not None:
+            if self.opts.json:
+                self.emit({"type": "interval", "time_ns": time.monotonic_ns() - self.start_ns})
+            else:
+                self.out.write(time.strftime("[%H:%M:%S]"))
         if self.opts.count and counted:
             if self.opts.json:
                 for spec, place, hits in counted:
@@ -581,6 +618,17 @@ class _Session:
             else:
                 for line in fmt(hist):
                     self.out.write(line)
+        self._script_seen = {id(p): p.hits for p in script_probes}
+        for probe in self.probes:
+            probe.hits = 0
+            if probe.by_place is not None:
+                probe.by_place = {}
+            if probe.latency is not None:
+                probe.latency.clear()
+        for _, hist in self.hists:
+            hist.clear()
+        for _, table in self.count_bys:
+            table.clear()
 
     def _write_chrome(self) -> None:
         try:
@@ -648,8 +696,13 @@ def _check_trace_options(opts) -> None:
     opts.pid = list(dict.fromkeys(opts.pid))
     if opts.args is not None and opts.args < 0:
         raise UsageError("--args: N cannot be negative")
-    if opts.duration is not None and not 0 < opts.duration < float("inf"):
-        raise UsageError(f"--duration: {opts.duration:g} is not a number of seconds above 0")
+    for option, value in (("--duration", opts.duration), ("--interval", opts.interval)):
+        if value is not None and not 0 < value < float("inf"):
+            raise UsageError(f"{option}: {value:g} is not a number of seconds above 0")
+    if opts.interval is not None and not (opts.count or opts.count_by or opts.latency
+                                          or opts.hist):
+        raise UsageError("--interval: nothing to print every interval: give --count, "
+                         "--count-by, --latency or --hist")
     opts.debug_dirs = _debug_dirs(opts)
     if opts.trace_out:  # written at the end: found unwritable before anything runs
         try:

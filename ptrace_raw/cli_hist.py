@@ -25,6 +25,12 @@ class Log2Hist:
         #: the values' sum, None once a bucket came without its values
         self.sum: Optional[int] = 0
 
+    def clear(self) -> None:
+        """Empty, for the next interval."""
+        self.counts = {}
+        self.total = 0
+        self.sum = 0
+
     def add(self, value: int) -> None:
         self._count(value, 1)
         if self.sum is not None:

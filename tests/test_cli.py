@@ -618,15 +618,15 @@ def test_a_stop_signal_during_set_up_leaves_every_process_as_it_was(build, tmp_p
 
 
 def test_duration_ends_tracing_with_the_summaries_and_status_zero(build):
-    """-d, as BCC's funccount -d: the command, spinning for good, is killed
+    """-d, as BCC's funccount -d: the command, calling add for good, is killed
     at the end as Ctrl-C would kill it, and the counts are printed, but
     the exit status is 0; an attached process is left running untouched."""
-    busy = build("busy.c")
-    res = cli("trace", "-d", "0.3", "--count", "--no-inline", f"uprobe:{busy}:spin", "--", busy,
-              stdin=subprocess.DEVNULL)
-    assert res.returncode == 0, res.stderr
+    calls = build("calls.c")
+    res = cli("trace", "-d", "0.3", "--count", "--no-inline", f"uprobe:{calls}:add", "--", calls,
+              10 ** 15)
+    assert res.returncode == 0 and res.stdout == "", res.stderr
     head, line = res.stderr.splitlines()[-2:]
-    assert head == "hits  probe" and re.fullmatch(rf" *[1-9]\d*  uprobe:{busy}:spin", line)
+    assert head == "hits  probe" and re.fullmatch(rf" *[1-9]\d*  uprobe:{calls}:add", line)
     exe = build("service.c")
     svc = start_service(exe)
     try:
@@ -642,6 +642,35 @@ def test_duration_ends_tracing_with_the_summaries_and_status_zero(build):
     finally:
         svc.stdin.close()
         svc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "int3"])
+def test_interval_summaries_are_each_intervals_own_and_add_up_to_every_hit(calls, inline):
+    """-i, as BCC's funccount -i: a summary every interval, and the last
+    part interval's at the end, each under its time; an inline count keeps
+    counting from the start in the tracee, so each interval shows what came
+    since the last.  However the intervals fall, they add up to every call."""
+    n = 100_000_000 if inline else 20_000
+    option = ("--count",) if inline else ("--count-by", "arg1")
+    res = cli("trace", "-i", "0.1", *option, f"uprobe:{calls}:add", "--json", "--", calls, n)
+    assert res.returncode == 0, res.stderr
+    objs = ndjson(res.stderr)
+    if inline:
+        assert objs[0]["message"].endswith("counted inline, in the tracee")
+        objs = objs[1:]
+    kinds = [o["type"] for o in objs]
+    intervals = kinds.count("interval")
+    assert intervals >= 2 and kinds == ["interval", "count_by" if not inline else "count"] \
+        * intervals + ["exit"]
+    times = [o["time_ns"] for o in objs if o["type"] == "interval"]
+    assert times == sorted(times)
+    hits = ([o["hits"] for o in objs if o["type"] == "count"] if inline else
+            [sum(c["hits"] for c in o["counts"] if c["key"] == 1)
+             for o in objs if o["type"] == "count_by"])
+    assert sum(hits) == n
+    text = cli("trace", "-i", "0.1", "--count", f"uprobe:{calls}:add", "--", calls, 10).stderr
+    assert re.fullmatch(r"(ptrace-raw: .*\n)?\[\d\d:\d\d:\d\d\]\nhits  probe\n  10  uprobe:.*:add\n",
+                        text)
 
 
 def test_a_command_started_ignoring_signals_passes_that_on(calls):
@@ -968,6 +997,9 @@ def _reaped_pid():
      "ptrace-raw: --duration: 0 is not a number of seconds above 0"),
     (["trace", "uprobe:{calls}:add", "-d", "nan", "--", "{calls}"], 2,
      "ptrace-raw: --duration: nan is not a number of seconds above 0"),
+    (["trace", "uprobe:{calls}:add", "-i", "1", "--", "{calls}"], 2,
+     "ptrace-raw: --interval: nothing to print every interval: give --count, --count-by, "
+     "--latency or --hist"),
     (["trace", "uprobe:{calls}:add", "--count-by", "retval", "--", "{calls}"], 2,
      "ptrace-raw: --count-by 'retval': retval is known at return probes only, not at "
      "uprobe:{calls}:add"),
