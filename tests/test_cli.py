@@ -626,7 +626,7 @@ def test_duration_ends_tracing_with_the_summaries_and_status_zero(build):
               10 ** 15)
     assert res.returncode == 0 and res.stdout == "", res.stderr
     head, line = res.stderr.splitlines()[-2:]
-    assert head == "hits  probe" and re.fullmatch(rf" *[1-9]\d*  uprobe:{calls}:add", line)
+    assert head.strip() == "hits  probe" and re.fullmatch(rf" *[1-9]\d*  uprobe:{calls}:add", line)
     exe = build("service.c")
     svc = start_service(exe)
     try:
