@@ -325,7 +325,7 @@ class _Session:
         self.interrupted = 0
         self.held = opts.held
         self._ours = []
-        #: a script's probes' hits by the last summary, by id
+        #: a script's probes' hits by the last summary
         self._script_seen = {}
 
     def _check_retval(self) -> None:
@@ -584,7 +584,7 @@ class _Session:
         self._collect_inline()
         seen = self._script_seen
         counted = [row for p in self.probes if p.latency is None for row in _count_rows(p)]
-        counted += [(p.spec, None, p.hits - seen.get(id(p), 0)) for p in script_probes]
+        counted += [(p.spec, None, p.hits - seen.get(p, 0)) for p in script_probes]
         if self.opts.interval is not None:
             if self.opts.json:
                 self.emit({"type": "interval", "time_ns": time.monotonic_ns() - self.start_ns})
@@ -618,7 +618,7 @@ class _Session:
             else:
                 for line in fmt(hist):
                     self.out.write(line)
-        self._script_seen = {id(p): p.hits for p in script_probes}
+        self._script_seen = {p: p.hits for p in script_probes}
         for probe in self.probes:
             probe.hits = 0
             if probe.by_place is not None:

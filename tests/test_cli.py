@@ -673,6 +673,17 @@ def test_interval_summaries_are_each_intervals_own_and_add_up_to_every_hit(calls
                         text)
 
 
+def test_interval_counts_of_a_scripts_probe_add_up_to_every_hit(calls, tmp_path):
+    """A script's probe counts its hits from the start, for good: each
+    interval shows those since the last."""
+    script = tmp_path / "square.py"
+    script.write_text(f"tracer.add_probe('uprobe:{calls}:square', None)\n")
+    res = cli("trace", "-i", "0.05", "--count", "--script", script, "--json", "--", calls, 20_000)
+    objs = ndjson(res.stderr)
+    assert res.returncode == 0 and [o["type"] for o in objs].count("interval") >= 2, res.stderr
+    assert sum(o["hits"] for o in objs if o["type"] == "count") == 20_000
+
+
 def test_a_command_started_ignoring_signals_passes_that_on(calls):
     """Under nohup (SIGHUP ignored), or with SIGINT ignored by the shell
     that ran it in the background, the traced command ignores them too,
