@@ -3,7 +3,7 @@
 The benchmarks (``pytest bench/ --benchmark-only``) are not part of the
 normal test run; this keeps them from rotting: each case must still build,
 trace, and check exactly, for the C reference, for the Python tracer, and
-for the floor (the Python hit path's system calls alone) where it serves.
+for the floor (a hit's system calls alone, from Python) where it serves.
 ``harness.run_case`` raises unless the tracer reports exactly one hit per
 call, the case's stops per hit, the untraced run's checksum and (for
 ``args``) the exact sum of the arguments read.
@@ -48,12 +48,12 @@ def test_py_and_floor_are_registered():
     assert {"ref", "py", "floor"} <= set(harness.tracers())
 
 
-def test_floor_serves_the_one_stop_cases_whose_handler_reads_nothing():
+def test_floor_serves_the_cases_whose_handler_reads_nothing_but_return_probes():
     assert [case for case in harness.CASES if harness.serves("floor", case)] == [
         "boost-push", "emulate-endbr", "boost-call", "boost-ret", "boost-icall",
-        "boost-riprel", "threads4", "usdt"]
-    with pytest.raises(ValueError, match="floor: no loop of its own for case step"):
-        harness.run_case("step", 64, "same", "floor", N)
+        "boost-riprel", "step", "threads4", "usdt"]
+    with pytest.raises(ValueError, match="floor: no loop of its own for case return"):
+        harness.run_case("return", 64, "same", "floor", N)
 
 
 def test_startup_and_memory_benchmarks_run():
