@@ -52,16 +52,19 @@ _monotonic_ns = time.monotonic_ns
 #: bytes of stack one argument read brings in: the next arguments of an
 #: i386 function (all on the stack) then cost no further system call
 _ARG_WINDOW = 32
+_PAGE = 4096
 
 
-class _ArgWindow:
-    """The stack as one hit's argument reads see it: the first read fetches
-    a window, the next ones inside it come from there."""
+class ReadWindow:
+    """Memory as the reads of one stop see it: a read fetches ``span``
+    bytes from its address, and the next ones inside them come from there.
+    One hit's argument reads, a backtrace's reads up the stack."""
 
-    __slots__ = ("mem", "start", "data")
+    __slots__ = ("mem", "span", "start", "data")
 
-    def __init__(self, mem):
+    def __init__(self, mem, span: int = _ARG_WINDOW):
         self.mem = mem
+        self.span = span
         self.start = 0
         self.data = b""
 
@@ -70,9 +73,9 @@ class _ArgWindow:
         if 0 <= at and at + size <= len(self.data):
             return self.data[at:at + size]
         try:
-            data = self.mem.read(addr, max(size, _ARG_WINDOW))
-        except OSError:  # the window runs into an unmapped page
-            return self.mem.read(addr, size)
+            data = self.mem.read(addr, max(size, self.span))
+        except OSError:  # the window runs into an unmapped page: it ends with addr's
+            data = self.mem.read(addr, max(size, _PAGE - addr % _PAGE))
         self.start, self.data = addr, data
         return data[:size]
 
@@ -150,7 +153,7 @@ class Hit:
             return getattr(self.thread.get_regs(), names[n])
         window = self._window
         if window is None:
-            window = self._window = _ArgWindow(self.thread.process.memory)
+            window = self._window = ReadWindow(self.thread.process.memory)
         return arch.arg(self.thread.get_regs(), window, n)
 
     def args_list(self, count: int):

@@ -27,7 +27,7 @@ from .debuginfo import SplitDwarf, debug_dirs_of
 from .elf import ElfError, ElfImage
 from .errors import ProbeError, TracerError
 from .lines import source_line
-from .hit import Hit
+from .hit import Hit, ReadWindow
 from .ifunc import InTracee
 from .libraries import LibraryNotFound, elf_bits, resolve_binary
 from .loop import Engine
@@ -37,7 +37,7 @@ from .params import format_value, function_params
 from .resolve import original_code, places
 from .specs import parse_spec
 from .thread import IP_OFFSET
-from .unwind import cfa_at, function_size, unwind
+from .unwind import cfa_at, function_size, readable_cfi, unwind
 from .variables import Frame as VarFrame, scope_at, value_of
 from .xol import XolError, XolSpace
 
@@ -77,6 +77,9 @@ def _unheld_refs() -> int:
 
 _SPARE_REFS = _unheld_refs()
 MAX_RETURN_DEPTH = 64
+#: bytes of stack a backtrace reads at a time: the saved registers and
+#: return addresses of the next frames up come with it
+_STACK_WINDOW = 4096
 
 
 class Probe:
@@ -308,6 +311,15 @@ class ProbeEngine(Engine):
         self._fatal = None
         #: add-ons told about process events after the engine (inline probes)
         self.hooks = []
+        #: (image, link-time address, is a caller) -> its Frame: a
+        #: backtrace names the same return addresses hit after hit, and
+        #: finding one's line goes through the file's path (a realpath and
+        #: a stat) to its line table
+        self._frames = {}
+        #: image -> its call-frame information, for backtraces (looked up
+        #: by path, the file is stat'ed each time: it may have changed,
+        #: but a module's image is the one mapped)
+        self._cfis = {}
 
     # -- probes ----------------------------------------------------------------
     def check_probe(self, spec_text: str, pids=(), bits: Optional[int] = None) -> None:
@@ -1252,7 +1264,7 @@ class ProbeEngine(Engine):
         hijacked return addresses read as the real ones."""
         thread, arch = hit.thread, hit.arch
         ps = thread.process.probe_state
-        mem = thread.process.memory
+        mem = ReadWindow(thread.process.memory, _STACK_WINDOW)
         regs = thread.get_regs()
         tramp = ps.xol.trampoline
         real = {p.sp: p.orig for p in thread.returns}
@@ -1268,7 +1280,13 @@ class ProbeEngine(Engine):
 
         def find_module(pc):
             mod = ps.modules.find(pc)
-            return (mod.image.memory or mod.path, mod.bias) if mod is not None else None
+            if mod is None:
+                return None
+            cfi = self._cfis.get(mod.image, False)
+            if cfi is False:
+                cfi = self._cfis[mod.image] = readable_cfi(mod.image.memory or mod.path,
+                                                           self.debug_dirs)
+            return (cfi, mod.bias) if cfi is not None else None
 
         frames = []
         for frame in unwind(dwarf, read_word, word, find_module, max_frames, self.debug_dirs):
@@ -1277,22 +1295,30 @@ class ProbeEngine(Engine):
                                       not (frame.exact or frame.trampoline)))
         return frames
 
-    @staticmethod
-    def _frame(ps, pc: int, caller: bool):
+    def _frame(self, ps, pc: int, caller: bool):
         """A symbolized frame with file:line where the module has line
         information.  A caller is named and placed by its call (pc - 1), not
         the instruction after it; a frame a signal interrupted, and the
         signal trampoline the handler returns to, by their pc.  An image
         with no file (the vDSO) has no lines to read."""
-        frame = ps.modules.frame(pc, caller)
         mod = ps.modules.find(pc - caller)
-        if mod is None or mod.image.memory is not None:
-            return frame
-        try:
-            where = source_line(mod.path, pc - caller - mod.bias, mod.image.debug_dirs)
-        except (OSError, TracerError, ValueError):
-            where = None
-        return frame._replace(file=where[0], line=where[1]) if where else frame
+        if mod is None:
+            return ps.modules.frame(pc, caller)
+        key = mod.image, pc - caller - mod.bias, caller
+        frame = self._frames.get(key)
+        if frame is not None:
+            return frame if frame.pc == pc and frame.module == mod.path \
+                else frame._replace(pc=pc, module=mod.path)
+        frame = ps.modules.frame(pc, caller)
+        if mod.image.memory is None:
+            try:
+                where = source_line(mod.path, key[1], mod.image.debug_dirs)
+            except (OSError, TracerError, ValueError):
+                where = None
+            if where is not None:
+                frame = frame._replace(file=where[0], line=where[1])
+        self._frames[key] = frame
+        return frame
 
     # -- lifetime ---------------------------------------------------------------------
     def on_trap_detaching(self, thread) -> bool:

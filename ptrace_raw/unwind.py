@@ -123,6 +123,7 @@ class ImageCfi:
                     debug_frame = _debug_frame(ELFFile(f), structs)
         if debug_frame is not None:
             self.sections.append(debug_frame)
+        self._rows: dict[int, Optional[_Row]] = {}
 
     def function_size(self, vaddr: int) -> int:
         """The length of the code an FDE describes from exactly ``vaddr``
@@ -138,7 +139,15 @@ class ImageCfi:
         return 0
 
     def row_at(self, vaddr: int) -> Optional[_Row]:
-        """The CFI row for ``vaddr``, or None when no FDE covers it."""
+        """The CFI row for ``vaddr``, or None when no FDE covers it; kept,
+        as a backtrace asks for the same return addresses hit after hit."""
+        try:
+            return self._rows[vaddr]
+        except KeyError:
+            row = self._rows[vaddr] = self._find_row(vaddr)
+            return row
+
+    def _find_row(self, vaddr: int) -> Optional[_Row]:
         for section in self.sections:
             fde = section.fde_at(vaddr)
             if fde is None:
@@ -224,6 +233,15 @@ def image_cfi(source, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Image
     return _image(path, st.st_size, st.st_mtime_ns, debug_dirs)
 
 
+def readable_cfi(source, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Optional[ImageCfi]:
+    """``image_cfi``, or None when the file is not one whose call-frame
+    information can be read (a walk then follows frame pointers)."""
+    try:
+        return image_cfi(source, debug_dirs)
+    except (OSError, ELFError, DWARFError):
+        return None
+
+
 def function_size(path, vaddr: int) -> int:
     """``ImageCfi.function_size`` of the file at ``path``; 0 when its CFI
     cannot be read."""
@@ -238,7 +256,7 @@ class _StopUnwinding(Exception):
 
 
 def unwind(regs: dict, read_word: Callable[[int], int], word_size: int,
-           find_module: Callable[[int], Optional[tuple[str | bytes, int]]],
+           find_module: Callable[[int], Optional[tuple[str | bytes | ImageCfi, int]]],
            max_frames: int = 64,
            debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Iterator[Frame]:
     """Yield the frames of a stopped thread, innermost first.
@@ -247,7 +265,8 @@ def unwind(regs: dict, read_word: Callable[[int], int], word_size: int,
     ``word_size`` is 8: 7 rsp, 6 rbp, 16 rip; i386 when 4: 4 esp, 5 ebp,
     8 eip); ``read_word(addr)`` returns a word or raises ``OSError``;
     ``find_module(pc)`` returns ``(path, load_bias)`` of the ELF file mapped
-    there (the image's bytes for the path when it has no file), or None.
+    there (the image's bytes for the path when it has no file, or its
+    ``ImageCfi`` already found), or None.
     A caller's CFI is looked up at its return address - 1 (the call may be
     the last instruction of its function), except below a signal frame,
     where the pc is where the thread was interrupted.  ``debug_dirs`` are
@@ -286,9 +305,10 @@ def _row_for(pc: int, find_module, debug_dirs: tuple[str, ...]) -> Optional[_Row
     module = find_module(pc)
     if module is None:
         return None
-    path, bias = module
+    source, bias = module
     try:
-        return image_cfi(path, debug_dirs).row_at(pc - bias)
+        cfi = source if isinstance(source, ImageCfi) else image_cfi(source, debug_dirs)
+        return cfi.row_at(pc - bias)
     except (OSError, ELFError, DWARFError):
         # Not an ELF file we can read, or CFI we cannot decode: the walk
         # falls back to frame pointers.

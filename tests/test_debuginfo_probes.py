@@ -161,6 +161,30 @@ def test_backtrace_shows_real_return_address_under_a_return_probe(markers):
     assert ours == ["compare", "level3", "level2", "level1", "main"]
 
 
+def test_backtraces_in_two_processes_of_one_program_name_each_ones_own_addresses(build):
+    """A backtrace keeps the frames it named (symbol, source line) by
+    image and file address: two processes of one PIE, loaded at different
+    addresses, must each see their own pcs, the same names and lines."""
+    exe = build("callers.c", flags=("-O0", "-g"))
+    seen = {}
+
+    def on_leaf(hit):
+        seen.setdefault(hit.pid, []).append((hit.ip, [(f.pc, f.symbol, f.line)
+                                                      for f in hit.backtrace()]))
+
+    with Tracer() as t:
+        procs = [t.spawn([str(exe)], stdout=subprocess.DEVNULL) for _ in range(2)]
+        t.add_probe(f"uprobe:{exe}:leaf", on_leaf)
+        t.run()
+    assert [p.exit_code for p in procs] == [0, 0]
+    (ip0, first), (ip1, second) = (seen[p.pid][0] for p in procs)
+    assert ip0 != ip1, "ASLR gave both processes one load address"
+    assert first[0][0] == ip0 and second[0][0] == ip1
+    assert [f[0] - ip0 for f in first[:3]] == [f[0] - ip1 for f in second[:3]]
+    assert [f[1:] for f in first] == [f[1:] for f in second]
+    assert [f[1] for f in first[:3]] == ["leaf", "a", "main"] and first[1][2] is not None
+
+
 def _signal_backtrace(build, mode, flags):
     """The backtrace at in_handler in tracees/sigframes.c, run in ``mode``:
     main -> outer -> interrupted, whose store faults -> (SIGSEGV) the
