@@ -622,7 +622,7 @@ class _Session:
         for probe in self.probes:
             probe.hits = 0
             if probe.by_place is not None:
-                probe.by_place = {}
+                probe.by_place.clear()  # the handler holds this dict
             if probe.latency is not None:
                 probe.latency.clear()
         for _, hist in self.hists:

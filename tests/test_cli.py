@@ -684,6 +684,22 @@ def test_interval_counts_of_a_scripts_probe_add_up_to_every_hit(calls, tmp_path)
     assert sum(o["hits"] for o in objs if o["type"] == "count") == 20_000
 
 
+def test_interval_counts_of_a_pattern_by_int3_add_up_per_function(calls):
+    """-i with --count of a pattern counted by int3 probes: each interval
+    splits its hits by function, and the intervals after the first count
+    too (they counted into a table the summary no longer read)."""
+    n = 20_000
+    res = cli("trace", "-i", "0.05", "--count", "--no-inline", f"uprobe:{calls}:[as]*", "--json",
+              "--", calls, n)
+    assert res.returncode == 0, res.stderr
+    objs = ndjson(res.stderr)
+    assert [o["type"] for o in objs].count("interval") >= 2
+    counts = [o for o in objs if o["type"] == "count" and o["hits"]]
+    assert {o["location"] for o in counts} == {"add", "square"}
+    assert [sum(o["hits"] for o in counts if o["location"] == f) for f in ("add", "square")] \
+        == [n, n]
+
+
 def test_a_command_started_ignoring_signals_passes_that_on(calls):
     """Under nohup (SIGHUP ignored), or with SIGINT ignored by the shell
     that ran it in the background, the traced command ignores them too,
