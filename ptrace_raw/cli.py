@@ -380,20 +380,23 @@ class _Session:
         they are held (``held_signals``), so Ctrl-C never lands as
         KeyboardInterrupt.  Returns the signal held, or 0."""
         held = self.held
-        now = time.monotonic()
-        end = None if self.opts.duration is None else now + self.opts.duration
-        every = self.opts.interval
+        # In whole nanoseconds: -d 2 -i 1 (or -d 0.3 -i 0.1) ends at the
+        # second (third) interval's end, whose summary is the last one, not
+        # one more just before a last one that is all but empty.
+        now = time.monotonic_ns()
+        end = None if self.opts.duration is None else now + round(self.opts.duration * 1e9)
+        every = None if self.opts.interval is None else max(1, round(self.opts.interval * 1e9))
         report = None if every is None else now + every
         while tracer.processes and not held.signals and not self.out.done:
-            now = time.monotonic()
-            if report is not None and now >= report:
-                self._summaries(self._script_probes(tracer))
-                report += every * (1 + (now - report) // every)
+            now = time.monotonic_ns()
             if end is not None and now >= end:
                 self.ended_on_purpose = True
                 break
-            left = min([FLUSH_EVERY] + [t - now for t in (end, report) if t is not None])
-            if tracer.run(timeout=left):
+            if report is not None and now >= report:
+                self._summaries(self._script_probes(tracer))
+                report += every * (1 + (now - report) // every)
+            left = min([FLUSH_EVERY * 1e9] + [t - now for t in (end, report) if t is not None])
+            if tracer.run(timeout=left / 1e9):
                 self.ended_on_purpose = not self.stopping
                 break
             self.out.flush()

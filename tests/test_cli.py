@@ -684,6 +684,19 @@ def test_interval_counts_of_a_scripts_probe_add_up_to_every_hit(calls, tmp_path)
     assert sum(o["hits"] for o in objs if o["type"] == "count") == 20_000
 
 
+def test_a_duration_that_is_a_whole_number_of_intervals_ends_with_the_last_ones_summary(calls):
+    """-d 0.5 -i 0.25 prints two summaries, as funccount -d 10 -i 5 does:
+    the second interval's end is the duration's, and its summary the last,
+    not one more before a last one that holds what came while detaching
+    (both times binary fractions, which float sums reach exactly too)."""
+    res = cli("trace", "-d", "0.5", "-i", "0.25", "--count", f"uprobe:{calls}:add", "--json",
+              "--", calls, 10 ** 15)
+    assert res.returncode == 0, res.stderr
+    kinds = [o["type"] for o in ndjson(res.stderr) if o["type"] != "warning"]
+    # one summary only if the tracer was held up past the first interval
+    assert kinds in (["interval", "count"] * 2 + ["exit"], ["interval", "count", "exit"])
+
+
 def test_interval_counts_of_a_pattern_by_int3_add_up_per_function(calls):
     """-i with --count of a pattern counted by int3 probes: each interval
     splits its hits by function, and the intervals after the first count
