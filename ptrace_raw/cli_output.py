@@ -315,11 +315,11 @@ def printed(expr: HitExpr, hit):
     and a reader refuses Python's); on the line its repr, '?' for None."""
     try:
         value = expr(hit)
+        shown = repr(value)  # an int of more than 4300 digits has none
     except Exception:
         value = None
     if value is None:
         return None, "?"
-    shown = repr(value)
     if isinstance(value, (int, str, bool)) or isinstance(value, float) and math.isfinite(value):
         return value, shown
     return shown, shown

@@ -430,6 +430,14 @@ def test_count_by_keys_strings_threads_and_failures_as_print_shows_them(calls_bi
     assert res.stderr.splitlines()[1:] == ["   1  'world'", "   3  ?"]
 
 
+def test_count_by_a_value_python_cannot_show_counts_under_a_failure(calls):
+    """A value whose repr fails (an int too long for str) is a failing
+    expression, '?' as --print shows it, not a handler error per hit."""
+    res = cli("trace", f"uprobe:{calls}:square", "--count-by", "10 ** 5000 + arg0", "--", calls, 3)
+    assert res.returncode == 0 and res.stdout == "total=74\n", res.stderr
+    assert res.stderr.splitlines() == ["hits  10 ** 5000 + arg0", "   3  ?"]
+
+
 def test_count_by_call_path_function_and_process_name(build, bits):
     """ustack tells leaf's callers apart, each call site of a() its own
     path (as bpftrace's ustack does); func names the function of a pattern
