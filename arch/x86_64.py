@@ -75,14 +75,15 @@ class X86_64Arch(X86):
         """The SysV ABI gives integers the six integer registers and floats
         the eight xmm registers, each in turn; one that finds its registers
         taken goes on the stack, in order, so a float there (read from it
-        as the integers there are) moves the stack arguments after it.  A complex float is one xmm eightbyte, a complex
-        double two.  A 16-byte float is a long double (always on the stack,
-        16-byte aligned) or a __float128 (in xmm), which a size cannot tell:
-        after one, or a complex long double, the stack is unknown, though
-        the registers are not.  An
-        aggregate is classified by its content, which is past telling here,
-        and may take registers or stack slots the parameters after it would
-        have had."""
+        as the integers there are) moves the stack arguments after it.  A
+        complex float is one xmm eightbyte, a complex double two: one that
+        finds a single xmm register left goes whole on the stack, and the
+        register is the next float's.  A 16-byte float is a long double
+        (always on the stack, 16-byte aligned) or a __float128 (in xmm),
+        which a size cannot tell: after one, or a complex long double, the
+        stack is unknown, though the registers are not.  An aggregate is
+        classified by its content, which is past telling here, and may take
+        registers or stack slots the parameters after it would have had."""
         out, ints, xmms, stack = [], 0, 0, 0
         for kind, size in params:
             if kind == "int" and size <= 8:
