@@ -203,6 +203,11 @@ class Arch:
         """The first ``count`` integer arguments at function entry, reading
         the stack once for all of them."""
         return [self.arg(regs, mem, n) for n in range(count)]
+    def returns_in_memory(self, kind: str, size: int) -> bool:
+        """Whether a function returning a value of this ``(kind, size)``
+        (as ``param_slots`` takes them) has its caller pass where to put
+        it, as a hidden first argument that moves the others by one."""
+        raise NotImplementedError
     def param_slots(self, params) -> list:
         """Where a function's parameters are at its entry: for each
         ``(kind, size)`` (kind "int" for integers, enums and pointers,

@@ -69,6 +69,12 @@ class I386Arch(X86):
         data = mem.read((regs.rsp + 4) & _MASK, 4 * count)
         return list(struct.unpack(f"<{count}I", data))
 
+    def returns_in_memory(self, kind, size):
+        """Every struct and union, whatever its size (gcc's default on
+        Linux), and a complex number but a float one, which comes back in
+        edx:eax."""
+        return kind == "other" or kind == "complex" and size > 8
+
     def param_slots(self, params):
         """Everything is on the stack, each parameter in whole 4-byte
         slots: every place is known, though only scalars are read."""

@@ -71,6 +71,13 @@ class X86_64Arch(X86):
             out += struct.unpack(f"<{extra}Q", mem.read(regs.rsp + 8, 8 * extra))
         return out
 
+    def returns_in_memory(self, kind, size):
+        """An aggregate of more than 16 bytes; a smaller one comes back in
+        rax:rdx or xmm0:xmm1 (one whose content classifies as memory, a
+        packed struct say, cannot be told from here), a complex number in
+        xmm0:xmm1 or the x87 stack."""
+        return kind == "other" and size > 16
+
     def param_slots(self, params):
         """The SysV ABI gives integers the six integer registers and floats
         the eight xmm registers, each in turn; one that finds its registers

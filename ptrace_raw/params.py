@@ -214,6 +214,38 @@ def function_die(path, vaddr: int, debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_D
     return (funcs.debug, die) if die is not None else None
 
 
+def _subprogram(path, func: Union[str, int], debug_dirs: tuple[str, ...]):
+    """(the file's _Functions, the subprogram DIE of ``func`` or None), or
+    None without DWARF."""
+    funcs = _functions(path, debug_dirs)
+    if funcs is None:
+        return None
+    key = ("die", func)
+    if key not in funcs.cache:
+        if isinstance(func, int):
+            die = funcs.die_at(func)
+        else:
+            address = funcs.address_of(func)
+            die = funcs.die_at(address) if address is not None else funcs.die_named(func)
+        funcs.cache[key] = die
+    return funcs, funcs.cache[key]
+
+
+def function_return(path, func: Union[str, int],
+                    debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Optional[Param]:
+    """What a function returns, as a Param named "return" (a struct
+    returned through memory takes an argument slot, see
+    ``Arch.returns_in_memory``); None for void, or when DWARF does not
+    describe the function."""
+    found = _subprogram(path, func, debug_dirs)
+    if found is None or found[1] is None:
+        return None
+    die = found[1]
+    if "DW_AT_type" not in origin(die, "DW_AT_type").attributes:
+        return None
+    return param_of(die, die.cu["address_size"])._replace(name="return")
+
+
 def function_params(path, func: Union[str, int],
                     debug_dirs: tuple[str, ...] = DEFAULT_DEBUG_DIRS) -> Optional[list[Param]]:
     """The parameters of a function of the ELF file ``path``, named by
@@ -222,16 +254,12 @@ def function_params(path, func: Union[str, int],
     arguments).  A stripped file's DWARF comes from its separate debug
     file, looked for in ``debug_dirs``; ``SplitDwarf`` when the function's
     unit is a skeleton."""
-    funcs = _functions(path, debug_dirs)
-    if funcs is None:
+    found = _subprogram(path, func, debug_dirs)
+    if found is None:
         return None
+    funcs, die = found
     if func in funcs.cache:
         return funcs.cache[func]
-    if isinstance(func, int):
-        die = funcs.die_at(func)
-    else:
-        address = funcs.address_of(func)
-        die = funcs.die_at(address) if address is not None else funcs.die_named(func)
     result = None
     if die is not None:
         size = die.cu["address_size"]

@@ -33,7 +33,7 @@ from .libraries import LibraryNotFound, elf_bits, resolve_binary
 from .loop import Engine
 from .maps import mapped_files
 from .modules import ModuleMap
-from .params import format_value, function_params
+from .params import format_value, function_params, function_return
 from .resolve import original_code, places
 from .specs import parse_spec
 from .thread import IP_OFFSET
@@ -1249,8 +1249,15 @@ class ProbeEngine(Engine):
             return None
         arch = hit.arch
         word_bits = 8 * arch.word_size
+        kinds = [(p.abi_kind, p.size) for p in params]
+        returned = function_return(image.path, site.vaddr, image.debug_dirs)
+        if returned is not None and arch.returns_in_memory(returned.abi_kind, returned.size):
+            # where the result goes is the first argument, hidden
+            places = arch.param_slots([("int", arch.word_size)] + kinds)[1:]
+        else:
+            places = arch.param_slots(kinds)
         out = []
-        for param, slots in zip(params, arch.param_slots([(p.abi_kind, p.size) for p in params])):
+        for param, slots in zip(params, places):
             raw = None
             if slots is not None and param.is_scalar:
                 raw = 0

@@ -694,6 +694,23 @@ def test_a_complex_argument_is_none_and_the_next_reads_right(build):
                     ({"z": None, "a": 8}, {"z": "?", "a": "8"}, None)]
 
 
+def test_arguments_of_a_function_returning_through_memory_read_right(build):
+    """A function whose result goes through memory gets where to put it
+    as a hidden first argument: every named argument read one place off
+    (a the hidden pointer, b a's value).  A big struct goes so at both
+    bitnesses; a 16-byte struct and a double _Complex on i386 only."""
+    exe = build("sret.c", flags=("-O0", "-g"))
+    seen = {}
+    with Tracer(on_message=lambda message: None) as t:
+        proc = t.spawn([str(exe)], stdout=subprocess.DEVNULL)
+        for name in ("make_big", "make_pair", "make_complex"):
+            t.add_probe(f"uprobe:{exe}:{name}", lambda h, name=name: seen.update({name: h.args}))
+        t.run()
+    assert proc.exit_code == 0
+    assert seen == {"make_big": {"a": 11, "b": 12, "c": 13}, "make_pair": {"a": 21, "b": 22},
+                    "make_complex": {"re": 31, "im": 32}}
+
+
 def test_integers_after_complex_doubles_and_spilled_floats_read_right(build, bits):
     """A double _Complex takes two xmm registers and no integer one on
     x86_64: the integers after it were None, though their registers held

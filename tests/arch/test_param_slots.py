@@ -44,3 +44,13 @@ def test_x86_64_an_aggregate_leaves_everything_after_it_unknown():
 def test_i386_puts_everything_on_the_stack_in_whole_words_and_reads_scalars_only():
     assert I386.param_slots([INT, ("int", 4), ("complex", 8), ("float", 4), ("other", 12), INT]) \
         == [[0, 1], [2], None, [5], None, [9, 10]]
+
+
+def test_what_each_arch_returns_through_memory():
+    """x86_64: an aggregate of more than 16 bytes only; i386 (gcc on
+    Linux): every aggregate, and a complex number but a float one."""
+    cases = [("other", 8), ("other", 16), ("other", 24), ("complex", 8), ("complex", 16),
+             ("complex", 32), ("int", 8), ("float", 16)]
+    assert [X86_64.returns_in_memory(*c) for c in cases] == [False, False, True] + [False] * 5
+    assert [I386.returns_in_memory(*c) for c in cases] == [True, True, True, False, True, True,
+                                                           False, False]

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from ptrace_raw.params import Param, format_value, function_params
+from ptrace_raw.params import Param, format_value, function_params, function_return
 from tests.conftest import build_c
 
 FLAGS = [("-O0",), ("-O2",)]
@@ -65,6 +65,18 @@ def test_o2_copy_is_described_through_its_abstract_origin(bits):
     assert len(concrete) == 1 and "DW_AT_abstract_origin" in concrete[0].attributes
     assert "DW_AT_name" not in concrete[0].attributes
     assert [p.name for p in function_params(program, "describe")] == ["name", "pt", "m", "scale"]
+
+
+def test_what_a_function_returns(bits):
+    """Its type as a Param named "return" (what Arch.returns_in_memory is
+    asked about), None for void or an undescribed function."""
+    program = build_c("dwarf_params.c", bits, ("-O0",))
+    assert function_return(program, "describe") == Param("return", "int", 4, True, False, False)
+    assert function_return(program, "takes_nothing") is None
+    assert function_return(program, "no_such_function") is None
+    sret = build_c("sret.c", bits, ("-O0", "-g"))
+    assert function_return(sret, "make_big") == Param(
+        "return", "struct big", 4 * (bits // 8), False, False, False, is_scalar=False)
 
 
 def test_no_dwarf_means_none(tmp_path):
