@@ -251,10 +251,13 @@ def _comm(pid: int) -> Optional[str]:
 
 def _ustack(hit) -> str:
     """The backtrace in one string, innermost first, each frame as
-    symbol+offset (its pc where no symbol covers it): a key that tells call
-    paths apart, as bpftrace's ustack does, and fits on one line."""
-    return " <- ".join(f"{f.symbol}+{f.offset:#x}" if f.symbol else f"{f.pc:#x}"
-                       for f in hit.backtrace(STACK_FRAMES))
+    symbol+offset (file+address where no symbol covers it, its pc where no
+    file does): a key that tells call paths apart, as bpftrace's ustack
+    does, fits on one line, and is the same in every process, wherever
+    each loaded the files."""
+    return " <- ".join(f"{f.symbol}+{f.offset:#x}" if f.symbol
+                       else f"{os.path.basename(f.module)}+{f.offset:#x}" if f.module
+                       else f"{f.pc:#x}" for f in hit.backtrace(STACK_FRAMES))
 
 
 _NAMES: Dict[str, Callable] = {

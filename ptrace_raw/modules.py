@@ -127,7 +127,9 @@ class ModuleMap:
             return Frame(pc, None, None, 0)
         found = mod.image.symbolize(at - mod.bias)
         if found is None:
-            return Frame(pc, mod.path, None, 0)
+            # no symbol: the offset is the file's own address, the same in
+            # every process that maps the file
+            return Frame(pc, mod.path, None, at - mod.bias + caller)
         sym, off = found
         name = demangle(sym.name) if sym.name.startswith("_Z") else sym.name
         return Frame(pc, mod.path, name, off + caller)

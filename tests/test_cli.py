@@ -457,6 +457,21 @@ def test_count_by_call_path_function_and_process_name(build, bits):
     assert res.stderr.splitlines() == ["hits  func", "   1  'b'", "   2  'a'"]
 
 
+def test_ustack_names_a_frame_without_a_symbol_by_file_and_address(build, tmp_path):
+    """In a stripped program a frame has no symbol: ustack names it by the
+    file and its address there (the same in every process, wherever the
+    program was loaded), not by its pc."""
+    exe = build("callers.c")
+    leaf = ElfImage.open(exe).get_function("leaf").value
+    stripped = tmp_path / "callers-stripped"
+    subprocess.run(["strip", "-o", str(stripped), str(exe)], check=True)
+    res = cli("trace", f"uprobe:{stripped}:{leaf:#x}", "--count-by", "ustack", "--", stripped)
+    assert res.returncode == 0 and res.stdout == "sum=27\n", res.stderr
+    keys = [line.split(None, 1)[1] for line in res.stderr.splitlines()[1:]]
+    assert len(keys) == 3 and all(k.startswith(f"'callers-stripped+{leaf:#x} <- callers-stripped+0x")
+                                  for k in keys), keys
+
+
 def test_hit_lines_come_back_with_hits(calls):
     res = cli("trace", f"uprobe:{calls}:add", "--count", "--hits", "--", calls, 5)
     lines = res.stderr.splitlines()
