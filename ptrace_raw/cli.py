@@ -82,7 +82,7 @@ output:
 
 expressions (--filter, --print, --count-by, --hist): Python over one hit,
 with arg0, arg1, ... (a USDT probe's are the marker's arguments), retval
-(only when every PROBE is a return probe), pid, tid, comm (the process's
+(only when every PROBE is a return probe), pid, tid, comm (the thread's
 name), probe (the spec text), func (the function hit, by the name the spec
 matched), ip, ustack (the backtrace as one string, 'f+0x0 <- main+0x2a
 <- ...'), cstr(ADDR[, MAX]) (the C string at ADDR, as str), var(NAME) (a

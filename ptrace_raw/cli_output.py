@@ -240,10 +240,12 @@ def render_text(rec: dict) -> str:
 
 _ARG = re.compile(r"arg(\d+)$")
 
-def _comm(pid: int) -> Optional[str]:
-    """The process's name as ps shows it; None once it is gone."""
+def _comm(pid: int, tid: int) -> Optional[str]:
+    """The thread's name, as bpftrace's comm and ``ps -L`` show it (a
+    thread may name itself; else it has its process's); None once it is
+    gone."""
     try:
-        with open(f"/proc/{pid}/comm") as f:
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
             return f.read().rstrip("\n")
     except OSError:
         return None
@@ -266,7 +268,7 @@ _NAMES: Dict[str, Callable] = {
     "probe": lambda hit: hit.probe.spec.text,
     "ip": lambda hit: hit.ip,
     "func": lambda hit: hit.function,
-    "comm": lambda hit: _comm(hit.pid),
+    "comm": lambda hit: _comm(hit.pid, hit.tid),
     "ustack": _ustack,
     "retval": lambda hit: hit.retval,
     "hit": lambda hit: hit,

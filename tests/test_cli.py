@@ -441,7 +441,7 @@ def test_count_by_a_value_python_cannot_show_counts_under_a_failure(calls):
 def test_count_by_call_path_function_and_process_name(build, bits):
     """ustack tells leaf's callers apart, each call site of a() its own
     path (as bpftrace's ustack does); func names the function of a pattern
-    that hit; comm is the process's name."""
+    that hit; comm is the thread's name, here the process's."""
     exe = build("callers.c")
     res = cli("trace", f"uprobe:{exe}:leaf", "--count-by", "ustack", "--count-by", "comm",
               "--", exe)
@@ -455,6 +455,15 @@ def test_count_by_call_path_function_and_process_name(build, bits):
     assert len({line.split("<- main")[1] for line in lines[1:3]}) == 2
     res = cli("trace", f"uprobe:{exe}:[ab]", "--count-by", "func", "--", exe)
     assert res.stderr.splitlines() == ["hits  func", "   1  'b'", "   2  'a'"]
+
+
+def test_count_by_comm_is_by_thread_name_as_bpftrace_has_it(build):
+    """Threads that name themselves count under their own names."""
+    exe = build("named.c", flags=("-O0", "-pthread"))
+    res = cli("trace", f"uprobe:{exe}:leaf", "--count-by", "comm", "--", exe)
+    assert res.returncode == 0 and res.stdout == "sum=22\n", res.stderr
+    assert res.stderr.splitlines() == ["hits  comm", f"   1  {exe.name[:15]!r}", "   3  'alpha'",
+                                       "   5  'beta'"]
 
 
 def test_ustack_names_a_frame_without_a_symbol_by_file_and_address(build, tmp_path):
