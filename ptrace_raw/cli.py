@@ -442,15 +442,17 @@ class _Session:
                 keep = max(probe.nargs, self.keep_args) if probe.spec.is_return else 0
                 self._ours.append(tracer.add_probe(probe.spec.text, self._handler(probe),
                                                    keep_args=keep))
-        # Inline probes go last: one set first patches a function's first
-        # bytes, where an int3 probe (a return probe, FUNC+*) is then
-        # refused; set after, it finds the int3 and becomes one itself.
-        for probe in inline:
-            self._set_inline(tracer, probe)
         if opts.script:
             self._check_held()
             with self.held.interruptible():
                 self._run_script(tracer)
+        # Inline probes go last, after the script's too: one set first
+        # patches a function's first bytes, where an int3 probe (a return
+        # probe, FUNC+*) is then refused; set after, it finds the int3 and
+        # becomes one itself.
+        self._check_held()
+        for probe in inline:
+            self._set_inline(tracer, probe)
         self._check_held()
         if not tracer.processes:
             raise UsageError("nothing to trace: give -p PID, -c CMD or -- CMD ARGS"

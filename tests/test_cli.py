@@ -705,6 +705,21 @@ def test_interval_summaries_are_each_intervals_own_and_add_up_to_every_hit(calls
                         text)
 
 
+def test_a_script_probes_a_function_the_command_line_counts(calls, tmp_path):
+    """--count of FUNC goes inline; a script probing FUNC too was refused
+    ("lies in code an inline probe has patched"), as the inline patch went
+    in first.  Set after the script's probes, the count finds the int3 and
+    counts through it: both see every call."""
+    script = tmp_path / "add.py"
+    script.write_text(f"seen = []\n"
+                      f"tracer.add_probe('uprobe:{calls}:add', lambda hit: seen.append(1))\n"
+                      f"import atexit\natexit.register(lambda: print('script saw', len(seen)))\n")
+    res = cli("trace", "--count", f"uprobe:{calls}:add", "--script", script, "--", calls, 300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "total=49090\nscript saw 300\n"
+    assert res.stderr.splitlines()[-3:-1] == ["hits  probe", f" 300  uprobe:{calls}:add"]
+
+
 def test_interval_counts_of_a_scripts_probe_add_up_to_every_hit(calls, tmp_path):
     """A script's probe counts its hits from the start, for good: each
     interval shows those since the last."""
