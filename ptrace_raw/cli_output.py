@@ -240,6 +240,7 @@ def render_text(rec: dict) -> str:
 
 _ARG = re.compile(r"arg(\d+)$")
 
+
 def _comm(pid: int, tid: int) -> Optional[str]:
     """The thread's name, as bpftrace's comm and ``ps -L`` show it (a
     thread may name itself; else it has its process's); None once it is
