@@ -191,6 +191,10 @@ class Arch:
         raise NotImplementedError
     def flags(self, regs) -> int: raise NotImplementedError
     def set_flags(self, regs, value: int) -> None: raise NotImplementedError
+    def tls_base(self, regs) -> int:
+        """The base of the segment glibc's thread pointer is read through
+        (the first word there is the thread pointer itself)."""
+        raise NotImplementedError
     def get_reg(self, regs, name: str) -> int: raise NotImplementedError
     def set_reg(self, regs, name: str, value: int) -> None: raise NotImplementedError
 
@@ -301,6 +305,10 @@ class Arch:
         ``kind`` and the ``values`` it needs (addresses in the tracee, laid
         out as the INLINE_* constants below say):
 
+        * "count", "record" and "enter" take ``guard``, the address of a
+          word holding 0 or a thread pointer (the word at a thread's TLS
+          base): a hit with that thread pointer does nothing, as an
+          unfollowed vfork child borrows its parent thread's;
         * "count": ``counter``, a u64 incremented atomically;
         * "record": ``ring`` (header of INLINE_RING_HEADER words: head,
           tail, lost), ``capacity`` (a power of two) and ``tid_offset`` (of

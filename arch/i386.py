@@ -48,6 +48,9 @@ class I386Arch(X86):
     def flags(self, regs):
         return regs.eflags & _MASK
 
+    def tls_base(self, regs):
+        return regs.gs_base & _MASK
+
     def get_reg(self, regs, name):
         try:
             return getattr(regs, _FIELDS[name]) & _MASK

@@ -49,6 +49,9 @@ class X86_64Arch(X86):
     def flags(self, regs):
         return regs.eflags
 
+    def tls_base(self, regs):
+        return regs.fs_base
+
     def get_reg(self, regs, name):
         if name not in _REG_NAMES:
             raise KeyError(f"no register {name!r} on {self.name}")

@@ -14,19 +14,35 @@
  *   0x66666666 offset of the tid in the thread control block (glibc's
  *              struct pthread, from libc's _thread_db_pthread_tid)
  *   0x77777777 ns per TSC tick as a 32.32 fixed-point multiplier
+ *   0x8888..  the vfork guard: the address of a word the tracer sets to
+ *             a thread pointer while an unfollowed vfork child runs on
+ *             that thread's memory and TLS, else 0; count, record and
+ *             enter do nothing for the thread pointer it holds
  *
  * Every handler saves what it touches, flags included, and on x86_64 steps
  * over the 128-byte red zone before it pushes anything.
  */
+/* Jump to \to when the guard is set and names this thread's pointer:
+ * the hit is an unfollowed vfork child's.  Clobbers \acc and the flags. */
+	.macro skip_vfork_child guard, acc, seg, to
+	mov \guard,%\acc
+	test %\acc,%\acc
+	jz .Lunguarded\@
+	cmp %\seg:0,%\acc
+	je \to
+.Lunguarded\@:
+	.endm
+
 	.text
 	.code64
 count64:	/* lock incq counter */
 	lea -0x80(%rsp),%rsp
 	pushfq
 	push %rax
+	skip_vfork_child 0x8888888888888888, rax, fs, 2f
 	movabs $0x1111111111111111,%rax
 	lock incq (%rax)
-	pop %rax
+2:	pop %rax
 	popfq
 	lea 0x80(%rsp),%rsp
 count64_end:
@@ -36,6 +52,7 @@ record64:	/* claim a ring slot if one is free, else count the loss */
 	push %rax
 	push %rcx
 	push %rdx
+	skip_vfork_child 0x8888888888888888, rax, fs, 9f
 	movabs $0x1111111111111111,%rdx
 1:	mov (%rdx),%rax			/* head */
 	mov %rax,%rcx
@@ -78,6 +95,9 @@ enter64:	/* push (slot, return address, tsc, histogram); hijack the return */
 	push %rsi
 	push %rdi
 	mov %fs:0,%rsi			/* thread pointer: the table key */
+	movabs 0x8888888888888888,%rax
+	cmp %rsi,%rax
+	je 9f				/* an unfollowed vfork child */
 	imul $0x61c88647,%rsi,%rcx
 	shr $57,%rcx
 	mov $128,%edx
@@ -191,8 +211,11 @@ return64_end:
 	.code32
 count32:	/* a 64-bit counter: each thread's carry is its own */
 	pushfl
+	push %eax
+	skip_vfork_child 0x88888888, eax, gs, 2f
 	lock addl $1,0x1a1a1a1a
 	lock adcl $0,0x1b1b1b1b
+2:	pop %eax
 	popfl
 count32_end:
 record32:	/* cdecl: the six argument words above the return address */
@@ -200,6 +223,7 @@ record32:	/* cdecl: the six argument words above the return address */
 	push %eax
 	push %ecx
 	push %edx
+	skip_vfork_child 0x88888888, eax, gs, 9f
 	mov $0x11111111,%edx
 1:	mov (%edx),%eax
 	mov %eax,%ecx
@@ -244,6 +268,8 @@ enter32:
 	push %esi
 	push %edi
 	mov %gs:0,%esi
+	cmp 0x88888888,%esi
+	je 9f				/* an unfollowed vfork child */
 	imul $0x61c88647,%esi,%ecx
 	shr $25,%ecx
 	mov $128,%edx

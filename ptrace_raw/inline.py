@@ -255,6 +255,11 @@ class _ProcInline:
         self.arena = None
         self.table = 0
         self.stub = 0
+        #: the word the handlers skip a thread pointer by (private to the
+        #: address space, in an XOL area; 0 until the arena is mapped)
+        self.guard = 0
+        #: the thread whose unfollowed vfork child borrows the memory now
+        self.vforking = None
         self.sites = {}
         #: trampolines and the stub: [start, end) ranges threads may be in
         self.blocks = []
@@ -497,6 +502,8 @@ class InlineProbes:
             size = obj.data_size
         if st.arena is None:
             st.arena = _Arena(*_map_shared(proc, st.arch))
+            st.guard = proc.probe_state.xol.block(proc, proc.stopped_thread(),
+                                                  proc.probe_state.xol.trampoline, word, arch)
         off = st.arena.alloc(size)
         addr = st.arena.base + off
         obj.cells.append((proc.pid, st.arena.mm, off))
@@ -509,6 +516,7 @@ class InlineProbes:
         else:
             self._latency_setup(proc, st)
             values = {"table": st.table, "hist": addr, "stub": st.stub}
+        values["guard"] = st.guard
         st.values.setdefault(obj, {})[key] = values
         return values
 
@@ -616,21 +624,43 @@ class InlineProbes:
                         # here and in every process, as when set up front
                         self._fall_back(obj, str(why), keep=True)
 
-    def on_fork(self, parent, child, follow: bool) -> None:
+    def on_fork(self, forker, child, follow: bool, vfork: bool) -> None:
         """A followed child shares the counters (the mapping is inherited)
         and has a copy of the shadow stacks; an unfollowed one gets its
-        original text and return addresses back before it runs."""
-        if follow and parent.pid in self._waiting:
+        original text and return addresses back before it runs.  An
+        unfollowed vfork child cannot: it runs in its parent's memory, on
+        the forker's thread pointer, which the handlers skip until the
+        forker's vfork returns.  Only one vfork at a time is told apart."""
+        parent = forker.process
+        if (follow or vfork) and parent.pid in self._waiting:
             self._waiting[child.pid] = list(self._waiting[parent.pid])
         st = self._procs.get(parent.pid)
         if st is None:
             return
-        if follow:
+        if vfork and not follow:
+            if st.guard and st.vforking is None:
+                regs = forker.get_regs()
+                arch = _arch.for_regs(regs)
+                tp = arch.read_word(parent.memory, arch.tls_base(regs))
+                arch.write_word(parent.memory, st.guard, tp)
+                st.vforking = forker.tid
+        elif follow and not vfork and st.vforking is not None:
+            # a fork child's copy of the guard: the thread it names is not
+            # the child's, and a thread the child makes may reuse its TLS
+            st.arch.write_word(child.memory, st.guard, 0)
+        if follow or vfork:
             self._procs[child.pid] = st.copy()
+            self._procs[child.pid].vforking = None
             return
         _unhijack(child, st)
         for site in st.sites.values():
             child.write(site.addr, site.saved)
+
+    def on_vfork_done(self, thread) -> None:
+        st = self._procs.get(thread.process.pid)
+        if st is not None and st.vforking == thread.tid:
+            st.arch.write_word(thread.process.memory, st.guard, 0)
+            st.vforking = None
 
     def on_detach(self, proc) -> None:
         """Every thread stopped: step threads out of trampolines and the

@@ -24,7 +24,7 @@ from . import _libc
 from ._libc import get_errno, wait_any as _wait_any, waitpid as _waitpid
 from .consts import (
     PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP,
-    PTRACE_EVENT_VFORK, PTRACE_SINGLESTEP, WALL, WNOTHREAD,
+    PTRACE_EVENT_VFORK, PTRACE_EVENT_VFORK_DONE, PTRACE_SINGLESTEP, WALL, WNOTHREAD,
 )
 from .errors import PtraceError, TracerError
 from .held_signals import STOP_SIGNALS  # end a run on the main thread, each tracee detached
@@ -103,6 +103,10 @@ class Engine:
         """``forker`` (a thread) forked ``child``, which is stopped;
         unfollowed children must be left exactly as if untraced before they
         are detached (a vfork child is traced silently until it execs)."""
+
+    def on_vfork_done(self, thread) -> None:
+        """``thread`` vforked, and its child no longer borrows its memory
+        (it exec'd or exited); the thread has not returned from vfork yet."""
 
     def on_thread_gone(self, thread) -> None:
         """A thread exited or was killed."""
@@ -409,8 +413,12 @@ class Loop:
         self._resume(thread)
 
     def _birth(self, thread, event: int):
-        """Take in the thread or process a CLONE/FORK/VFORK event announces;
-        returns the new thread of a CLONE (stopped), None otherwise."""
+        """Take in the thread or process a CLONE/FORK/VFORK event announces
+        (or the end of a vfork); returns the new thread of a CLONE
+        (stopped), None otherwise."""
+        if event == PTRACE_EVENT_VFORK_DONE:
+            self.engine.on_vfork_done(thread)
+            return None
         if event == PTRACE_EVENT_CLONE:
             new_tid = binding.geteventmsg(thread.tid)
             new = thread.process.add_thread(new_tid)

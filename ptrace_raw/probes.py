@@ -1404,7 +1404,7 @@ class ProbeEngine(Engine):
         if ps is None:
             return
         for hook in self.hooks:
-            hook.on_fork(parent, child, follow or vfork)
+            hook.on_fork(forker, child, follow, vfork)
         child_thread = child.leader
         child_thread.returns = [_Pending(p.probe, p.orig, p.sp, p.args, p.time_ns, p.entry,
                                          p.signals)
@@ -1423,6 +1423,10 @@ class ProbeEngine(Engine):
         for probe in self.probes:
             if parent.pid in probe.sites:
                 probe.sites[child.pid] = list(probe.sites[parent.pid])
+
+    def on_vfork_done(self, thread) -> None:
+        for hook in self.hooks:
+            hook.on_vfork_done(thread)
 
     def on_thread_gone(self, thread) -> None:
         ps = thread.process.probe_state

@@ -15,7 +15,8 @@ from typing import Callable, Optional
 from . import _libc, binding
 from .consts import (
     NT_X86_XSTATE, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK, PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE,
-    PTRACE_O_TRACEEXEC, PTRACE_O_TRACEFORK, PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACEVFORK, WALL,
+    PTRACE_O_TRACEEXEC, PTRACE_O_TRACEFORK, PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACEVFORK,
+    PTRACE_O_TRACEVFORKDONE, WALL,
 )
 from .errors import AttachError, PtraceError
 from .maps import read_maps
@@ -25,7 +26,7 @@ from .waitstatus import StopKind, WaitStatus
 from .waker import Waker, install_wake_handler
 
 BASE_OPTIONS = (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD
-                | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK)
+                | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE)
 
 
 class Process:

@@ -291,6 +291,34 @@ def test_forked_children(build, bits, follow):
     assert counter.inline and counter.value == (12 if follow else 2)
 
 
+@pytest.mark.parametrize("follow", [False, True], ids=["unfollowed", "followed"])
+@pytest.mark.parametrize("kind", ["count", "latency", "record"])
+def test_a_vfork_child_counts_only_when_followed(build, bits, kind, follow):
+    """A vfork child (posix_spawn's, a shell's) runs in its parent's memory,
+    inline patches included, until it execs or exits: unfollowed, its 5
+    calls counted as the parent's (--count libc:execve counted the execve
+    of every posix_spawn and Python subprocess), where int3 probes count
+    none.  The parent's other thread calls work() 3 times meanwhile, and
+    those count: 6 calls, or 11 with the child followed."""
+    exe = build("vforkwork.c", flags=("-O0", "-pthread"))
+    r, w = pipe_pair()
+    with Tracer(follow_forks=follow) as t:
+        proc = t.spawn([str(exe)], stdout=w)
+        os.close(w)
+        probe = getattr(t, kind)(f"uprobe:{exe}:work")
+        t.run()
+    assert r.read() == "child status 0 sum 12\n" and proc.exit_code == 0
+    assert probe.inline
+    calls = 11 if follow else 6
+    if kind == "count":
+        assert probe.value == calls
+    elif kind == "latency":
+        assert sum(probe.buckets.values()) == calls
+    else:
+        tids = [tid for tid, _ in probe]
+        assert len(tids) == calls and tids.count(proc.pid) == calls - 3
+
+
 @pytest.mark.parametrize("kind", ["count", "latency", "record"])
 def test_a_probe_set_after_a_fork_counts_each_call_once(build, bits, kind):
     """A followed child shares its parent's inline data area (the mapping

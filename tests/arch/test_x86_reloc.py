@@ -118,9 +118,10 @@ def test_handler_bytes_match_their_listing(tmp_path):
 def test_handlers_fill_each_value_once(arch):
     w = arch.word_size
     values = {"counter": 0x1000, "ring": 0x2000, "capacity": 64, "tid_offset": 0x2d0,
-              "table": 0x3000, "hist": 0x4000, "stub": 0x5000, "mult": 0x80000000}
+              "table": 0x3000, "hist": 0x4000, "stub": 0x5000, "mult": 0x80000000,
+              "guard": 0x6000}
     for kind in ("count", "record", "enter", "return"):
         code = arch.inline_handler(kind, values)
-        for mark in ("11", "22", "33"):
+        for mark in ("11", "22", "33", "88"):
             assert bytes.fromhex(mark * w) not in code
         assert b"\x44\x44\x44\x44" not in code and b"\x77\x77\x77\x77" not in code
