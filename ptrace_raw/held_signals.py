@@ -18,20 +18,27 @@ import threading
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+def catch_stop_signals(handler) -> dict:
+    """Set ``handler`` for each stop signal not ignored; returns the
+    handlers it replaced.  One the process was started ignoring (nohup's
+    SIGHUP, SIGINT in a shell script's background job) stays ignored: the
+    user asked for that, and a handler would also end the ignoring in the
+    programs it starts, which exec resets to the default."""
+    return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS
+            if signal.getsignal(sig) is not signal.SIG_IGN}
+
+
 class HeldSignals:
     """Records the stop signals that arrive (``signals``) until
     ``restore``; off the main thread, where no handler can be set, it
-    records nothing and the signals act as before.  A signal the command
-    was started ignoring (nohup) stays ignored: a handler would also end
-    the ignoring in the programs it starts, which exec resets to the
-    default."""
+    records nothing and the signals act as before, and one ignored stays
+    so (``catch_stop_signals``)."""
 
     def __init__(self):
         self.signals = []
         self._old = {}
         if threading.current_thread() is threading.main_thread():
-            self._old = {sig: signal.signal(sig, self._hold) for sig in STOP_SIGNALS
-                         if signal.getsignal(sig) is not signal.SIG_IGN}
+            self._old = catch_stop_signals(self._hold)
 
     def _hold(self, signum, frame) -> None:
         self.signals.append(signum)

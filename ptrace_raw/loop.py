@@ -27,7 +27,7 @@ from .consts import (
     PTRACE_EVENT_VFORK, PTRACE_EVENT_VFORK_DONE, PTRACE_SINGLESTEP, WALL, WNOTHREAD,
 )
 from .errors import PtraceError, TracerError
-from .held_signals import STOP_SIGNALS  # end a run on the main thread, each tracee detached
+from .held_signals import catch_stop_signals  # end a run on the main thread, each tracee detached
 from .process import Process
 from .waitstatus import StopKind, WaitStatus
 from .waker import Waker, install_wake_handler
@@ -303,14 +303,15 @@ class Loop:
         """On the main thread, SIGINT, SIGTERM and SIGHUP (a closed
         terminal) end the loop cleanly: the handler only records the
         signal, the interrupted waitpid returns EINTR, and the loop detaches
-        between two stops, never mid-hit."""
+        between two stops, never mid-hit.  One ignored stays ignored: under
+        nohup, a closed terminal ended the trace."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
         def on_signal(signum, frame):
             self._stop_signal = signum
 
-        old = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+        old = catch_stop_signals(on_signal)
 
         def restore():
             for sig, handler in old.items():

@@ -908,6 +908,38 @@ def test_ctrl_c_on_an_attached_process_leaves_it_alive_and_intact(build, bits):
     assert svc.returncode == 0
 
 
+def test_a_signal_the_tracer_was_started_ignoring_does_not_end_the_trace(calls):
+    """Under nohup, a closed terminal's SIGHUP must not end the trace, nor
+    a Ctrl-C at the terminal one started from a script in the background
+    (SIGINT ignored): set-up left them ignored, but each run() of the
+    trace caught them anyway, and the first one ended it (exit 0, the
+    process detached, its next calls not traced)."""
+    exe = build_c("service.c", 64, ("-O0",))
+    svc = start_service(exe)
+
+    def ignore():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    try:
+        assert svc.stdout.readline().startswith("ready")
+        tracer = cli_popen("trace", "-p", svc.pid, f"uprobe:{exe}:handle",
+                           stderr=subprocess.PIPE, preexec_fn=ignore)
+        _wait_until(lambda: _patched(svc.pid, exe, "handle"), "the probe to be set")
+        for n, sig in [(3, signal.SIGHUP), (4, signal.SIGINT), (5, None)]:
+            assert ask(svc, str(n)) == str(n * n + 1)
+            hit = HIT_LINE.match(tracer.stderr.readline())
+            assert hit and hit[5].startswith(f" arg0={n:#x} "), f"no hit for {n}"
+            if sig is not None:
+                tracer.send_signal(sig)
+        tracer.send_signal(signal.SIGTERM)
+        assert tracer.wait(timeout=30) == 0, tracer.stderr.read()
+        assert tracer_pid(svc.pid) == 0 and ask(svc, "6") == "37"
+    finally:
+        svc.stdin.close()
+        svc.wait(timeout=10)
+
+
 def test_ctrl_c_kills_a_spawned_command_and_prints_the_summary(build):
     exe = build("service.c")
     tracer = cli_popen("trace", f"uprobe:{exe}:handle", "--count", "--json", "--", exe,
