@@ -381,6 +381,17 @@ class ElfImage:
     def _address_table(self) -> tuple[list[int], list[int], list[Symbol]]:
         return _disjoint_ranges(self._entries)
 
+    def functions_in(self, lo: int, hi: int) -> list[Symbol]:
+        """The sized functions with code in [lo, hi), one per address, by
+        the name ``symbolize`` gives."""
+        starts, ends, owners = self._address_table
+        out = {}
+        for owner in owners[max(bisect.bisect_right(starts, lo) - 1, 0):
+                            bisect.bisect_left(starts, hi)]:
+            if owner.size and owner.kind != "object":
+                out.setdefault(owner.value, owner)
+        return list(out.values())
+
     def symbolize(self, vaddr: int) -> Optional[tuple[Symbol, int]]:
         """(symbol, offset into it) for a file virtual address, or None
         outside every symbol; called for every backtrace frame."""

@@ -59,6 +59,8 @@ _AT_FDCWD = -100
 _U64 = struct.Struct("<Q")
 _INT3 = b"\xcc"
 _STEP_OUT_LIMIT = 100_000
+#: how far from a site the functions whose branches may land in its patch are
+_NEIGHBOURS = 1024
 _SHADOW_BYTES = _arch.INLINE_SHADOW_SLOTS * _arch.INLINE_SHADOW_SLOT_BYTES
 
 
@@ -296,6 +298,8 @@ class InlineProbes:
         #: pid -> the probes waiting there for their file to be mapped
         self._waiting = {}
         self._mult = None
+        #: (file, function address) -> the function's direct branch targets
+        self._branch_targets = {}
 
     # -- API ------------------------------------------------------------------
     def count(self, spec: str) -> Counter:
@@ -424,19 +428,21 @@ class InlineProbes:
         if length < arch.inline_jump_len:
             raise _Fallback(f"{sym.name} has fewer than {arch.inline_jump_len} bytes of "
                             "instructions from the site")
-        inside = sorted(t for t in arch.branch_targets(func, sym.value) if vaddr < t < vaddr + length)
-        if inside:
-            raise _Fallback(f"a branch of {sym.name} lands at {inside[0] - sym.value:#x}, "
-                            "inside the bytes the jump would cover")
+        entries = image.entry_points_in(vaddr + 1, vaddr + length)
+        if entries:
+            raise _Fallback(f"function {entries[0]} starts inside the bytes the jump "
+                            "would cover")
+        branch = _branch_into(image, arch, vaddr, vaddr + length, self._branch_targets)
+        if branch is not None:
+            source, target = branch
+            raise _Fallback(f"a branch of {source.name} lands at "
+                            f"{sym.name}+{target - sym.value:#x}, inside the bytes the jump "
+                            "would cover")
         inside = sorted(r for r in arch.call_returns(func[off:off + length], vaddr)
                         if r < vaddr + length)
         if inside:
             raise _Fallback(f"a call in the bytes the jump would cover returns to "
                             f"{sym.name}+{inside[0] - sym.value:#x}, inside them")
-        entries = image.entry_points_in(vaddr + 1, vaddr + length)
-        if entries:
-            raise _Fallback(f"function {entries[0]} starts inside the bytes the jump "
-                            "would cover")
         if any(addr <= a < addr + length for a in proc.probe_state.bps.sites):
             raise _Fallback("an int3 probe is set inside the bytes to patch")
         if any(s.addr < addr + length and addr < s.addr + s.length for s in st.sites.values()):
@@ -692,6 +698,24 @@ class InlineProbes:
     def on_process_gone(self, proc) -> None:
         self._procs.pop(proc.pid, None)
         self._waiting.pop(proc.pid, None)
+
+
+def _branch_into(image, arch, lo: int, hi: int, known: dict):
+    """(function, target) of a direct branch into (lo, hi) from a function
+    within _NEIGHBOURS bytes of it, or None; ``known`` keeps each
+    function's branch targets.  Not only the site's own function:
+    hand-written code jumps into its neighbours (glibc's mempcpy to the
+    second instruction of memmove), and scanning a whole libc costs
+    seconds."""
+    for sym in image.functions_in(lo - _NEIGHBOURS, hi + _NEIGHBOURS):
+        key = (image.path, sym.value)
+        if key not in known:
+            code = image.read(sym.value, sym.size, partial=True)
+            known[key] = sorted(arch.branch_targets(code, sym.value))
+        inside = [t for t in known[key] if lo < t < hi]
+        if inside:
+            return sym, inside[0]
+    return None
 
 
 def _step_out(proc, thread, st) -> None:

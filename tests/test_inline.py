@@ -16,7 +16,7 @@ from tests.conftest import build_c
 from tests.tracing import TracerThread, pipe_pair, text_bytes, trace_fork_during
 
 _RELOCATED = ("f_riprel", "f_call", "f_jmp", "f_jcc", "f_cmp", "f_pc")
-_REFUSED = {"f_tiny": "fewer than 5 bytes", "f_loop": "lands at 0x2", "f_sys": "cannot run inline"}
+_REFUSED = {"f_tiny": "fewer than 5 bytes", "f_loop": "lands at f_loop+0x2", "f_sys": "cannot run inline"}
 
 
 def _traced_then_detached(body, *ends):
@@ -460,6 +460,18 @@ def test_no_jump_is_patched_over_another_functions_entry(build, bits, capfd, out
     assert out == _untraced([exe, "inner", 50]) and proc.exit_code == 0
     assert not counter.inline and counter.value == 0
     assert f"function {inner} starts inside the bytes" in capfd.readouterr().err
+
+
+def test_no_jump_is_patched_where_another_function_jumps_in(build, bits, capfd):
+    """pre() jumps into target() past its first instruction, as glibc's
+    mempcpy does into memmove: with the jump patched over target's first
+    bytes, pre's jump landed inside it, and the program died of SIGTRAP
+    (--count libc:memcpy killed sort, which calls mempcpy)."""
+    exe = build("jumpin.c", flags=("-O1",))
+    out, proc, counter = _counted(exe, [50], "target")
+    assert out == _untraced([exe, 50]) == "sum=2700\n" and proc.exit_code == 0
+    assert not counter.inline and counter.value == 50
+    assert "a branch of pre lands at target+" in capfd.readouterr().err
 
 
 def test_detach_after_a_longjmp_out_of_a_timed_call(build, bits):
