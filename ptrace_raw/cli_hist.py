@@ -70,8 +70,10 @@ def _bounds(index: int) -> Tuple[Optional[int], int]:
 
 
 def _bar(count: int, most: int, width: int, char: str) -> str:
-    """BCC's rounding: any non-zero count shows at least one mark."""
-    return char * min(width, -(-count * width // most)) if count else ""
+    """Rounded down, as BCC and bpftrace draw theirs: a bucket under a
+    mark's worth of the fullest shows none, so that a few stray values
+    do not look like a mode of their own."""
+    return char * min(width, count * width // most)
 
 
 def format_bcc(hist: Log2Hist) -> List[str]:

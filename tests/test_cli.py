@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import arch as _arch
+from ptrace_raw.cli_hist import Log2Hist, format_bcc, format_bpftrace
 from ptrace_raw.elf import ElfImage
 from ptrace_raw.maps import read_maps
 from ptrace_raw.demangle import demangle
@@ -479,6 +480,19 @@ def test_ustack_names_a_frame_without_a_symbol_by_file_and_address(build, tmp_pa
     keys = [line.split(None, 1)[1] for line in res.stderr.splitlines()[1:]]
     assert len(keys) == 3 and all(k.startswith(f"'callers-stripped+{leaf:#x} <- callers-stripped+0x")
                                   for k in keys), keys
+
+
+def test_histogram_bars_round_down_as_bcc_and_bpftrace_draw_them():
+    """A bucket of 1 beside one of 4466 had a mark of its own, which
+    funclatency and bpftrace round away; in funclatency's 40 columns 112
+    is a fortieth of 4466 and gets one, 111 none."""
+    hist = Log2Hist("f", "nsecs")
+    for low, count in ((1, 1), (2, 111), (4, 112), (8, 2233), (16, 4466)):
+        hist.add_bucket(low, count)
+    bars = [line.split("|")[1].strip() for line in format_bcc(hist)[3:-1]]
+    assert bars == ["", "", "*", "*" * 20, "*" * 40]
+    bars = [line.split("|")[1].strip() for line in format_bpftrace(hist)[1:]]
+    assert bars == ["", "@", "@", "@" * 26, "@" * 52]  # 52 wide: 111 is past a 52nd
 
 
 def test_hit_lines_come_back_with_hits(calls):
