@@ -305,10 +305,12 @@ class Arch:
         ``kind`` and the ``values`` it needs (addresses in the tracee, laid
         out as the INLINE_* constants below say):
 
-        * "count", "record" and "enter" take ``guard``, the address of a
-          word holding 0 or a thread pointer (the word at a thread's TLS
-          base): a hit with that thread pointer does nothing, as an
-          unfollowed vfork child borrows its parent thread's;
+        * each takes ``guard``, the address of a word holding 0 or a
+          thread pointer (the word at a thread's TLS base): a hit with
+          that thread pointer does nothing, as an unfollowed vfork child
+          borrows its parent thread's, and the stub returns it without
+          popping, as such a child returns from the vfork its parent
+          called, and the parent returns through that frame after;
         * "count": ``counter``, a u64 incremented atomically;
         * "record": ``ring`` (header of INLINE_RING_HEADER words: head,
           tail, lost), ``capacity`` (a power of two) and ``tid_offset`` (of

@@ -17,7 +17,8 @@
  *   0x8888..  the vfork guard: the address of a word the tracer sets to
  *             a thread pointer while an unfollowed vfork child runs on
  *             that thread's memory and TLS, else 0; count, record and
- *             enter do nothing for the thread pointer it holds
+ *             enter do nothing for the thread pointer it holds, and the
+ *             return stub leaves its shadow stack as it is
  *
  * Every handler saves what it touches, flags included, and on x86_64 steps
  * over the 128-byte red zone before it pushes anything.
@@ -184,6 +185,9 @@ return64:	/* find this frame's entry, count ns in its bucket, return for real */
 	jne 4b
 	mov 8(%rdx),%rax
 	mov %rax,(%rsi)
+	/* an unfollowed vfork child returning from the vfork its parent
+	 * called: the parent returns through this frame again */
+	skip_vfork_child 0x8888888888888888, rax, fs, 7f
 	sub 16(%rdx),%r8		/* ticks */
 	mov 24(%rdx),%rsi		/* histogram */
 	mov %rcx,8(%rdi)		/* pop, after the entry is read */
@@ -197,7 +201,7 @@ return64:	/* find this frame's entry, count ns in its bucket, return for real */
 	bsr %rax,%rcx
 	inc %ecx
 5:	lock incq (%rsi,%rcx,8)
-	pop %r8
+7:	pop %r8
 	pop %rdi
 	pop %rsi
 	pop %rdx
@@ -349,6 +353,7 @@ return32:
 	jne 4b
 	mov 8(%edx),%eax
 	mov %eax,(%esi)
+	skip_vfork_child 0x88888888, eax, gs, 7f
 	mov (%esp),%eax
 	mov 4(%esp),%ebp
 	sub 16(%edx),%eax
@@ -374,7 +379,7 @@ return32:
 	inc %ecx
 6:	lock addl $1,(%esi,%ecx,8)
 	lock adcl $0,4(%esi,%ecx,8)
-	lea 8(%esp),%esp
+7:	lea 8(%esp),%esp
 	pop %ebp
 	pop %edi
 	pop %esi

@@ -541,7 +541,8 @@ class InlineProbes:
         table &= (1 << arch.bits) - 1
         if self._mult is None:
             self._mult = _tsc_mult()
-        code = arch.inline_handler("return", {"table": table, "mult": self._mult})
+        code = arch.inline_handler("return", {"table": table, "mult": self._mult,
+                                            "guard": st.guard})
         stub = ps.xol.block(proc, thread, ps.xol.trampoline, len(code), arch)
         proc.write(stub, code)
         st.table, st.stub = table, stub

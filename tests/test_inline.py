@@ -319,6 +319,25 @@ def test_a_vfork_child_counts_only_when_followed(build, bits, kind, follow):
         assert len(tids) == calls and tids.count(proc.pid) == calls - 3
 
 
+def test_timing_vfork_itself_leaves_its_return_to_the_parent(build, bits):
+    """--latency libc:vfork killed every program that vforked with SIGILL:
+    the child returns from the vfork its parent called, on the parent's
+    stack and thread pointer, so through the return stub, which popped
+    the parent's shadow-stack entry (and timed the child's return); the
+    parent's own return then found none, and the stub's ud2 ran.  The
+    child now goes back without popping or timing: one call, the
+    parent's."""
+    exe = build("vforkwork.c", flags=("-O0", "-pthread"))
+    r, w = pipe_pair()
+    with Tracer() as t:
+        proc = t.spawn([str(exe)], stdout=w)
+        os.close(w)
+        hist = t.latency("uprobe:libc:vfork")
+        t.run()
+    assert r.read() == "child status 0 sum 12\n" and proc.exit_code == 0
+    assert hist.inline and sum(hist.buckets.values()) == 1
+
+
 @pytest.mark.parametrize("kind", ["count", "latency", "record"])
 def test_a_probe_set_after_a_fork_counts_each_call_once(build, bits, kind):
     """A followed child shares its parent's inline data area (the mapping
