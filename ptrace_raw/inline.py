@@ -645,11 +645,14 @@ class InlineProbes:
         if st is None:
             return
         if vfork and not follow:
-            if st.guard and st.vforking is None:
-                regs = forker.get_regs()
-                arch = _arch.for_regs(regs)
-                tp = arch.read_word(parent.memory, arch.tls_base(regs))
-                arch.write_word(parent.memory, st.guard, tp)
+            regs = forker.get_regs()
+            base = st.arch.tls_base(regs)
+            # a thread with no TLS (a program without libc) has no thread
+            # pointer to tell its child by, and the handlers of a guard
+            # set would fault reading one: that child counts
+            if st.guard and st.vforking is None and base:
+                tp = st.arch.read_word(parent.memory, base)
+                st.arch.write_word(parent.memory, st.guard, tp)
                 st.vforking = forker.tid
         elif follow and not vfork and st.vforking is not None:
             # a fork child's copy of the guard: the thread it names is not

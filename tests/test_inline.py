@@ -338,6 +338,19 @@ def test_timing_vfork_itself_leaves_its_return_to_the_parent(build, bits):
     assert hist.inline and sum(hist.buckets.values()) == 1
 
 
+def test_a_vfork_without_a_thread_pointer_is_counted(build, bits):
+    """A program with no TLS (no libc: fs or gs base 0) that vforked made
+    the tracer fail reading the forker's thread pointer at address 0,
+    killing the trace.  Such a child cannot be told apart, so its call
+    counts, as before the vfork guard: 3."""
+    exe = build("vfork_notls.c", flags=("-O0", "-static", "-nostdlib", "-fno-stack-protector"))
+    with Tracer() as t:
+        proc = t.spawn([str(exe)])
+        counter = t.count(f"uprobe:{exe}:work")
+        t.run()
+    assert proc.exit_code == 0 and counter.inline and counter.value == 3
+
+
 @pytest.mark.parametrize("kind", ["count", "latency", "record"])
 def test_a_probe_set_after_a_fork_counts_each_call_once(build, bits, kind):
     """A followed child shares its parent's inline data area (the mapping
