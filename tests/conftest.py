@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,19 @@ import pytest
 
 TRACEES = Path(__file__).parent / "tracees"
 _BUILD = Path(os.environ.get("PTRACE_RAW_TEST_BUILD", "/tmp/ptrace-raw-tests"))
+
+
+def pytest_configure(config):
+    """The tests send tracers SIGINT, SIGTERM and SIGHUP and expect them to
+    end tracing; a tracer started ignoring one keeps ignoring it, as under
+    nohup it should.  A suite run under nohup (SIGHUP ignored) or as a
+    shell's background job (SIGINT ignored) passes that on to every tracer
+    it starts, which then never ended: the signals are given back their
+    usual handling here, for the tracers the tests start."""
+    for sig, handler in ((signal.SIGINT, signal.default_int_handler),
+                         (signal.SIGTERM, signal.SIG_DFL), (signal.SIGHUP, signal.SIG_DFL)):
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, handler)
 
 
 def build_c(source, bits=64, flags=(), name=None, libs=(), cc="gcc"):
