@@ -262,6 +262,9 @@ class _ProcInline:
         self.guard = 0
         #: the thread whose unfollowed vfork child borrows the memory now
         self.vforking = None
+        #: (thread, address, bytes) of the shadow-stack slot a followed
+        #: vfork child borrows with the memory, as the forker left it
+        self.vfork_slot = None
         self.sites = {}
         #: trampolines and the stub: [start, end) ranges threads may be in
         self.blocks = []
@@ -644,33 +647,45 @@ class InlineProbes:
         st = self._procs.get(parent.pid)
         if st is None:
             return
-        if vfork and not follow:
-            regs = forker.get_regs()
-            base = st.arch.tls_base(regs)
-            # a thread with no TLS (a program without libc) has no thread
-            # pointer to tell its child by, and the handlers of a guard
-            # set would fault reading one: that child counts
-            if st.guard and st.vforking is None and base:
-                tp = st.arch.read_word(parent.memory, base)
+        # a thread with no TLS (a program without libc) has no thread
+        # pointer to tell its child by, and the handlers of a guard set
+        # would fault reading one: that child counts
+        base = st.arch.tls_base(forker.get_regs()) if vfork else 0
+        tp = st.arch.read_word(parent.memory, base) if base else 0
+        if tp and not follow:
+            if st.guard and st.vforking is None:
                 st.arch.write_word(parent.memory, st.guard, tp)
                 st.vforking = forker.tid
+        elif tp and st.table and st.vfork_slot is None:
+            # A followed child returns from the vfork through the return
+            # stub, on the forker's slot: it times that return and pops
+            # the forker's entry, which the forker's own return then needs.
+            found = _shadow_slot(parent, st, tp)
+            if found is not None:
+                st.vfork_slot = (forker.tid, *found)
         elif follow and not vfork and st.vforking is not None:
             # a fork child's copy of the guard: the thread it names is not
             # the child's, and a thread the child makes may reuse its TLS
             st.arch.write_word(child.memory, st.guard, 0)
         if follow or vfork:
             self._procs[child.pid] = st.copy()
-            self._procs[child.pid].vforking = None
+            self._procs[child.pid].vforking = self._procs[child.pid].vfork_slot = None
             return
         _unhijack(child, st)
         for site in st.sites.values():
             child.write(site.addr, site.saved)
 
     def on_vfork_done(self, thread) -> None:
+        """The forker's child no longer borrows its memory: what it set
+        aside for the child's time there is put back."""
         st = self._procs.get(thread.process.pid)
         if st is not None and st.vforking == thread.tid:
             st.arch.write_word(thread.process.memory, st.guard, 0)
             st.vforking = None
+        if st is not None and st.vfork_slot is not None and st.vfork_slot[0] == thread.tid:
+            _, addr, data = st.vfork_slot
+            thread.process.write(addr, data)
+            st.vfork_slot = None
 
     def on_detach(self, proc) -> None:
         """Every thread stopped: step threads out of trampolines and the
@@ -750,6 +765,17 @@ def _patch(proc, addr: int, data: bytes) -> None:
     if len(data) > 1:
         proc.write(addr + 1, data[1:])
     proc.write(addr, data[:1])
+
+
+def _shadow_slot(proc, st, tp: int):
+    """(address, bytes) of the shadow-stack slot keyed by thread pointer
+    ``tp``, or None when the thread has none."""
+    data = proc.read(st.table, _SHADOW_BYTES)
+    for s in range(_arch.INLINE_SHADOW_SLOTS):
+        base = s * _arch.INLINE_SHADOW_SLOT_BYTES
+        if struct.unpack_from("<Q", data, base)[0] == tp:
+            return st.table + base, data[base:base + _arch.INLINE_SHADOW_SLOT_BYTES]
+    return None
 
 
 def _unhijack(proc, st) -> None:

@@ -319,23 +319,26 @@ def test_a_vfork_child_counts_only_when_followed(build, bits, kind, follow):
         assert len(tids) == calls and tids.count(proc.pid) == calls - 3
 
 
-def test_timing_vfork_itself_leaves_its_return_to_the_parent(build, bits):
+@pytest.mark.parametrize("follow, calls", [(False, 1), (True, 2)], ids=["nofollow", "follow"])
+def test_timing_vfork_itself(build, bits, follow, calls):
     """--latency libc:vfork killed every program that vforked with SIGILL:
     the child returns from the vfork its parent called, on the parent's
     stack and thread pointer, so through the return stub, which popped
     the parent's shadow-stack entry (and timed the child's return); the
-    parent's own return then found none, and the stub's ud2 ran.  The
-    child now goes back without popping or timing: one call, the
-    parent's."""
+    parent's own return then found none, and the stub's ud2 ran.  Not
+    followed, the child now goes back without popping or timing: one
+    call, the parent's.  Followed, its return is timed (a traced process's
+    return, as a return probe sees it), and the forker's slot is put back
+    when the child is done: two calls."""
     exe = build("vforkwork.c", flags=("-O0", "-pthread"))
     r, w = pipe_pair()
-    with Tracer() as t:
+    with Tracer(follow_forks=follow) as t:
         proc = t.spawn([str(exe)], stdout=w)
         os.close(w)
         hist = t.latency("uprobe:libc:vfork")
         t.run()
     assert r.read() == "child status 0 sum 12\n" and proc.exit_code == 0
-    assert hist.inline and sum(hist.buckets.values()) == 1
+    assert hist.inline and sum(hist.buckets.values()) == calls
 
 
 def test_a_vfork_without_a_thread_pointer_is_counted(build, bits):
