@@ -601,21 +601,16 @@ class _Session:
                     located = {"location": place} if place is not None else {}
                     self.emit({"type": "count", "probe": spec.text, **located, "hits": hits})
             else:
-                width = max([4] + [len(str(n)) for _, _, n in counted])
-                self.out.write(f"{'hits':>{width}s}  probe")
-                for spec, place, hits in counted:
-                    text = spec.text if place is None else narrowed(spec, place)
-                    self.out.write(f"{hits:>{width}d}  {text}")
+                self._write_counts("probe", [
+                    (hits, spec.text if place is None else narrowed(spec, place))
+                    for spec, place, hits in counted])
         for expr, table in self.count_bys:
             rows = sorted(table.items(), key=_by_hits_then_key)
             if self.opts.json:
                 self.emit({"type": "count_by", "expr": expr.text,
                            "counts": [{"key": key, "hits": hits} for (key, _), hits in rows]})
             else:
-                width = max([4] + [len(str(hits)) for _, hits in rows])
-                self.out.write(f"{'hits':>{width}s}  {expr.text}")
-                for (_, shown), hits in rows:
-                    self.out.write(f"{hits:>{width}d}  {shown}")
+                self._write_counts(expr.text, [(hits, shown) for (_, shown), hits in rows])
         for hist, fmt in ([(p.latency, format_bcc) for p in self.probes if p.latency]
                           + [(h, format_bpftrace) for _, h in self.hists]):
             if self.opts.json:
@@ -634,6 +629,14 @@ class _Session:
             hist.clear()
         for _, table in self.count_bys:
             table.clear()
+
+    def _write_counts(self, what: str, rows) -> None:
+        """A table of (hits, text) rows under "hits  WHAT", the numbers
+        right-aligned as funccount has them."""
+        width = max([4] + [len(str(hits)) for hits, _ in rows])
+        self.out.write(f"{'hits':>{width}s}  {what}")
+        for hits, text in rows:
+            self.out.write(f"{hits:>{width}d}  {text}")
 
     def _write_chrome(self) -> None:
         try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+from .memory import ReadWindow
+
 
 class Regs:
     """Registers by name (``hit.regs.rax``, ``hit.regs.eax`` on i386);
@@ -52,36 +54,6 @@ _monotonic_ns = time.monotonic_ns
 #: bytes of stack one argument read brings in: the next arguments of an
 #: i386 function (all on the stack) then cost no further system call
 _ARG_WINDOW = 32
-_PAGE = 4096
-
-
-class ReadWindow:
-    """Memory as the reads of one stop see it: a read fetches ``span``
-    bytes from its address, and the next ones inside them come from there.
-    One hit's argument reads, a backtrace's reads up the stack."""
-
-    __slots__ = ("mem", "span", "start", "data")
-
-    def __init__(self, mem, span: int = _ARG_WINDOW):
-        self.mem = mem
-        self.span = span
-        self.start = 0
-        self.data = b""
-
-    def read(self, addr: int, size: int) -> bytes:
-        at = addr - self.start
-        if 0 <= at and at + size <= len(self.data):
-            return self.data[at:at + size]
-        try:
-            data = self.mem.read(addr, max(size, self.span))
-        except OSError:  # the window runs into an unmapped page: it ends with addr's
-            data = self.mem.read(addr, max(size, _PAGE - addr % _PAGE))
-        self.start, self.data = addr, data
-        return data[:size]
-
-    def write(self, addr: int, data: bytes) -> None:
-        self.data = b""
-        self.mem.write(addr, data)
 
 
 class Hit:
@@ -153,7 +125,7 @@ class Hit:
             return getattr(self.thread.get_regs(), names[n])
         window = self._window
         if window is None:
-            window = self._window = ReadWindow(self.thread.process.memory)
+            window = self._window = ReadWindow(self.thread.process.memory, _ARG_WINDOW)
         return arch.arg(self.thread.get_regs(), window, n)
 
     def args_list(self, count: int):

@@ -161,3 +161,32 @@ class ProgramMemory:
             done = vm_writev_small(self.pid, self._local_ref, 1, self._remote_ref, 1, 0)
         if done != size:
             raise OSError(errno.EFAULT, f"cannot write {size} bytes at {addr:#x} in pid {self.pid}")
+
+
+class ReadWindow:
+    """Memory as the reads of one stop see it: a read fetches ``span``
+    bytes from its address, and the next ones inside them come from there.
+    One hit's argument reads, a backtrace's reads up the stack."""
+
+    __slots__ = ("mem", "span", "start", "data")
+
+    def __init__(self, mem, span: int):
+        self.mem = mem
+        self.span = span
+        self.start = 0
+        self.data = b""
+
+    def read(self, addr: int, size: int) -> bytes:
+        at = addr - self.start
+        if 0 <= at and at + size <= len(self.data):
+            return self.data[at:at + size]
+        try:
+            data = self.mem.read(addr, max(size, self.span))
+        except OSError:  # the window runs into an unmapped page: it ends with addr's
+            data = self.mem.read(addr, max(size, _PAGE - addr % _PAGE))
+        self.start, self.data = addr, data
+        return data[:size]
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.data = b""
+        self.mem.write(addr, data)

@@ -27,11 +27,12 @@ from .debuginfo import SplitDwarf, debug_dirs_of
 from .elf import ElfError, ElfImage
 from .errors import ProbeError, TracerError
 from .lines import source_line
-from .hit import Hit, ReadWindow
+from .hit import Hit
 from .ifunc import InTracee
 from .libraries import LibraryNotFound, elf_bits, resolve_binary
 from .loop import Engine
 from .maps import mapped_files
+from .memory import ReadWindow
 from .modules import ModuleMap
 from .params import format_value, function_params, function_return
 from .resolve import original_code, places
