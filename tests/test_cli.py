@@ -698,7 +698,10 @@ def test_interval_summaries_are_each_intervals_own_and_add_up_to_every_hit(calls
     since the last.  However the intervals fall, they add up to every call."""
     n = 100_000_000 if inline else 20_000
     option = ("--count",) if inline else ("--count-by", "arg1")
-    res = cli("trace", "-i", "0.1", *option, f"uprobe:{calls}:add", "--json", "--", calls, n)
+    # intervals short beside the run even on a fast machine (an int3 hit
+    # takes some microseconds, an inline one some nanoseconds)
+    every = "0.02" if inline else "0.005"
+    res = cli("trace", "-i", every, *option, f"uprobe:{calls}:add", "--json", "--", calls, n)
     assert res.returncode == 0, res.stderr
     objs = ndjson(res.stderr)
     if inline:
@@ -714,7 +717,8 @@ def test_interval_summaries_are_each_intervals_own_and_add_up_to_every_hit(calls
             [sum(c["hits"] for c in o["counts"] if c["key"] == 1)
              for o in objs if o["type"] == "count_by"])
     assert sum(hits) == n
-    text = cli("trace", "-i", "0.1", "--count", f"uprobe:{calls}:add", "--", calls, 10).stderr
+    # an interval longer than the run: only the summary at the end
+    text = cli("trace", "-i", "30", "--count", f"uprobe:{calls}:add", "--", calls, 10).stderr
     assert re.fullmatch(r"(ptrace-raw: .*\n)?\[\d\d:\d\d:\d\d\]\nhits  probe\n  10  uprobe:.*:add\n",
                         text)
 
@@ -739,7 +743,7 @@ def test_interval_counts_of_a_scripts_probe_add_up_to_every_hit(calls, tmp_path)
     interval shows those since the last."""
     script = tmp_path / "square.py"
     script.write_text(f"tracer.add_probe('uprobe:{calls}:square', None)\n")
-    res = cli("trace", "-i", "0.05", "--count", "--script", script, "--json", "--", calls, 20_000)
+    res = cli("trace", "-i", "0.005", "--count", "--script", script, "--json", "--", calls, 20_000)
     objs = ndjson(res.stderr)
     assert res.returncode == 0 and [o["type"] for o in objs].count("interval") >= 2, res.stderr
     assert sum(o["hits"] for o in objs if o["type"] == "count") == 20_000
@@ -763,7 +767,7 @@ def test_interval_counts_of_a_pattern_by_int3_add_up_per_function(calls):
     splits its hits by function, and the intervals after the first count
     too (they counted into a table the summary no longer read)."""
     n = 20_000
-    res = cli("trace", "-i", "0.05", "--count", "--no-inline", f"uprobe:{calls}:[as]*", "--json",
+    res = cli("trace", "-i", "0.005", "--count", "--no-inline", f"uprobe:{calls}:[as]*", "--json",
               "--", calls, n)
     assert res.returncode == 0, res.stderr
     objs = ndjson(res.stderr)
